@@ -1,0 +1,61 @@
+# Axisor: `make run` starts the whole product (embedded default), `make test` runs the whole suite.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test install install-dev lint fmt typecheck migrations-check bench worker beat simulator clean
+
+$(PY):
+	@test -n "$(PYTHON)" || { echo "Python 3.11 is required"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: requirements.txt | $(PY)
+	$(PIP) install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(PY)
+	$(PIP) install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $(VENV)/.installed $@
+
+install: $(VENV)/.installed
+
+install-dev: $(VENV)/.installed-dev
+
+run: install
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py run_embedded --host $(HOST) --port $(PORT)
+
+test: install-dev
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+fmt: install-dev
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+typecheck: install-dev
+	$(VENV)/bin/mypy .
+
+migrations-check: install-dev
+	$(PY) manage.py makemigrations --check --dry-run
+
+bench: install-dev
+	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+worker: install
+	$(VENV)/bin/celery -A config worker -l info
+
+beat: install
+	$(VENV)/bin/celery -A config beat -l info
+
+simulator: install
+	$(PY) manage.py lnm_simulator --host 127.0.0.1 --port 8765
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

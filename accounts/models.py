@@ -1,0 +1,73 @@
+"""Users and their LN Markets exchange accounts. Credentials are stored as Fernet ciphertext only."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.db.models import Q
+
+
+class User(AbstractUser):
+    """A person using Axisor. Owns any number of exchange accounts."""
+
+
+class Network(models.TextChoices):
+    MAINNET = "mainnet", "Mainnet"
+    SIGNET = "signet", "Signet (test network)"
+    SIMULATOR = "simulator", "Simulator (paper trading)"
+
+
+class ExchangeAccount(models.Model):
+    """One LN Markets API key of a user. The secret parts are ciphertext; see ``accounts.crypto``.
+
+    ``key_hint`` holds the last 4 characters of the API key so that pages and the admin can name the key without
+    decrypting anything (decryption happens only to sign requests).
+    """
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="exchange_accounts")
+    label = models.CharField(max_length=100)
+    network = models.CharField(max_length=16, choices=Network.choices, default=Network.SIMULATOR)
+    api_key_encrypted = models.TextField()
+    api_secret_encrypted = models.TextField()
+    passphrase_encrypted = models.TextField()
+    key_hint = models.CharField(max_length=4, blank=True)
+    key_fingerprint = models.CharField(
+        max_length=16, blank=True, help_text="Which encryption key the ciphertext is under (rotation status)."
+    )
+    is_active = models.BooleanField(default=False, help_text="The account shown on the dashboard.")
+    is_enabled = models.BooleanField(default=True, help_text="Automations run for enabled accounts.")
+    last_verified_at = models.DateTimeField(null=True, blank=True)
+    permissions = models.JSONField(default=list, blank=True)
+    verification_error = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering: ClassVar[list[str]] = ["label", "id"]
+        constraints: ClassVar[list[models.BaseConstraint]] = [
+            models.UniqueConstraint(fields=["owner"], condition=Q(is_active=True), name="one_active_account_per_user"),
+            models.UniqueConstraint(fields=["owner", "label"], name="unique_account_label_per_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label} ({self.network})"
+
+    @property
+    def is_paper(self) -> bool:
+        """Simulated money: labelled PAPER everywhere."""
+        return self.network == Network.SIMULATOR
+
+    @property
+    def masked_key(self) -> str:
+        return f"••••{self.key_hint}" if self.key_hint else "••••"
+
+    @property
+    def can_trade(self) -> bool:
+        return "futures:isolated:write" in (self.permissions or [])
+
+    @property
+    def can_withdraw(self) -> bool:
+        return any(str(p).startswith("account:withdrawals:write") for p in (self.permissions or []))
