@@ -1,0 +1,648 @@
+"""Typed inputs of the pure automation engine (``automations.engine``): market, account, configs, memory, spec.
+
+Everything here is a frozen, slotted dataclass built from plain values: ``Decimal`` prices (USD on the 0.5 tick),
+``int`` sats and USD quantities, timezone-aware datetimes. Configs validate themselves in ``__post_init__`` and raise
+:class:`SpecError` with a plain-English message that names the field; the UI forms show these messages as they are
+(``error.field`` says which form field to attach it to).
+
+No Django, no ORM, no network, no clock: the service layer builds these objects from its rows and the market feed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Literal, TypeAlias
+
+from lnmarkets.maths import TICK, Side
+
+JSONValue: TypeAlias = str | int | float | bool | None | dict[str, "JSONValue"] | list["JSONValue"]
+
+MarginGuardTrigger = Literal["margin_ratio", "liquidation_distance"]
+MarginGuardAction = Literal["close", "reduce", "add_margin"]
+AddMarginMode = Literal["fixed", "restore_distance"]
+TpSlDirection = Literal["profit", "loss"]
+TpSlAction = Literal["set_takeprofit", "set_stoploss", "breakeven", "trailing_stoploss", "close"]
+EntryTrigger = Literal["immediate", "price_below", "price_above"]
+AutomationKind = Literal["margin_guard", "tpsl", "auto_entry"]
+
+MAX_LEVERAGE = Decimal(100)
+MAX_QUANTITY = 500_000
+ZERO = Decimal(0)
+HUNDRED = Decimal(100)
+
+
+class SpecError(ValueError):
+    """A config, state or memory value the engine cannot accept; ``str(error)`` is a message fit for a user.
+
+    ``field`` names the offending attribute (a form field name for configs).
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+# --- small validators (each raises SpecError naming the field) -------------------------------------------------------
+
+
+def _decimal(obj: object, name: str, value: object, label: str) -> Decimal:
+    """Coerce an int or a finite Decimal into ``Decimal`` (stored back on the frozen ``obj``); refuse floats."""
+    if isinstance(value, bool) or not isinstance(value, int | Decimal):
+        raise SpecError(name, f"{label} must be a decimal number (got {type(value).__name__}).")
+    result = Decimal(value)
+    if not result.is_finite():
+        raise SpecError(name, f"{label} must be a finite number.")
+    if result is not value:
+        object.__setattr__(obj, name, result)
+    return result
+
+
+def _integer(name: str, value: object, label: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SpecError(name, f"{label} must be a whole number (got {type(value).__name__}).")
+    return value
+
+
+def _on_tick(name: str, value: Decimal, label: str) -> None:
+    if value % TICK != 0:
+        raise SpecError(name, f"{label} must be a multiple of 0.5 USD (LN Markets' price tick); got {value}.")
+
+
+def _percent_open(obj: object, name: str, value: object, label: str) -> Decimal:
+    """A percentage strictly between 0 and 100."""
+    result = _decimal(obj, name, value, label)
+    if not ZERO < result < HUNDRED:
+        raise SpecError(name, f"{label} must be greater than 0 and less than 100 (percent); got {result}.")
+    return result
+
+
+def _positive_price(obj: object, name: str, value: object, label: str) -> Decimal:
+    result = _decimal(obj, name, value, label)
+    if result <= 0:
+        raise SpecError(name, f"{label} must be greater than 0; got {result}.")
+    _on_tick(name, result, label)
+    return result
+
+
+def _unused(name: str, value: object, label: str, when: str) -> None:
+    if value is not None:
+        raise SpecError(name, f"{label} is only used {when}; leave it empty.")
+
+
+def _aware(name: str, value: object, label: str) -> datetime:
+    if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
+        raise SpecError(name, f"{label} must be a timezone-aware datetime.")
+    return value
+
+
+def _trade_ids(obj: object, value: object) -> None:
+    if isinstance(value, str) or not isinstance(value, tuple | list):
+        raise SpecError("trade_ids", "Trade ids must be a list of trade ids (empty = every managed running trade).")
+    ids = tuple(value)
+    for item in ids:
+        if not isinstance(item, str) or not item:
+            raise SpecError("trade_ids", "Each trade id must be a non-empty string.")
+    if len(set(ids)) != len(ids):
+        raise SpecError("trade_ids", "Trade ids must not repeat.")
+    if ids is not value:
+        object.__setattr__(obj, "trade_ids", ids)
+
+
+# --- market and account ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    """One size bucket of LN Markets' volume ladder: the bid/ask quoted for quantities in [min_size, max_size] USD."""
+
+    min_size: int
+    max_size: int
+    bid: Decimal
+    ask: Decimal
+
+    def __post_init__(self) -> None:
+        if self.min_size > self.max_size:
+            raise SpecError("buckets", f"A bucket's min_size ({self.min_size}) exceeds its max_size ({self.max_size}).")
+        if self.bid <= 0 or self.ask <= 0:
+            raise SpecError("buckets", "A bucket's bid and ask must be greater than 0.")
+
+
+@dataclass(frozen=True, slots=True)
+class MarketSnapshot:
+    """LN Markets' ticker at ``time``: last price, index, top-of-book bid/ask and the size buckets."""
+
+    last_price: Decimal
+    index: Decimal
+    bid: Decimal
+    ask: Decimal
+    time: datetime
+    buckets: tuple[Bucket, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("last_price", "index", "bid", "ask"):
+            value = _decimal(self, name, getattr(self, name), name)
+            if value <= 0:
+                raise SpecError(name, f"The market {name} must be greater than 0; got {value}.")
+        _aware("time", self.time, "The market time")
+        if not isinstance(self.buckets, tuple):
+            object.__setattr__(self, "buckets", tuple(self.buckets))
+
+    def quote_for(self, quantity: int) -> tuple[Decimal, Decimal]:
+        """(bid, ask) of the first bucket whose [min_size, max_size] contains ``quantity``, else the top-level quote."""
+        for bucket in self.buckets:
+            if bucket.min_size <= quantity <= bucket.max_size:
+                return bucket.bid, bucket.ask
+        return self.bid, self.ask
+
+    def age(self, now: datetime) -> timedelta:
+        """How old the snapshot is at ``now`` (negative if the feed's clock is ahead of ours)."""
+        return now - self.time
+
+
+@dataclass(frozen=True, slots=True)
+class TradeState:
+    """A running isolated trade as last seen on the exchange (``stoploss``/``takeprofit`` 0 = none).
+
+    ``managed`` False means Axisor did not open it and the user did not opt in: no automation ever acts on it.
+    """
+
+    id: str
+    side: Side
+    quantity: int
+    entry_price: Decimal
+    margin: int
+    leverage: Decimal
+    liquidation: Decimal
+    stoploss: Decimal
+    takeprofit: Decimal
+    maintenance_margin: int
+    opening_fee: int
+    client_id: str | None
+    managed: bool
+
+    def __post_init__(self) -> None:
+        if self.side not in ("buy", "sell"):
+            raise SpecError("side", f"A trade's side must be 'buy' or 'sell'; got {self.side!r}.")
+        if _integer("quantity", self.quantity, "A trade's quantity") < 1:
+            raise SpecError("quantity", "A trade's quantity must be at least 1 USD.")
+        if _integer("margin", self.margin, "A trade's margin") < 1:
+            raise SpecError("margin", "A trade's margin must be at least 1 sat.")
+        for name in ("entry_price", "leverage", "liquidation"):
+            if _decimal(self, name, getattr(self, name), f"A trade's {name}") <= 0:
+                raise SpecError(name, f"A trade's {name} must be greater than 0.")
+        for name in ("stoploss", "takeprofit"):
+            if _decimal(self, name, getattr(self, name), f"A trade's {name}") < 0:
+                raise SpecError(name, f"A trade's {name} must be 0 (none) or a price.")
+        _integer("maintenance_margin", self.maintenance_margin, "A trade's maintenance margin")
+        _integer("opening_fee", self.opening_fee, "A trade's opening fee")
+
+    @property
+    def is_long(self) -> bool:
+        return self.side == "buy"
+
+
+@dataclass(frozen=True, slots=True)
+class AccountState:
+    """The exchange account: free balance (sats), running trades, and the two entry blocks.
+
+    ``entries_halted`` is the account's failure breaker; ``kill_switch`` is the per-account or global kill switch.
+    Both block NEW entries only: closes, margin additions and SL/TP changes still go through.
+    """
+
+    balance: int
+    trades: tuple[TradeState, ...]
+    entries_halted: bool
+    kill_switch: bool
+
+    def __post_init__(self) -> None:
+        _integer("balance", self.balance, "The free balance")
+        if not isinstance(self.trades, tuple):
+            object.__setattr__(self, "trades", tuple(self.trades))
+
+
+# --- configs ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MarginGuardConfig:
+    """Margin Guard: when a trade's margin ratio ≥ ``threshold`` % or its distance to liquidation ≤ ``threshold`` %,
+    close it, reduce it by ``reduce_percent`` %, or add margin (fixed sats, or enough to restore ``target_distance``).
+    """
+
+    trigger: MarginGuardTrigger
+    threshold: Decimal
+    action: MarginGuardAction
+    reduce_percent: Decimal | None = None
+    add_margin_mode: AddMarginMode | None = None
+    add_margin_amount: int | None = None
+    target_distance: Decimal | None = None
+    max_added_per_trade: int | None = None
+    cooldown_seconds: int = 60
+    trade_ids: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.trigger not in ("margin_ratio", "liquidation_distance"):
+            raise SpecError("trigger", "Trigger must be 'margin_ratio' or 'liquidation_distance'.")
+        label = "Margin ratio threshold" if self.trigger == "margin_ratio" else "Liquidation distance threshold"
+        threshold = _percent_open(self, "threshold", self.threshold, label)
+        if self.action not in ("close", "reduce", "add_margin"):
+            raise SpecError("action", "Action must be 'close', 'reduce' or 'add_margin'.")
+        if self.action == "reduce":
+            if self.reduce_percent is None:
+                raise SpecError("reduce_percent", "Reduce percent is required for the reduce action.")
+            _percent_open(self, "reduce_percent", self.reduce_percent, "Reduce percent")
+        else:
+            _unused("reduce_percent", self.reduce_percent, "Reduce percent", "with the reduce action")
+        if self.action == "add_margin":
+            self._validate_add_margin(threshold)
+        else:
+            when = "with the add_margin action"
+            _unused("add_margin_mode", self.add_margin_mode, "Add-margin mode", when)
+            _unused("add_margin_amount", self.add_margin_amount, "Add-margin amount", when)
+            _unused("target_distance", self.target_distance, "Target distance", when)
+            _unused("max_added_per_trade", self.max_added_per_trade, "Maximum added per trade", when)
+        if _integer("cooldown_seconds", self.cooldown_seconds, "Cooldown") < 0:
+            raise SpecError("cooldown_seconds", "Cooldown must be 0 seconds or more.")
+        _trade_ids(self, self.trade_ids)
+
+    def _validate_add_margin(self, threshold: Decimal) -> None:
+        if self.add_margin_mode not in ("fixed", "restore_distance"):
+            raise SpecError("add_margin_mode", "Add-margin mode must be 'fixed' or 'restore_distance'.")
+        if self.add_margin_mode == "fixed":
+            if self.add_margin_amount is None:
+                raise SpecError("add_margin_amount", "Add-margin amount (sats) is required for a fixed addition.")
+            if _integer("add_margin_amount", self.add_margin_amount, "Add-margin amount") < 1:
+                raise SpecError("add_margin_amount", "Add-margin amount must be at least 1 sat.")
+            _unused("target_distance", self.target_distance, "Target distance", "with restore_distance")
+        else:
+            _unused("add_margin_amount", self.add_margin_amount, "Add-margin amount", "with a fixed addition")
+            if self.target_distance is None:
+                raise SpecError("target_distance", "Target distance (%) is required to restore a distance.")
+            target = _percent_open(self, "target_distance", self.target_distance, "Target distance")
+            if self.trigger == "liquidation_distance" and target <= threshold:
+                raise SpecError(
+                    "target_distance",
+                    f"Target distance ({target} %) must be greater than the trigger threshold ({threshold} %).",
+                )
+        if self.max_added_per_trade is not None and (
+            _integer("max_added_per_trade", self.max_added_per_trade, "Maximum added per trade") < 1
+        ):
+            raise SpecError("max_added_per_trade", "Maximum added per trade must be at least 1 sat (or empty).")
+
+
+@dataclass(frozen=True, slots=True)
+class TpSlConfig:
+    """TP/SL management: when signed PnL % ≥ +``trigger_percent`` (profit) or ≤ −``trigger_percent`` (loss), set a
+    take-profit or stop-loss ``price``, move the stop-loss to break-even, start a trailing stop at
+    ``trailing_distance`` USD, or close the trade.
+    """
+
+    direction: TpSlDirection
+    trigger_percent: Decimal
+    action: TpSlAction
+    price: Decimal | None = None
+    trailing_distance: Decimal | None = None
+    trade_ids: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.direction not in ("profit", "loss"):
+            raise SpecError("direction", "Direction must be 'profit' or 'loss'.")
+        trigger = _decimal(self, "trigger_percent", self.trigger_percent, "Trigger percent")
+        if trigger <= 0:
+            raise SpecError("trigger_percent", f"Trigger percent must be greater than 0; got {trigger}.")
+        if self.direction == "loss" and trigger >= HUNDRED:
+            # PnL % cannot go below −100 % before liquidation, so a loss trigger at or past it never fires.
+            raise SpecError("trigger_percent", "A loss trigger must be less than 100 % (liquidation comes first).")
+        actions = ("set_takeprofit", "set_stoploss", "breakeven", "trailing_stoploss", "close")
+        if self.action not in actions:
+            raise SpecError("action", f"Action must be one of: {', '.join(actions)}.")
+        if self.action in ("set_takeprofit", "set_stoploss"):
+            if self.price is None:
+                raise SpecError("price", "Price is required to set a take-profit or a stop-loss.")
+            _positive_price(self, "price", self.price, "Price")
+        else:
+            _unused("price", self.price, "Price", "to set a take-profit or a stop-loss")
+        if self.action == "trailing_stoploss":
+            if self.trailing_distance is None:
+                raise SpecError("trailing_distance", "Trailing distance (USD) is required for a trailing stop-loss.")
+            distance = _decimal(self, "trailing_distance", self.trailing_distance, "Trailing distance")
+            if distance <= 0:
+                raise SpecError("trailing_distance", f"Trailing distance must be greater than 0 USD; got {distance}.")
+        else:
+            _unused("trailing_distance", self.trailing_distance, "Trailing distance", "with a trailing stop-loss")
+        if self.action == "breakeven" and self.direction == "loss":
+            # A break-even stop sits above the bid of a losing long (below the ask of a losing short): never valid.
+            raise SpecError("action", "Break-even needs the trade in profit: use it with the 'profit' direction.")
+        _trade_ids(self, self.trade_ids)
+
+
+@dataclass(frozen=True, slots=True)
+class AutoEntryConfig:
+    """Auto Entry: open a market trade (quantity USD xor margin sats) at once, or when the last price is ≤ / ≥
+    ``trigger_price``; optional SL/TP as a price or as a percentage from the fill; ``repeat_count`` extra fires.
+    """
+
+    side: Side
+    leverage: Decimal
+    quantity: int | None
+    margin: int | None
+    trigger: EntryTrigger
+    trigger_price: Decimal | None = None
+    stoploss: Decimal | None = None
+    stoploss_percent: Decimal | None = None
+    takeprofit: Decimal | None = None
+    takeprofit_percent: Decimal | None = None
+    repeat_count: int = 0
+    repeat_cooldown_seconds: int = 0
+
+    def __post_init__(self) -> None:
+        if self.side not in ("buy", "sell"):
+            raise SpecError("side", "Side must be 'buy' (long) or 'sell' (short).")
+        leverage = _decimal(self, "leverage", self.leverage, "Leverage")
+        if not 1 <= leverage <= MAX_LEVERAGE:
+            raise SpecError("leverage", f"Leverage must be between 1 and 100; got {leverage}.")
+        self._validate_size()
+        if self.trigger not in ("immediate", "price_below", "price_above"):
+            raise SpecError("trigger", "Trigger must be 'immediate', 'price_below' or 'price_above'.")
+        if self.trigger == "immediate":
+            _unused("trigger_price", self.trigger_price, "Trigger price", "with a price trigger")
+        elif self.trigger_price is None:
+            raise SpecError("trigger_price", "Trigger price is required for a price trigger.")
+        else:
+            _positive_price(self, "trigger_price", self.trigger_price, "Trigger price")
+        self._validate_exits()
+        if _integer("repeat_count", self.repeat_count, "Repeat count") < 0:
+            raise SpecError("repeat_count", "Repeat count must be 0 or more.")
+        if _integer("repeat_cooldown_seconds", self.repeat_cooldown_seconds, "Repeat cooldown") < 0:
+            raise SpecError("repeat_cooldown_seconds", "Repeat cooldown must be 0 seconds or more.")
+
+    def _validate_size(self) -> None:
+        if (self.quantity is None) == (self.margin is None):
+            raise SpecError("quantity", "Give exactly one of quantity (USD) or margin (sats).")
+        if self.quantity is not None:
+            quantity = _integer("quantity", self.quantity, "Quantity")
+            if not 1 <= quantity <= MAX_QUANTITY:
+                raise SpecError("quantity", f"Quantity must be between 1 and 500,000 USD; got {quantity}.")
+        if self.margin is not None and _integer("margin", self.margin, "Margin") < 1:
+            raise SpecError("margin", "Margin must be at least 1 sat.")
+
+    def _validate_exits(self) -> None:
+        if self.stoploss is not None and self.stoploss_percent is not None:
+            raise SpecError("stoploss", "Give the stop-loss as a price or as a percentage, not both.")
+        if self.takeprofit is not None and self.takeprofit_percent is not None:
+            raise SpecError("takeprofit", "Give the take-profit as a price or as a percentage, not both.")
+        stoploss = None if self.stoploss is None else _positive_price(self, "stoploss", self.stoploss, "Stop-loss")
+        takeprofit = (
+            None if self.takeprofit is None else _positive_price(self, "takeprofit", self.takeprofit, "Take-profit")
+        )
+        if self.stoploss_percent is not None:
+            _percent_open(self, "stoploss_percent", self.stoploss_percent, "Stop-loss percent")
+        if self.takeprofit_percent is not None:
+            _percent_open(self, "takeprofit_percent", self.takeprofit_percent, "Take-profit percent")
+        if stoploss is not None and takeprofit is not None:
+            if self.side == "buy" and stoploss >= takeprofit:
+                raise SpecError("stoploss", "A long's stop-loss must be below its take-profit.")
+            if self.side == "sell" and stoploss <= takeprofit:
+                raise SpecError("stoploss", "A short's stop-loss must be above its take-profit.")
+        if self.trigger_price is not None and self.trigger != "immediate":
+            # The fill will be near the trigger price: an exit on the wrong side of it can never be accepted.
+            long = self.side == "buy"
+            if stoploss is not None and (stoploss >= self.trigger_price if long else stoploss <= self.trigger_price):
+                side_word = "below" if long else "above"
+                raise SpecError("stoploss", f"The stop-loss must be {side_word} the trigger price.")
+            if takeprofit is not None and (
+                takeprofit <= self.trigger_price if long else takeprofit >= self.trigger_price
+            ):
+                side_word = "above" if long else "below"
+                raise SpecError("takeprofit", f"The take-profit must be {side_word} the trigger price.")
+
+
+AutomationConfig: TypeAlias = MarginGuardConfig | TpSlConfig | AutoEntryConfig
+
+
+# --- memory ----------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TradeMemory:
+    """What an automation remembers about one trade.
+
+    - ``last_action_at``: when the engine last proposed an action on the trade (cooldowns count from here);
+    - ``crossed``: the trigger held at the last evaluation (a new "crossing" starts when it goes False → True);
+    - ``fired``: TP/SL has fired for this trade (it fires once per trade; only trailing keeps re-deciding);
+    - ``trail_best`` / ``trail_stoploss``: best mark since the trailing trigger, and the last stop-loss proposed;
+    - ``added_margin``: sats of margin proposed so far (counts against ``max_added_per_trade``);
+    - ``skip``: code of the last :class:`Skip` emitted in the current crossing (one audit entry per reason).
+    """
+
+    last_action_at: datetime | None = None
+    crossed: bool = False
+    fired: bool = False
+    trail_best: Decimal | None = None
+    trail_stoploss: Decimal | None = None
+    added_margin: int = 0
+    skip: str | None = None
+
+    def to_json(self) -> dict[str, JSONValue]:
+        """JSON-safe dict; default values are left out to keep the stored memory small."""
+        data: dict[str, JSONValue] = {}
+        if self.last_action_at is not None:
+            data["last_action_at"] = self.last_action_at.isoformat()
+        if self.crossed:
+            data["crossed"] = True
+        if self.fired:
+            data["fired"] = True
+        if self.trail_best is not None:
+            data["trail_best"] = str(self.trail_best)
+        if self.trail_stoploss is not None:
+            data["trail_stoploss"] = str(self.trail_stoploss)
+        if self.added_margin:
+            data["added_margin"] = self.added_margin
+        if self.skip is not None:
+            data["skip"] = self.skip
+        return data
+
+    @classmethod
+    def from_json(cls, data: object) -> TradeMemory:
+        """Inverse of :meth:`to_json`; raises :class:`SpecError` on a malformed value."""
+        if not isinstance(data, Mapping):
+            raise SpecError("memory", "Trade memory must be an object.")
+        return cls(
+            last_action_at=_json_datetime(data.get("last_action_at"), "last_action_at"),
+            crossed=_json_bool(data.get("crossed", False), "crossed"),
+            fired=_json_bool(data.get("fired", False), "fired"),
+            trail_best=_json_decimal(data.get("trail_best"), "trail_best"),
+            trail_stoploss=_json_decimal(data.get("trail_stoploss"), "trail_stoploss"),
+            added_margin=_json_int(data.get("added_margin", 0), "added_margin"),
+            skip=_json_str(data.get("skip"), "skip"),
+        )
+
+
+EMPTY_TRADE_MEMORY = TradeMemory()
+
+
+@dataclass(frozen=True, slots=True)
+class Memory:
+    """An automation's runtime state, persisted by the service layer as ``to_json()`` in a JSONField.
+
+    ``trades`` maps trade id → :class:`TradeMemory` (Margin Guard, TP/SL). ``fires``, ``last_fire_at``, ``armed`` and
+    ``skip`` belong to Auto Entry: how many times it fired, when it last fired, whether a price trigger has been
+    re-armed (the price left the trigger zone since the last fire), and the last Skip code emitted.
+
+    Treat it as immutable: the engine never mutates a Memory, it returns a new one (the same object when nothing
+    changed, so ``evaluation.memory is spec.memory`` tells the service it need not write).
+    """
+
+    trades: Mapping[str, TradeMemory] = field(default_factory=dict)
+    fires: int = 0
+    last_fire_at: datetime | None = None
+    armed: bool = True
+    skip: str | None = None
+
+    def trade(self, trade_id: str) -> TradeMemory:
+        """The memory of one trade (an empty one if the automation never looked at it)."""
+        return self.trades.get(trade_id, EMPTY_TRADE_MEMORY)
+
+    def carry_over(self, old_trade_id: str, new_trade_id: str) -> Memory:
+        """A copy where ``new_trade_id`` inherits the memory of ``old_trade_id`` (which is dropped).
+
+        The service calls this on every automation of the account after a reduce (close + reopen) so the reopened
+        trade keeps the cooldown, the margin already added and the TP/SL "fired"/trailing state.
+        """
+        if old_trade_id not in self.trades:
+            return self
+        trades = dict(self.trades)
+        trades[new_trade_id] = trades.pop(old_trade_id)
+        return Memory(trades=trades, fires=self.fires, last_fire_at=self.last_fire_at, armed=self.armed, skip=self.skip)
+
+    def to_json(self) -> dict[str, JSONValue]:
+        """JSON-safe dict (versioned) for the automation's JSONField."""
+        data: dict[str, JSONValue] = {"v": 1, "trades": {tid: tm.to_json() for tid, tm in self.trades.items()}}
+        if self.fires:
+            data["fires"] = self.fires
+        if self.last_fire_at is not None:
+            data["last_fire_at"] = self.last_fire_at.isoformat()
+        if not self.armed:
+            data["armed"] = False
+        if self.skip is not None:
+            data["skip"] = self.skip
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object] | None) -> Memory:
+        """Inverse of :meth:`to_json`; ``None`` or ``{}`` is a fresh memory. Raises :class:`SpecError` if malformed."""
+        if not data:
+            return cls()
+        if not isinstance(data, Mapping):
+            raise SpecError("memory", "Memory must be an object.")
+        raw_trades = data.get("trades", {})
+        if not isinstance(raw_trades, Mapping):
+            raise SpecError("memory", "Memory 'trades' must be an object.")
+        return cls(
+            trades={str(tid): TradeMemory.from_json(value) for tid, value in raw_trades.items()},
+            fires=_json_int(data.get("fires", 0), "fires"),
+            last_fire_at=_json_datetime(data.get("last_fire_at"), "last_fire_at"),
+            armed=_json_bool(data.get("armed", True), "armed"),
+            skip=_json_str(data.get("skip"), "skip"),
+        )
+
+
+def _json_datetime(value: object, name: str) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise SpecError("memory", f"Memory '{name}' must be an ISO datetime string.")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise SpecError("memory", f"Memory '{name}' is not an ISO datetime: {value!r}.") from exc
+    return _aware("memory", parsed, f"Memory '{name}'")
+
+
+def _json_decimal(value: object, name: str) -> Decimal | None:
+    if value is None:
+        return None
+    if not isinstance(value, str | int):
+        raise SpecError("memory", f"Memory '{name}' must be a decimal string.")
+    try:
+        result = Decimal(value)
+    except ArithmeticError as exc:
+        raise SpecError("memory", f"Memory '{name}' is not a decimal: {value!r}.") from exc
+    if not result.is_finite():
+        raise SpecError("memory", f"Memory '{name}' must be finite.")
+    return result
+
+
+def _json_int(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise SpecError("memory", f"Memory '{name}' must be a whole number ≥ 0.")
+    return value
+
+
+def _json_bool(value: object, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise SpecError("memory", f"Memory '{name}' must be true or false.")
+    return value
+
+
+def _json_str(value: object, name: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise SpecError("memory", f"Memory '{name}' must be a string.")
+    return value
+
+
+# --- the spec --------------------------------------------------------------------------------------------------------
+
+_KIND_OF: dict[type, AutomationKind] = {
+    MarginGuardConfig: "margin_guard",
+    TpSlConfig: "tpsl",
+    AutoEntryConfig: "auto_entry",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class AutomationSpec:
+    """One automation as the engine sees it: its kind, validated config, memory, and the entry price-age limit."""
+
+    id: int
+    kind: AutomationKind
+    config: AutomationConfig
+    memory: Memory = field(default_factory=Memory)
+    max_price_age_seconds: int = 15
+
+    def __post_init__(self) -> None:
+        expected = _KIND_OF.get(type(self.config))
+        if expected is None:
+            raise SpecError("config", f"Unknown config type {type(self.config).__name__}.")
+        if self.kind != expected:
+            raise SpecError("kind", f"Kind {self.kind!r} does not match a {type(self.config).__name__}.")
+        if _integer("max_price_age_seconds", self.max_price_age_seconds, "Maximum price age") < 1:
+            raise SpecError("max_price_age_seconds", "Maximum price age must be at least 1 second.")
+
+
+__all__ = [
+    "AccountState",
+    "AddMarginMode",
+    "AutoEntryConfig",
+    "AutomationConfig",
+    "AutomationKind",
+    "AutomationSpec",
+    "Bucket",
+    "EntryTrigger",
+    "JSONValue",
+    "MarginGuardAction",
+    "MarginGuardConfig",
+    "MarginGuardTrigger",
+    "MarketSnapshot",
+    "Memory",
+    "SpecError",
+    "TpSlAction",
+    "TpSlConfig",
+    "TpSlDirection",
+    "TradeMemory",
+    "TradeState",
+]
