@@ -33,7 +33,17 @@ class CredentialSafeExceptionReporterFilter(SafeExceptionReporterFilter):
         return cleansed
 
     def get_traceback_frame_variables(self, request: HttpRequest | None, tb_frame: Any) -> Any:  # noqa: ANN401
-        variables = super().get_traceback_frame_variables(request, tb_frame)
-        return [
-            (name, self.cleansed_substitute if SENSITIVE.search(str(name)) else value) for name, value in variables
-        ]
+        """Hide variables with a sensitive name, and any variable whose value shows a secret the request posted."""
+        posted = _posted_secrets(request)
+        cleansed = []
+        for name, value in super().get_traceback_frame_variables(request, tb_frame):
+            if SENSITIVE.search(str(name)) or (posted and any(secret in repr(value) for secret in posted)):
+                value = self.cleansed_substitute
+            cleansed.append((name, value))
+        return cleansed
+
+
+def _posted_secrets(request: HttpRequest | None) -> list[str]:
+    if request is None:
+        return []
+    return [v for k, v in request.POST.items() if SENSITIVE.search(k) and isinstance(v, str) and len(v) >= 4]

@@ -3,9 +3,16 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
+from accounts import views
+
 app_name = "accounts"
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(template_name="accounts/login.html"), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("exchange/", views.account_list, name="list"),
+    path("exchange/new/", views.account_create, name="create"),
+    path("exchange/<int:account_id>/edit/", views.account_edit, name="edit"),
+    path("exchange/<int:account_id>/delete/", views.account_delete, name="delete"),
+    path("exchange/<int:account_id>/activate/", views.account_activate, name="activate"),
 ]

@@ -13,8 +13,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import django_stubs_ext
 import environ
 from django.core.exceptions import ImproperlyConfigured
+
+# Lets `admin.ModelAdmin[Model]` and other generic annotations work at run time.
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -40,8 +44,7 @@ def _mandatory_secret(name: str, local: dict[str, str] | None) -> str:
     if local is not None:
         return local[name]
     raise ImproperlyConfigured(
-        f"{name} is not set. It is mandatory when DATABASE_URL or REDIS_URL is set (production); "
-        "see .env.example."
+        f"{name} is not set. It is mandatory when DATABASE_URL or REDIS_URL is set (production); see .env.example."
     )
 
 
@@ -49,7 +52,9 @@ _local: dict[str, str] | None = None
 if EMBEDDED and not (env.str("SECRET_KEY", default="") and env.str("FIELD_ENCRYPTION_KEYS", default="")):
     from config.local_secrets import load_or_create
 
-    _local = load_or_create(Path(env.str("AXISOR_LOCAL_SECRETS_FILE", default=str(BASE_DIR / "var" / "local_secrets.json"))))
+    _local = load_or_create(
+        Path(env.str("AXISOR_LOCAL_SECRETS_FILE", default=str(BASE_DIR / "var" / "local_secrets.json")))
+    )
 
 SECRET_KEY = _mandatory_secret("SECRET_KEY", _local)
 # Comma-separated Fernet keys for exchange credentials; the first encrypts, all decrypt (rotation).
@@ -139,9 +144,7 @@ AUTH_PASSWORD_VALIDATORS = [
 
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
-    CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
-    }
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}

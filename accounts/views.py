@@ -1,0 +1,105 @@
+"""Exchange-account pages. Thin: parse input, call one service, render. Every lookup is owner-scoped (404)."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
+from django.views.decorators.http import require_http_methods, require_POST
+
+from accounts import selectors, services
+from accounts.forms import ExchangeAccountForm
+from accounts.models import User
+from accounts.verification import verify_form_credentials
+
+SECRET_FIELDS = ("api_key", "api_secret", "passphrase")
+
+
+def _user(request: HttpRequest) -> User:
+    assert isinstance(request.user, User)
+    return request.user
+
+
+@login_required
+def account_list(request: HttpRequest) -> HttpResponse:
+    accounts = selectors.exchange_account_list_for_user(user=_user(request))
+    return render(request, "accounts/list.html", {"accounts": accounts})
+
+
+@sensitive_post_parameters(*SECRET_FIELDS)
+@sensitive_variables("form", "api_key", "api_secret", "passphrase")
+@login_required
+@require_http_methods(["GET", "POST"])
+def account_create(request: HttpRequest) -> HttpResponse:
+    form = ExchangeAccountForm(request.POST or None, owner=_user(request))
+    if request.method == "POST" and form.is_valid():
+        verification = verify_form_credentials(form)
+        if verification is not None:
+            data = form.cleaned_data
+            account = services.exchange_account_create(
+                owner=_user(request),
+                label=data["label"],
+                network=data["network"],
+                api_key=data["api_key"],
+                api_secret=data["api_secret"],
+                passphrase=data["passphrase"],
+                verification=verification,
+            )
+            messages.success(request, _("Account “%(label)s” added.") % {"label": account.label})
+            return redirect("accounts:list")
+    return render(request, "accounts/form.html", {"form": form, "account": None})
+
+
+@sensitive_post_parameters(*SECRET_FIELDS)
+@sensitive_variables("form", "api_key", "api_secret", "passphrase")
+@login_required
+@require_http_methods(["GET", "POST"])
+def account_edit(request: HttpRequest, account_id: int) -> HttpResponse:
+    account = selectors.exchange_account_get_for_user(user=_user(request), account_id=account_id)
+    form = ExchangeAccountForm(request.POST or None, owner=_user(request), instance=account)
+    if request.method == "POST" and form.is_valid():
+        verification = verify_form_credentials(form) if form.credentials_changed else None
+        if verification is not None or not form.credentials_changed:
+            data = form.cleaned_data
+            services.exchange_account_update(
+                account=account,
+                label=data["label"],
+                network=data["network"],
+                api_key=data["api_key"],
+                api_secret=data["api_secret"],
+                passphrase=data["passphrase"],
+                verification=verification,
+            )
+            messages.success(request, _("Account “%(label)s” saved.") % {"label": account.label})
+            return redirect("accounts:list")
+    return render(request, "accounts/form.html", {"form": form, "account": account})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def account_delete(request: HttpRequest, account_id: int) -> HttpResponse:
+    account = selectors.exchange_account_get_for_user(user=_user(request), account_id=account_id)
+    if request.method == "POST":
+        label = account.label
+        services.exchange_account_delete(account=account)
+        messages.success(request, _("Account “%(label)s” deleted.") % {"label": label})
+        return redirect("accounts:list")
+    return render(request, "accounts/confirm_delete.html", {"account": account})
+
+
+@login_required
+@require_POST
+def account_activate(request: HttpRequest, account_id: int) -> HttpResponse:
+    account = selectors.exchange_account_get_for_user(user=_user(request), account_id=account_id)
+    services.exchange_account_activate(account=account)
+    messages.success(request, _("“%(label)s” is now the active account.") % {"label": account.label})
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return redirect(target)
+    return redirect("accounts:list")
