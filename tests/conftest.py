@@ -9,6 +9,8 @@ import pytest
 from accounts import services
 from accounts.models import ExchangeAccount, User
 
+pytest_plugins = ["tests.fixtures_simulator"]
+
 CANARY_KEY = "CANARYKEY-7f3a9c1e55b2"
 CANARY_SECRET = "CANARYSECRET-d41d8cd98f00b204e980"
 CANARY_PASSPHRASE = "CANARYPASS-0cc175b9c0f1b6a8"

@@ -1,0 +1,3 @@
+from lnmarkets.simulator.cli import main
+
+main()
