@@ -15,7 +15,7 @@ DEMO_USERNAME = "demo"
 
 
 def demo_login_file() -> Path:
-    return Path(settings.BASE_DIR) / "var" / "demo_login.json"
+    return Path(settings.VAR_DIR) / "demo_login.json"
 
 
 def demo_user_ensure() -> tuple[User, str]:

@@ -10,12 +10,12 @@ import logging
 from django.conf import settings
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_variables
-from lnmarkets.verify import verify_credentials
 
 from accounts.forms import ExchangeAccountForm
 from accounts.services import Verification
 from lnmarkets.credentials import Credentials
 from lnmarkets.exceptions import AuthError, LNMarketsError, NetworkUnreachableError, PermissionDeniedError
+from lnmarkets.verify import verify_credentials
 
 logger = logging.getLogger(__name__)
 

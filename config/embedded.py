@@ -1,31 +1,109 @@
-"""The embedded default in one process: Daphne serves HTTP and WebSockets; helpers run in background threads.
+"""The embedded default in one process: Daphne serves HTTP and WebSockets; the simulator runs in a thread.
 
 Started by ``manage.py run_embedded`` (``make run``). Production runs the same code as separate processes
-(Daphne, Celery workers, Celery beat, the market feed) against PostgreSQL and Redis.
+(Daphne, Celery workers, Celery beat, the market feed) against PostgreSQL and Redis, and a real exchange.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
+from decimal import Decimal
+from pathlib import Path
 from typing import TextIO
+
+from django.conf import settings
+
+from accounts import services as account_services
+from accounts.demo import demo_user_ensure
+from accounts.models import ExchangeAccount, Network, User
+from lnmarkets.client import RestClient
+from lnmarkets.credentials import Credentials, static_provider
+from lnmarkets.ratelimit import InProcessRateLimiter
+from lnmarkets.simulator import SimulatorConfig, start_in_thread
+from lnmarkets.simulator.client import ControlClient
 
 logger = logging.getLogger(__name__)
 
+DEMO_SIM_USERNAME = "axisor-demo"
+DEMO_ACCOUNT_LABEL = "Demo (paper)"
+DEMO_BALANCE = 5_000_000
+DEMO_TRADES: tuple[tuple[str, int, int], ...] = (("buy", 500, 10), ("sell", 300, 5), ("buy", 200, 25))
+
 
 def run(*, host: str, port: int, stdout: TextIO) -> None:
-    """Prepare the demo data, start the background services, then serve until interrupted (Ctrl-C)."""
+    """Start the simulator, prepare the demo data, then serve until interrupted (Ctrl-C)."""
     from daphne.endpoints import build_endpoint_description_strings
     from daphne.server import Server
 
-    from accounts.demo import demo_user_ensure
     from config.asgi import application
 
-    _user, password = demo_user_ensure()
+    if not settings.SIMULATOR_CONTROL_TOKEN:
+        settings.SIMULATOR_CONTROL_TOKEN = secrets.token_urlsafe(24)
+    sim = start_in_thread(
+        SimulatorConfig(
+            host=settings.SIMULATOR_HOST,
+            port=settings.SIMULATOR_PORT,
+            control_token=settings.SIMULATOR_CONTROL_TOKEN,
+            rate_limits=True,
+            auto_tick=True,
+            state_file=str(Path(settings.VAR_DIR) / "simulator_state.json"),
+        )
+    )
+    user, password = demo_user_ensure()
+    demo_exchange_account_ensure(user=user, control=sim.control, rest_url=sim.rest_url)
     url = f"http://{host}:{port}/"
-    stdout.write(f"\n  Axisor is starting at {url}\n  Demo login: username 'demo', password '{password}'\n\n")
+    stdout.write(
+        f"\n  Axisor is running at {url}\n  Demo login: username 'demo', password '{password}'\n"
+        f"  Local LN Markets simulator: {sim.rest_url} (paper trading)\n\n"
+    )
     stdout.flush()
-    Server(
-        application=application,
-        endpoints=build_endpoint_description_strings(host=host, port=port),
-        signal_handlers=True,
-    ).run()
+    try:
+        Server(
+            application=application,
+            endpoints=build_endpoint_description_strings(host=host, port=port),
+            signal_handlers=True,
+        ).run()
+    finally:
+        sim.stop()
+
+
+def demo_exchange_account_ensure(*, user: User, control: ControlClient, rest_url: str) -> ExchangeAccount:
+    """Give the demo user a paper account on the simulator with a balance and a few running trades.
+
+    Idempotent across restarts: the simulator keeps its state in ``var/simulator_state.json``; if it has forgotten
+    the demo account (state file removed), fresh simulator credentials replace the stored ones.
+    """
+    account = ExchangeAccount.objects.filter(owner=user, label=DEMO_ACCOUNT_LABEL).first()
+    known = {str(a.get("username")) for a in control.state().get("accounts", [])}
+    if account is not None and DEMO_SIM_USERNAME in known:
+        return account
+    sim_account = control.create_account(balance=DEMO_BALANCE, username=DEMO_SIM_USERNAME)
+    verification = account_services.Verification(permissions=tuple(sim_account.scopes))
+    secrets_ = {"api_key": sim_account.key, "api_secret": sim_account.secret, "passphrase": sim_account.passphrase}
+    if account is None:
+        account = account_services.exchange_account_create(
+            owner=user, label=DEMO_ACCOUNT_LABEL, network=Network.SIMULATOR, verification=verification, **secrets_
+        )
+    else:
+        account = account_services.exchange_account_update(
+            account=account, label=account.label, network=account.network, verification=verification, **secrets_
+        )
+    client = RestClient(
+        rest_url,
+        static_provider(Credentials(key=sim_account.key, secret=sim_account.secret, passphrase=sim_account.passphrase)),
+        rate_limiter=InProcessRateLimiter(),
+        timeout=5.0,
+    )
+    try:
+        for side, quantity, leverage in DEMO_TRADES:
+            client.isolated_trade_create(
+                type="market",
+                side=side,
+                quantity=quantity,
+                leverage=Decimal(leverage),  # type: ignore[arg-type]
+            )
+    finally:
+        client.close()
+    logger.info("demo paper account ready with %d running trades", len(DEMO_TRADES))
+    return account

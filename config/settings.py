@@ -31,6 +31,8 @@ REDIS_URL: str = env.str("REDIS_URL", default="")
 EMBEDDED = not DATABASE_URL and not REDIS_URL
 
 DEBUG: bool = env.bool("DEBUG", default=False)
+# Local state of the embedded default: SQLite file, generated secrets, demo login, simulator state.
+VAR_DIR = Path(env.str("AXISOR_VAR_DIR", default=str(BASE_DIR / "var")))
 
 
 def _mandatory_secret(name: str, local: dict[str, str] | None) -> str:
@@ -52,9 +54,7 @@ _local: dict[str, str] | None = None
 if EMBEDDED and not (env.str("SECRET_KEY", default="") and env.str("FIELD_ENCRYPTION_KEYS", default="")):
     from config.local_secrets import load_or_create
 
-    _local = load_or_create(
-        Path(env.str("AXISOR_LOCAL_SECRETS_FILE", default=str(BASE_DIR / "var" / "local_secrets.json")))
-    )
+    _local = load_or_create(Path(env.str("AXISOR_LOCAL_SECRETS_FILE", default=str(VAR_DIR / "local_secrets.json"))))
 
 SECRET_KEY = _mandatory_secret("SECRET_KEY", _local)
 # Comma-separated Fernet keys for exchange credentials; the first encrypts, all decrypt (rotation).
@@ -123,7 +123,7 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": env.str("SQLITE_PATH", default=str(BASE_DIR / "var" / "db.sqlite3")),
+            "NAME": env.str("SQLITE_PATH", default=str(VAR_DIR / "db.sqlite3")),
             # WAL lets the web process, the worker threads and the simulator seeding read while one writes.
             "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"},
         }
