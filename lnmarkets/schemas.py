@@ -42,6 +42,9 @@ def parse_json(text: str | bytes) -> JSONValue:
 
 # --- numeric and time field types -----------------------------------------------------------------------------
 
+INT64 = 2**63
+MAX_NUMBER = Decimal(10) ** 15  # sanity bound for prices, rates, leverage, sizes (max price is 1e8, §9.7)
+
 
 def _reject(message: str) -> NoReturn:
     """Pydantic turns ``ValueError`` (not ``TypeError``) raised by validators into a ``ValidationError``."""
@@ -54,7 +57,9 @@ def _as_int(value: object) -> object:
     if isinstance(value, Decimal):
         if not value.is_finite() or value != value.to_integral_value():
             raise ValueError("expected an integer number")
-        return int(value)
+        value = int(value)
+    if isinstance(value, int) and not -INT64 <= value < INT64:
+        _reject("integer out of the signed 64-bit range")
     return value
 
 
@@ -62,7 +67,7 @@ def _as_decimal(value: object) -> object:
     if isinstance(value, bool | str | float):
         _reject(f"expected a number, got {type(value).__name__}")
     if isinstance(value, int):
-        return Decimal(value)
+        value = Decimal(value)
     if isinstance(value, Decimal) and not value.is_finite():
         raise ValueError("expected a finite number")
     return value
@@ -79,7 +84,10 @@ def _as_ms_time(value: object) -> object:
     if isinstance(value, bool):
         _reject("expected a timestamp")
     if isinstance(value, int):
-        return datetime.fromtimestamp(value / 1000, tz=UTC)
+        try:
+            return datetime.fromtimestamp(value / 1000, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            _reject("timestamp out of range")
     if isinstance(value, str | datetime):
         return value
     raise ValueError("expected integer milliseconds or an ISO-8601 timestamp")

@@ -171,6 +171,19 @@ class StreamClient:
                 await asyncio.wait_for(self._stop.wait(), timeout=delay)
         self._set_state("stopped")
 
+    async def authenticate_once(self) -> AuthenticateResult:
+        """Connect, ``hello``, ``authenticate``, close (used by credential verification)."""
+        async with connect(self.url, open_timeout=self.request_timeout, close_timeout=1.0, max_size=2**20) as ws:
+            self._ws = ws
+            reader = asyncio.create_task(self._reader(ws))
+            try:
+                await self._call("hello", {"clientName": CLIENT_NAME, "clientVersion": CLIENT_VERSION})
+                await self._authenticate()
+                return AuthenticateResult(authenticated=True, permissions=self.permissions)
+            finally:
+                reader.cancel()
+                self._ws = None
+
     # --- one connection -----------------------------------------------------------------------------------------
 
     async def _session(self) -> bool:
@@ -324,3 +337,20 @@ class StreamClient:
             self._on_event(event)
         except Exception:
             logger.exception("stream on_event callback failed for %s", topic)
+
+
+async def stream_authenticate(
+    url: str, credentials: CredentialsProvider, *, request_timeout: float = 10.0
+) -> AuthenticateResult:
+    """One-shot: connect, ``hello``, ``authenticate``, close; the granted permissions (§3.5, §7.1).
+
+    Raises ``AuthError`` when the exchange rejects the credentials; ``TemporaryError``, ``OSError``,
+    ``TimeoutError`` or ``WebSocketException`` when the stream cannot be reached or does not answer in time.
+    """
+
+    def ignore(_event: StreamEvent) -> None:
+        return None
+
+    client = StreamClient(url, credentials, (), ignore, request_timeout=request_timeout)
+    async with asyncio.timeout(request_timeout * 2):
+        return await client.authenticate_once()
