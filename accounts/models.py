@@ -39,6 +39,18 @@ class ExchangeAccount(models.Model):
     )
     is_active = models.BooleanField(default=False, help_text="The account shown on the dashboard.")
     is_enabled = models.BooleanField(default=True, help_text="Automations run for enabled accounts.")
+    kill_switch = models.BooleanField(default=False, help_text="No new entries for this account (closes still run).")
+    entries_halted = models.BooleanField(
+        default=False, help_text="Set by the failure breaker or a pending reconciliation; cleared by reconciling."
+    )
+    halt_reason = models.CharField(max_length=300, blank=True)
+    consecutive_failures = models.PositiveSmallIntegerField(default=0)
+    manage_external_trades = models.BooleanField(
+        default=False, help_text="Let automations manage trades opened outside Axisor on this account."
+    )
+    balance = models.BigIntegerField(null=True, blank=True, help_text="Free balance (sats) at the last refresh.")
+    balance_updated_at = models.DateTimeField(null=True, blank=True)
+    reconciled_at = models.DateTimeField(null=True, blank=True)
     last_verified_at = models.DateTimeField(null=True, blank=True)
     permissions = models.JSONField(default=list, blank=True)
     verification_error = models.CharField(max_length=300, blank=True)

@@ -11,3 +11,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 app = Celery("axisor")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@app.on_after_finalize.connect
+def _beat_schedule(sender: Celery, **kwargs: object) -> None:
+    """The beat schedule lives in code (``automations.tasks.beat_schedule``)."""
+    from automations.tasks import beat_schedule
+
+    sender.conf.beat_schedule = beat_schedule()

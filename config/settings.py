@@ -164,6 +164,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
+AUTOMATION_SWEEP_SECONDS: int = env.int("AUTOMATION_SWEEP_SECONDS", default=10)
+RECONCILE_SECONDS: int = env.int("RECONCILE_SECONDS", default=30)
 
 # Exchange endpoints (lnmarkets-v3.md §1.2), overridable per network.
 SIMULATOR_HOST: str = env.str("SIMULATOR_HOST", default="127.0.0.1")

@@ -1,0 +1,294 @@
+"""Evaluate automations: load inputs from the database, call the pure engine, persist decisions as order intents.
+
+The one write path from a decision to an order: ``automation_evaluate`` stores the engine's new memory with a
+compare-and-set on ``Automation.version`` (two evaluators of the same tick — two beats, a sweep and a tick — cannot
+both win), writes an audit entry per decision and an ``OrderIntent`` per action in the same transaction, and
+enqueues the intents' execution only after the commit.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import transaction
+from django.db.models import F
+
+from accounts.models import ExchangeAccount
+from automations.configs import config_from_json
+from automations.engine import (
+    AccountState,
+    AddMargin,
+    AutomationSpec,
+    Bucket,
+    ClosePosition,
+    Decision,
+    EngineError,
+    Evaluation,
+    MarketSnapshot,
+    Memory,
+    OpenPosition,
+    ReducePosition,
+    SetStopLoss,
+    SetTakeProfit,
+    Skip,
+    SpecError,
+    TradeState,
+    evaluate_safe,
+)
+from automations.models import AuditEntry, Automation, GlobalSwitch, OrderIntent, TrackedTrade
+from lnmarkets.feed import TickerSnapshot
+from lnmarkets.schemas import Ticker
+
+logger = logging.getLogger(__name__)
+
+
+# --- inputs -------------------------------------------------------------------------------------------------------
+
+
+def market_from_ticker(ticker: TickerSnapshot | Ticker) -> MarketSnapshot | None:
+    """The engine's market snapshot from the feed's latest ticker (or a REST ticker); ``None`` if incomplete."""
+    if isinstance(ticker, Ticker):
+        last, index, buckets_raw, time = ticker.last_price, ticker.index, ticker.prices, ticker.time
+    else:
+        if ticker.last_price is None or ticker.index is None:
+            return None
+        last, index, buckets_raw, time = ticker.last_price, ticker.index, ticker.buckets, ticker.exchange_time
+    buckets = tuple(
+        Bucket(min_size=int(b.min_size), max_size=int(b.max_size), bid=b.bid_price, ask=b.ask_price)
+        for b in buckets_raw
+        if b.bid_price is not None and b.ask_price is not None
+    )
+    first = min(buckets, key=lambda b: b.min_size) if buckets else None
+    bid = first.bid if first else last
+    ask = first.ask if first else last
+    return MarketSnapshot(last_price=last, index=index, bid=bid, ask=ask, time=time, buckets=buckets)
+
+
+def trade_state_of(trade: TrackedTrade, *, manage_external: bool) -> TradeState:
+    return TradeState(
+        id=trade.trade_id,
+        side="buy" if trade.side == "buy" else "sell",
+        quantity=trade.quantity,
+        entry_price=Decimal(trade.entry_price),
+        margin=max(int(trade.margin), 1),
+        leverage=Decimal(trade.leverage),
+        liquidation=Decimal(trade.liquidation),
+        stoploss=Decimal(trade.stoploss),
+        takeprofit=Decimal(trade.takeprofit),
+        maintenance_margin=int(trade.maintenance_margin),
+        opening_fee=int(trade.opening_fee),
+        client_id=trade.client_id or None,
+        managed=trade.managed or manage_external,
+    )
+
+
+def account_state_of(account: ExchangeAccount, *, global_kill: bool | None = None) -> AccountState:
+    """The engine's view of an account: running trades Axisor tracks, free balance, breaker and kill switches."""
+    trades = TrackedTrade.objects.filter(account=account, state=TrackedTrade.State.RUNNING)
+    return AccountState(
+        balance=int(account.balance or 0),
+        trades=tuple(trade_state_of(t, manage_external=account.manage_external_trades) for t in trades),
+        entries_halted=account.entries_halted,
+        kill_switch=account.kill_switch or (GlobalSwitch.is_on() if global_kill is None else global_kill),
+    )
+
+
+def spec_of(automation: Automation) -> AutomationSpec:
+    """The engine spec of a stored automation; raises ``SpecError`` if its stored config or memory is invalid."""
+    return AutomationSpec(
+        id=automation.pk,
+        kind=automation.kind,  # type: ignore[arg-type]
+        config=config_from_json(automation.kind, automation.config),
+        memory=Memory.from_json(automation.memory),
+        max_price_age_seconds=automation.max_price_age_seconds,
+    )
+
+
+# --- decisions → intents ------------------------------------------------------------------------------------------
+
+
+def _intent_for(decision: Decision, automation: Automation) -> OrderIntent | None:
+    base = {"account_id": automation.account_id, "automation": automation, "protective": decision.protective}
+    if isinstance(decision, ClosePosition):
+        return OrderIntent(action=OrderIntent.Action.CLOSE, trade_id=decision.trade_id, params={}, **base)
+    if isinstance(decision, ReducePosition):
+        reopen = {
+            "side": decision.side,
+            "quantity": decision.reopen_quantity,
+            "leverage": str(decision.leverage),
+            "stoploss": None if decision.stoploss is None else str(decision.stoploss),
+            "takeprofit": None if decision.takeprofit is None else str(decision.takeprofit),
+        }
+        return OrderIntent(
+            action=OrderIntent.Action.CLOSE, trade_id=decision.trade_id, params={"reopen": reopen}, **base
+        )
+    if isinstance(decision, AddMargin):
+        return OrderIntent(
+            action=OrderIntent.Action.ADD_MARGIN, trade_id=decision.trade_id, params={"amount": decision.amount}, **base
+        )
+    if isinstance(decision, SetStopLoss):
+        return OrderIntent(
+            action=OrderIntent.Action.SET_STOPLOSS,
+            trade_id=decision.trade_id,
+            params={"price": str(decision.price)},
+            **base,
+        )
+    if isinstance(decision, SetTakeProfit):
+        return OrderIntent(
+            action=OrderIntent.Action.SET_TAKEPROFIT,
+            trade_id=decision.trade_id,
+            params={"price": str(decision.price)},
+            **base,
+        )
+    if isinstance(decision, OpenPosition):
+        params = {
+            "side": decision.side,
+            "leverage": str(decision.leverage),
+            "quantity": decision.quantity,
+            "margin": decision.margin,
+            "stoploss": None if decision.stoploss is None else str(decision.stoploss),
+            "takeprofit": None if decision.takeprofit is None else str(decision.takeprofit),
+            "stoploss_percent": None if decision.stoploss_percent is None else str(decision.stoploss_percent),
+            "takeprofit_percent": None if decision.takeprofit_percent is None else str(decision.takeprofit_percent),
+        }
+        return OrderIntent(action=OrderIntent.Action.OPEN, params=params, **base)
+    return None
+
+
+def _audit_decision(automation: Automation, decision: Decision, intent: OrderIntent | None) -> AuditEntry:
+    skip = isinstance(decision, Skip)
+    reason = getattr(decision, "reason", "")
+    return AuditEntry(
+        account_id=automation.account_id,
+        automation=automation,
+        intent=intent,
+        kind=automation.kind,
+        event=AuditEntry.Event.SKIP if skip else AuditEntry.Event.DECISION,
+        outcome=AuditEntry.Outcome.SKIPPED if skip else AuditEntry.Outcome.PENDING,
+        message=f"{decision.kind}: {reason}"[:500],
+        inputs=dict(decision.inputs),
+        decision=decision.to_json(),
+    )
+
+
+def enqueue_intents(intent_ids: Iterable[int]) -> None:
+    """Queue the execution of intents (protective ones on the priority queue). Call after the commit."""
+    from automations.tasks import order_intent_enqueue
+
+    for intent_id in intent_ids:
+        order_intent_enqueue(intent_id)
+
+
+def automation_record_evaluation(automation: Automation, evaluation: Evaluation, now: datetime) -> list[int]:
+    """Persist one evaluation (memory CAS, intents, audit) and enqueue its intents on commit.
+
+    Returns the ids of the intents created; an empty list when another evaluator already stored this version.
+    """
+    with transaction.atomic():
+        fields: dict[str, object] = {
+            "memory": evaluation.memory.to_json(),
+            "version": F("version") + 1,
+            "last_evaluated_at": now,
+        }
+        if evaluation.completed:
+            fields["status"] = Automation.Status.COMPLETED
+            fields["status_message"] = "Completed: every entry it was asked for has fired."
+        won = Automation.objects.filter(
+            pk=automation.pk, version=automation.version, status=Automation.Status.ACTIVE
+        ).update(**fields)
+        if won != 1:
+            return []
+        intents: list[OrderIntent] = []
+        entries: list[AuditEntry] = []
+        for decision in evaluation.decisions:
+            intent = _intent_for(decision, automation)
+            if intent is not None:
+                intent.save()
+                intents.append(intent)
+            entries.append(_audit_decision(automation, decision, intent))
+        AuditEntry.objects.bulk_create(entries)
+        ids = [i.pk for i in intents]
+        if ids:
+            transaction.on_commit(lambda: enqueue_intents(ids))
+    automation.version += 1
+    return ids
+
+
+def _mark_error(automation: Automation, message: str) -> None:
+    with transaction.atomic():
+        Automation.objects.filter(pk=automation.pk).update(status=Automation.Status.ERROR, status_message=message[:300])
+        AuditEntry.objects.create(
+            account_id=automation.account_id,
+            automation=automation,
+            kind=automation.kind,
+            event=AuditEntry.Event.ERROR,
+            outcome=AuditEntry.Outcome.ERROR,
+            message=message[:500],
+        )
+    logger.warning("automation %s set to error: %s", automation.pk, message)
+
+
+def automations_evaluate_account(
+    *,
+    account: ExchangeAccount,
+    market: MarketSnapshot,
+    now: datetime,
+    automations: Sequence[Automation] | None = None,
+    global_kill: bool | None = None,
+) -> list[int]:
+    """Evaluate every active automation of ``account`` on ``market`` at ``now``; returns the new intent ids.
+
+    An automation whose stored config is invalid, or that makes the engine fail, goes to ``error`` with the reason
+    (and an audit entry); the others carry on.
+    """
+    if automations is None:
+        automations = list(Automation.objects.filter(account=account, status=Automation.Status.ACTIVE))
+    if not automations:
+        return []
+    state = account_state_of(account, global_kill=global_kill)
+    created: list[int] = []
+    for automation in automations:
+        try:
+            spec = spec_of(automation)
+        except SpecError as exc:
+            _mark_error(automation, f"Invalid settings: {exc}")
+            continue
+        try:
+            evaluation = evaluate_safe(spec, market, state, now)
+        except EngineError as exc:
+            _mark_error(automation, f"Evaluation failed: {exc}")
+            continue
+        if not evaluation.decisions and evaluation.memory is spec.memory and not evaluation.completed:
+            continue
+        created += automation_record_evaluation(automation, evaluation, now)
+    return created
+
+
+def automations_evaluate_network(*, network: str, market: MarketSnapshot, now: datetime) -> list[int]:
+    """Evaluate the active automations of every enabled account on ``network`` (one query for all of them)."""
+    active = (
+        Automation.objects.filter(status=Automation.Status.ACTIVE, account__network=network, account__is_enabled=True)
+        .select_related("account")
+        .order_by("account_id", "id")
+    )
+    by_account: dict[int, list[Automation]] = {}
+    accounts: dict[int, ExchangeAccount] = {}
+    for automation in active:
+        by_account.setdefault(automation.account_id, []).append(automation)
+        accounts[automation.account_id] = automation.account
+    global_kill = GlobalSwitch.is_on()
+    created: list[int] = []
+    for account_id, automations in by_account.items():
+        created += automations_evaluate_account(
+            account=accounts[account_id], market=market, now=now, automations=automations, global_kill=global_kill
+        )
+    return created
+
+
+def automation_preview(*, automation: Automation, market: MarketSnapshot, now: datetime) -> Evaluation:
+    """What ``automation`` would decide right now (nothing is stored or sent). Raises ``SpecError``/``EngineError``."""
+    spec = spec_of(automation)
+    return evaluate_safe(spec, market, account_state_of(automation.account), now)

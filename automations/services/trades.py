@@ -1,0 +1,186 @@
+"""Trades Axisor tracks, and reconciliation with the exchange (start-up, periodic, after every order).
+
+A trade found on the exchange that Axisor did not open (no intent with its ``clientId``) is recorded as EXTERNAL and
+never managed unless the account opted in. A tracked running trade that disappeared from the exchange is marked
+closed with its exit price, PnL and reason (closed, stop-loss, take-profit, liquidation) from the closed list.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import ExchangeAccount
+from automations.models import AuditEntry, OrderIntent, TrackedTrade
+from lnmarkets.client import RestClient
+from lnmarkets.schemas import Trade
+
+logger = logging.getLogger(__name__)
+
+
+def _state(trade: Trade) -> str:
+    if trade.running:
+        return TrackedTrade.State.RUNNING
+    if trade.open:
+        return TrackedTrade.State.OPEN
+    if trade.canceled:
+        return TrackedTrade.State.CANCELED
+    return TrackedTrade.State.CLOSED
+
+
+def _closed_reason(trade: Trade) -> str:
+    """Best reading of why a trade closed: the exit matched its SL or TP, liquidation, or a plain close."""
+    exit_price = trade.exit_price
+    if exit_price is None:
+        return "closed"
+    if trade.stoploss and exit_price == trade.stoploss:
+        return "stoploss"
+    if trade.takeprofit and exit_price == trade.takeprofit:
+        return "takeprofit"
+    if trade.pl is not None and trade.pl <= -trade.margin:
+        return "liquidation"
+    return "closed"
+
+
+def tracked_trade_upsert(account: ExchangeAccount, trade: Trade, *, managed: bool | None = None) -> TrackedTrade:
+    """Create or refresh the tracked copy of ``trade``. ``managed=None`` keeps the stored flag (or, for a trade
+    seen for the first time, manages it only if one of the account's intents carries its ``clientId``)."""
+    now = timezone.now()
+    fields = {
+        "client_id": trade.client_id or "",
+        "state": _state(trade),
+        "side": trade.side,
+        "quantity": int(trade.quantity),
+        "entry_price": trade.entry_price or trade.price,
+        "margin": int(trade.margin),
+        "leverage": trade.leverage,
+        "liquidation": trade.liquidation,
+        "stoploss": trade.stoploss,
+        "takeprofit": trade.takeprofit,
+        "maintenance_margin": int(trade.maintenance_margin),
+        "opening_fee": int(trade.opening_fee),
+        "pl": int(trade.pl),
+        "exit_price": trade.exit_price,
+        "last_seen_at": now,
+    }
+    if trade.closed or trade.canceled:
+        fields["closed_at"] = trade.closed_at or now
+        fields["closed_reason"] = _closed_reason(trade) if trade.closed else "canceled"
+    with transaction.atomic():
+        row = TrackedTrade.objects.select_for_update().filter(account=account, trade_id=trade.id).first()
+        if row is None:
+            ours = (
+                bool(trade.client_id)
+                and OrderIntent.objects.filter(account=account, client_id=trade.client_id).exists()
+            )
+            origin = TrackedTrade.Origin.AXISOR if (ours or managed) else TrackedTrade.Origin.EXTERNAL
+            row = TrackedTrade.objects.create(
+                account=account, trade_id=trade.id, origin=origin, managed=bool(managed or ours), **fields
+            )
+            if origin == TrackedTrade.Origin.EXTERNAL:
+                AuditEntry.objects.create(
+                    account=account,
+                    event=AuditEntry.Event.RECONCILE,
+                    outcome=AuditEntry.Outcome.INFO,
+                    message=f"Trade {trade.id} ({trade.side} {trade.quantity} USD) was opened outside Axisor: shown, "
+                    "not managed.",
+                )
+            return row
+        for name, value in fields.items():
+            setattr(row, name, value)
+        if managed is not None:
+            row.managed = managed
+        row.save()
+        return row
+
+
+def tracked_trade_closed(client: RestClient, account: ExchangeAccount, trade_id: str, *, by_axisor: bool) -> None:
+    """Record that ``trade_id`` is no longer running, with its exit from the closed list when it can be found."""
+    closed = None
+    page = client.isolated_trades_closed_list(limit=50)
+    closed = next((t for t in page.data if t.id == trade_id), None)
+    row = TrackedTrade.objects.filter(account=account, trade_id=trade_id).first()
+    if closed is not None:
+        row = tracked_trade_upsert(account, closed)
+    elif row is not None:
+        row.state = TrackedTrade.State.CLOSED
+        row.closed_at = timezone.now()
+        row.closed_reason = row.closed_reason or "closed"
+        row.save(update_fields=["state", "closed_at", "closed_reason"])
+    if row is not None and by_axisor and not row.closed_by_axisor:
+        TrackedTrade.objects.filter(pk=row.pk).update(closed_by_axisor=True)
+
+
+def account_reconcile(*, account_id: int) -> dict[str, int]:
+    """Bring the tracked trades and the balance of one account in line with the exchange (GETs only).
+
+    Returns counts: ``running``, ``new_external``, ``closed_outside``. Clears the account's entry halt on success.
+    Raises the gateway's errors (the task retries temporary ones).
+    """
+    from automations.exchange import client_for_account
+
+    account = ExchangeAccount.objects.get(pk=account_id)
+    client = client_for_account(account.pk, account.network)
+    balance = client.account_get(priority="low").balance
+    running = client.isolated_trades_running_list(priority="low")
+    running_ids = {t.id for t in running}
+    counts = {"running": len(running), "new_external": 0, "closed_outside": 0}
+    known = set(TrackedTrade.objects.filter(account=account).values_list("trade_id", flat=True))
+    for trade in running:
+        row = tracked_trade_upsert(account, trade)
+        if trade.id not in known and row.origin == TrackedTrade.Origin.EXTERNAL:
+            counts["new_external"] += 1
+    gone = TrackedTrade.objects.filter(account=account, state=TrackedTrade.State.RUNNING).exclude(
+        trade_id__in=running_ids
+    )
+    if gone.exists():
+        closed = {t.id: t for t in client.isolated_trades_closed_list(limit=100, priority="low").data}
+        for row in gone:
+            trade = closed.get(row.trade_id)
+            if trade is not None:
+                tracked_trade_upsert(account, trade)
+            else:
+                row.state = TrackedTrade.State.CLOSED
+                row.closed_at = timezone.now()
+                row.closed_reason = "closed"
+                row.save(update_fields=["state", "closed_at", "closed_reason"])
+            if not row.closed_by_axisor:
+                counts["closed_outside"] += 1
+                row.refresh_from_db()
+                AuditEntry.objects.create(
+                    account=account,
+                    event=AuditEntry.Event.RECONCILE,
+                    outcome=AuditEntry.Outcome.INFO,
+                    message=f"Trade {row.trade_id} was {row.closed_reason or 'closed'} outside Axisor "
+                    f"(exit {row.exit_price}, PnL {row.pl} sats).",
+                )
+    now = timezone.now()
+    ExchangeAccount.objects.filter(pk=account.pk).update(
+        balance=balance,
+        balance_updated_at=now,
+        reconciled_at=now,
+        entries_halted=False,
+        halt_reason="",
+        consecutive_failures=0,
+    )
+    return counts
+
+
+def stale_intents_for_account(account_id: int, *, older_than: timedelta) -> list[int]:
+    """Intents that should have finished by now (a lost task): the reconcile sweep re-queues them."""
+    cutoff = timezone.now() - older_than
+    return list(
+        OrderIntent.objects.filter(
+            account_id=account_id,
+            state__in=[
+                OrderIntent.State.CREATED,
+                OrderIntent.State.SUBMITTING,
+                OrderIntent.State.UNKNOWN,
+                OrderIntent.State.ACKED,
+            ],
+            updated_at__lt=cutoff,
+        ).values_list("pk", flat=True)
+    )
