@@ -34,7 +34,8 @@ Margin Guard
     sats). The amount is then limited by the free balance (shared across the trades of one evaluation), by
     ``max_added_per_trade − already added`` and by leverage ≥ 1 (``margin ≤ quantity × SATS / entry``). A partial
     amount is still proposed (``inputs["limited_by"]``); nothing left → ``Skip``. Memory counts the proposed amount
-    at once (conservative: a failed addition still uses the cap).
+    at once (conservative: a failed addition still uses the cap), and holds the last addition of each trade back
+    from the free balance while that trade is in its cooldown (the account state may not show it yet).
 
 TP/SL
   * PnL % = pnl(sats, at the mark) / margin × 100; profit fires at ≥ +X, loss at ≤ −X (signed, never ``abs``).
@@ -356,8 +357,8 @@ def _evaluate_margin_guard(
 ) -> Evaluation:
     writer = _TradesWriter(memory.trades)
     decisions: list[Decision] = []
-    balance_left = account.balance
     cooldown = timedelta(seconds=config.cooldown_seconds)
+    balance_left = account.balance - _pending_additions(ctx, config, account, memory, cooldown)
     for trade in account.trades:
         if not _in_scope(trade, config.trade_ids):
             continue
@@ -370,6 +371,25 @@ def _evaluate_margin_guard(
             balance_left -= spent
     writer.prune(account, ctx.now)
     return Evaluation(tuple(decisions), writer.memory(memory), False)
+
+
+def _pending_additions(
+    ctx: _Context, config: MarginGuardConfig, account: AccountState, memory: Memory, cooldown: timedelta
+) -> int:
+    """Sats of additions still in their cooldown: the account state may not show them yet, so hold them back."""
+    if config.action != "add_margin" or not memory.trades:
+        return 0
+    total = 0
+    for trade in account.trades:
+        trade_memory = memory.trades.get(trade.id)
+        if (
+            trade_memory is not None
+            and trade_memory.pending_margin
+            and trade_memory.last_action_at is not None
+            and not _cooled(ctx.now - trade_memory.last_action_at, cooldown)
+        ):
+            total += trade_memory.pending_margin
+    return total
 
 
 def _guard_trade(
@@ -571,7 +591,9 @@ def _add_margin(
         data["target_distance"] = str(config.target_distance)
     limited = "" if binding == "wanted" else f" (limited by the {binding})"
     reason = f"{why}: adding {amount} sats of margin{limited}."
-    after = replace(memory, last_action_at=ctx.now, skip=None, added_margin=memory.added_margin + amount)
+    after = replace(
+        memory, last_action_at=ctx.now, skip=None, added_margin=memory.added_margin + amount, pending_margin=amount
+    )
     return AddMargin(trade.id, amount, reason, inputs=data), after, amount
 
 

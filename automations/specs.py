@@ -436,6 +436,8 @@ class TradeMemory:
     - ``fired``: TP/SL has fired for this trade (it fires once per trade; only trailing keeps re-deciding);
     - ``trail_best`` / ``trail_stoploss``: best mark since the trailing trigger, and the last stop-loss proposed;
     - ``added_margin``: sats of margin proposed so far (counts against ``max_added_per_trade``);
+    - ``pending_margin``: sats of the last addition; held back from the free balance during its cooldown, since the
+      account state may not show it yet;
     - ``skip``: code of the last :class:`Skip` emitted in the current crossing (one audit entry per reason).
     """
 
@@ -445,6 +447,7 @@ class TradeMemory:
     trail_best: Decimal | None = None
     trail_stoploss: Decimal | None = None
     added_margin: int = 0
+    pending_margin: int = 0
     skip: str | None = None
 
     def to_json(self) -> dict[str, JSONValue]:
@@ -462,6 +465,8 @@ class TradeMemory:
             data["trail_stoploss"] = str(self.trail_stoploss)
         if self.added_margin:
             data["added_margin"] = self.added_margin
+        if self.pending_margin:
+            data["pending_margin"] = self.pending_margin
         if self.skip is not None:
             data["skip"] = self.skip
         return data
@@ -478,6 +483,7 @@ class TradeMemory:
             trail_best=_json_decimal(data.get("trail_best"), "trail_best"),
             trail_stoploss=_json_decimal(data.get("trail_stoploss"), "trail_stoploss"),
             added_margin=_json_int(data.get("added_margin", 0), "added_margin"),
+            pending_margin=_json_int(data.get("pending_margin", 0), "pending_margin"),
             skip=_json_str(data.get("skip"), "skip"),
         )
 

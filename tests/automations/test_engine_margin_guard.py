@@ -441,3 +441,17 @@ def test_does_not_mutate_the_given_memory():
     assert dict(memory.trades) == snapshot
     assert result.memory is not memory
     assert replace(result.memory.trade("other"), crossed=False) == memory.trade("other")  # in cooldown: no action
+
+
+def test_an_addition_in_its_cooldown_is_held_back_from_the_free_balance():
+    # The account still shows 10 000 sats free: the 6 000 proposed for "a" a moment ago may not be reflected yet.
+    config = guard(action="add_margin", add_margin_mode="fixed", add_margin_amount=6000, cooldown_seconds=60)
+    first = evaluate(spec(config), market(95000), account(trade("buy", trade_id="a"), balance=10_000), NOW)
+    assert first.memory.trade("a").pending_margin == 6000
+    later = NOW + timedelta(seconds=10)
+    both = account(trade("buy", trade_id="a"), trade("buy", trade_id="b"), balance=10_000)
+    second = evaluate(spec(config, first.memory), market(95000, now=later), both, later)
+    assert [d.amount for d in second.decisions] == [4000]  # type: ignore[attr-defined]
+    after = NOW + timedelta(seconds=60)
+    third = evaluate(spec(config, first.memory), market(95000, now=after), both, after)
+    assert [d.amount for d in third.decisions] == [6000, 4000]  # type: ignore[attr-defined]

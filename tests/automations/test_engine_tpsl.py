@@ -295,7 +295,7 @@ def test_trailing_long_moves_only_on_improvement():
     memory = Memory()
     for seconds, (price, expected) in enumerate(steps):
         result = run(config, memory, price, seconds)
-        proposed = [d.price for d in result.decisions if isinstance(d, SetStopLoss)]  # type: ignore[attr-defined]
+        proposed = [d.price for d in result.decisions if isinstance(d, SetStopLoss)]
         assert proposed == ([D(expected)] if expected else []), (price, result.decisions)
         memory = result.memory
     assert memory.trade("t1").trail_best == D("105999.5")
@@ -308,7 +308,7 @@ def test_trailing_short_mirrors():
     proposals = []
     for seconds, price in enumerate(["95000", "95100", "94900", "94900", "94899.5"]):
         result = run(config, memory, price, seconds, side="sell")
-        proposals.append([d.price for d in result.decisions])  # type: ignore[attr-defined]
+        proposals.append([d.price for d in result.decisions])
         memory = result.memory
     # ask + 250.2 rounded up: 95 000.5 → 95 251.0; 94 900.5 → 95 151.0; 94 900 → 95 150.5
     assert proposals == [[D("95251.0")], [], [D("95151.0")], [], [D("95150.5")]]
@@ -317,22 +317,22 @@ def test_trailing_short_mirrors():
 def test_trailing_does_not_loosen_an_existing_tighter_stop():
     config = tpsl("profit", "10", "trailing_stoploss", trailing_distance=D(500))
     first = run(config, Memory(), "105000", 0, stoploss="104800")
-    assert [d.code for d in first.decisions] == ["already_tighter"]  # type: ignore[attr-defined]
+    assert [d.code for d in first.decisions] == ["already_tighter"]
     assert first.memory.trade("t1").fired
     second = run(config, first.memory, "105200", 1, stoploss="104800")
     assert second.decisions == ()
     third = run(config, second.memory, "105400", 2, stoploss="104800")
-    assert [d.price for d in third.decisions] == [D("104899.5")]  # type: ignore[attr-defined]
+    assert [d.price for d in third.decisions] == [D("104899.5")]
 
 
 def test_trailing_stop_that_would_cross_liquidation_is_skipped_then_follows():
     config = tpsl("profit", "10", "trailing_stoploss", trailing_distance=D(20000))
     first = run(config, Memory(), "105000", 0)
-    assert [d.code for d in first.decisions] == ["crosses_liquidation"]  # type: ignore[attr-defined]
+    assert [d.code for d in first.decisions] == ["crosses_liquidation"]
     second = run(config, first.memory, "106000", 1)
     assert second.decisions == ()  # same reason: reported once
     third = run(config, second.memory, "112000", 2)
-    assert [d.price for d in third.decisions] == [D("91999.5")]  # type: ignore[attr-defined]
+    assert [d.price for d in third.decisions] == [D("91999.5")]
 
 
 def test_trailing_compares_with_its_last_proposal_not_only_the_exchange():
