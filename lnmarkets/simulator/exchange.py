@@ -275,9 +275,7 @@ class Exchange(Market):
         trade.price = entry
         trade.leverage = quantize_leverage(leverage)
         trade.liquidation = liquidation_price(trade.side, trade.quantity, entry, margin)
-        wrong_side = trade.stoploss < trade.liquidation if trade.side == "buy" else trade.stoploss > trade.liquidation
-        if trade.stoploss > 0 and trade.stoploss_trailing == 0 and wrong_side:
-            trade.stoploss = Decimal(0)
+        self.drop_stoploss_past_liquidation(trade)
 
     # -- ledgers -------------------------------------------------------------------------------------------------
     def conservation_gap(self, account_id: str) -> int:

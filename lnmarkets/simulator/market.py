@@ -293,6 +293,13 @@ class Market:
         else:
             trade.stoploss = min(trade.stoploss, candidate) if trade.stoploss > 0 else candidate
 
+    def drop_stoploss_past_liquidation(self, trade: Trade) -> None:
+        """A fixed stop-loss beyond the (moved) liquidation price is dropped (§9.6 step 5)."""
+        if trade.stoploss <= 0 or trade.stoploss_trailing > 0:
+            return
+        if trade.stoploss < trade.liquidation if trade.side == "buy" else trade.stoploss > trade.liquidation:
+            trade.stoploss = Decimal(0)
+
     # -- fills and closes ----------------------------------------------------------------------------------------
     def fee_rate(self, account_id: str) -> Decimal:
         return self.fee_rates[self.accounts[account_id].fee_tier]
@@ -370,6 +377,7 @@ class Market:
                 trade.liquidation = liquidation_price(trade.side, trade.quantity, trade.price, trade.margin)
             else:
                 trade.liquidation = trade.price
+            self.drop_stoploss_past_liquidation(trade)
         else:
             account.balance += -signed_fee
         account.funding_paid += signed_fee
