@@ -114,8 +114,8 @@ def test_a_correct_v3_request_is_accepted(sim, sim_account):
     ("kwargs", "status", "code"),
     [
         ({"v2": True}, 401, "INVALID_SIGNATURE"),
-        ({"timestamp": int(time.time() * 1000) - 31_000}, 401, "INVALID_TIMESTAMP"),
-        ({"timestamp": int(time.time() * 1000) + 31_000}, 401, "INVALID_TIMESTAMP"),
+        ({"timestamp": -31_000}, 401, "INVALID_TIMESTAMP"),
+        ({"timestamp": +31_000}, 401, "INVALID_TIMESTAMP"),
         ({"passphrase": "wrong-passphrase"}, 401, "INVALID_PASSPHRASE"),
         ({"key": "no-such-key"}, 401, "INVALID_API_KEY"),
         ({"secret": "not-the-secret"}, 401, "INVALID_SIGNATURE"),
