@@ -12,7 +12,8 @@ Freshness is measured on our monotonic clock, and a tick only counts as fresh wh
 advanced (so a feed that repeats a frozen ticker — T12 — goes stale instead of looking live):
 
 * ``live``: a fresh stream tick within ``stale_after``;
-* ``fallback``: not live, but a fresh HTTP ticker within ``max(stale_after, 2 × poll_interval)``;
+* ``fallback``: not live, and a fresh HTTP ticker, newer than the last fresh stream tick, within
+  ``max(stale_after, 2 × poll_interval)``;
 * ``stale``: neither (no data yet, exchange unreachable, or its clock is frozen). Block entries on ``stale``.
 
 Subscribers (``subscribe``) are called in the feed thread with each new ``TickerSnapshot``; they must return quickly
@@ -90,6 +91,7 @@ class MarketFeed:
         poll_interval: float = 1.0,
         heartbeat_interval: float = 5.0,
         silence_timeout: float = 10.0,
+        request_timeout: float = 10.0,
         backoff_initial: float = 1.0,
         backoff_max: float = 30.0,
         http_timeout: float = 5.0,
@@ -110,6 +112,7 @@ class MarketFeed:
             self._on_stream_event,
             heartbeat_interval=heartbeat_interval,
             silence_timeout=silence_timeout,
+            request_timeout=request_timeout,
             backoff_initial=backoff_initial,
             backoff_max=backoff_max,
         )
@@ -167,7 +170,8 @@ class MarketFeed:
             if self._stream_fresh_at is not None and now - self._stream_fresh_at <= self.stale_after:
                 return "live"
             window = max(self.stale_after, 2 * self.poll_interval)
-            if self._http_fresh_at is not None and now - self._http_fresh_at <= window:
+            http_at, stream_at = self._http_fresh_at, self._stream_fresh_at
+            if http_at is not None and now - http_at <= window and (stream_at is None or http_at > stream_at):
                 return "fallback"
         return "stale"
 

@@ -79,7 +79,8 @@ class StreamClient:
     (from another thread: ``loop.call_soon_threadsafe(client.stop)``).
 
     Counters: ``connects`` (successful subscribe cycles), ``reconnects`` (backoffs taken), ``messages``,
-    ``decode_errors``; ``last_message_at`` is ``time.monotonic()`` of the last frame; ``permissions`` is the scope
+    ``decode_errors``; ``last_message_at`` is ``time.monotonic()`` of the last frame, ``last_loss_at`` of the last
+    connection loss (or failed attempt), ``last_error`` its reason; ``permissions`` is the scope
     list of the last successful ``authenticate``.
     """
 
@@ -116,6 +117,7 @@ class StreamClient:
         self.decode_errors = 0
         self.last_message_at: float | None = None
         self.last_error: str | None = None
+        self.last_loss_at: float | None = None
         self.permissions: tuple[str, ...] = ()
         self._ids = itertools.count(1)
         self._pending: dict[str, asyncio.Future[JSONValue]] = {}
@@ -161,6 +163,7 @@ class StreamClient:
                 logger.warning("stream %s lost: %s", self.url, self.last_error)
             if self._stop.is_set():
                 break
+            self.last_loss_at = time.monotonic()
             if went_live:
                 failures = 0
             delay = self.backoff_delay(failures)

@@ -126,7 +126,8 @@ def test_get_429_waits_retry_after_then_succeeds() -> None:
         [Reply(429, "{}", {"Retry-After": "3"}), Reply(200, load("account.json"))]
     )
     assert client.account_get().balance == 1_000_000
-    assert sleeps and sleeps[0] >= 3
+    assert sleeps
+    assert sleeps[0] >= 3
     assert len(adapter.requests) == 2
 
 

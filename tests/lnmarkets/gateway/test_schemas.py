@@ -131,7 +131,8 @@ def test_every_stream_frame_decodes_into_its_model() -> None:
     ticker = events[0]
     assert isinstance(ticker, StreamTicker)
     assert ticker.time == datetime(2025, 11, 26, 15, 32, 28, 822000, tzinfo=UTC)
-    assert ticker.funding is not None and ticker.funding.rate == Decimal("0.0001")
+    assert ticker.funding is not None
+    assert ticker.funding.rate == Decimal("0.0001")
 
 
 @pytest.mark.parametrize(
