@@ -230,8 +230,8 @@ def test_fault_accept_then_status_creates_the_trade_and_answers_an_error(sim, si
     assert len(client.running()) == 1
 
 
-async def _recv_json(ws, timeout):
-    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
+async def _recv_json(ws, wait):
+    return json.loads(await asyncio.wait_for(ws.recv(), wait))
 
 
 async def test_fault_stream_drop_closes_sockets_and_refuses_for_a_while(sim):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -103,28 +104,22 @@ class ExchangeMachine(RuleBasedStateMachine):
             body["stoploss"] = base - direction * Decimal(sl) * 100
         if tp:
             body["takeprofit"] = base + direction * Decimal(tp) * 100
-        try:
+        with contextlib.suppress(ApiError):
             self.exchange.open_trade(self.accounts[who], parse_order(body))
-        except ApiError:
-            pass
 
     @precondition(lambda self: self.exchange.trades)
     @rule(data=st.data(), amount=st.integers(1, 50_000), op=st.sampled_from(["add_margin", "cash_in"]))
     def change_margin(self, data, amount, op):
         trade = self.exchange.trades[data.draw(st.sampled_from(self._trade_ids()))]
-        try:
+        with contextlib.suppress(ApiError):
             getattr(self.exchange, op)(trade.account_id, trade.id, amount)
-        except ApiError:
-            pass
 
     @precondition(lambda self: self.exchange.trades)
     @rule(data=st.data(), op=st.sampled_from(["close_trade", "cancel_trade"]))
     def finish(self, data, op):
         trade = self.exchange.trades[data.draw(st.sampled_from(self._trade_ids()))]
-        try:
+        with contextlib.suppress(ApiError):
             getattr(self.exchange, op)(trade.account_id, trade.id)
-        except ApiError:
-            pass
 
     @rule(move=st.integers(-4_000, 4_000))
     def set_price(self, move):

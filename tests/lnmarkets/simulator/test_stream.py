@@ -49,10 +49,10 @@ class Rpc:
         params.update(override)
         return await self.call("authenticate", params)
 
-    async def push(self, timeout=3.0):
+    async def push(self, wait=3.0):
         if self.pushes:
             return self.pushes.pop(0)
-        return json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+        return json.loads(await asyncio.wait_for(self.ws.recv(), wait))
 
     async def drain(self, seconds=0.3):
         out = list(self.pushes)
