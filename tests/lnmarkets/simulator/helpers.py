@@ -91,12 +91,14 @@ class Signed:
     def ok_trade(self, **body: Any) -> dict[str, Any]:
         reply = self.trade(**body)
         assert reply.status == 200, reply.body
-        return reply.body
+        trade: dict[str, Any] = reply.body
+        return trade
 
     def running(self) -> list[dict[str, Any]]:
         reply = self.get("/futures/isolated/trades/running")
         assert reply.status == 200, reply.body
-        return reply.body
+        trades: list[dict[str, Any]] = reply.body
+        return trades
 
     def balance(self) -> int:
         reply = self.get("/account")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -143,14 +144,14 @@ class ExchangeMachine(RuleBasedStateMachine):
 
     @invariant()
     def prices_out_are_on_tick(self):
-        ticker = self.exchange.ticker()
+        ticker: Any = self.exchange.ticker()
         assert is_on_tick(ticker["lastPrice"])
         assert is_on_tick(ticker["index"])
         for quote in ticker["prices"]:
             assert is_on_tick(quote["bidPrice"])
             assert is_on_tick(quote["askPrice"])
         for trade in self.exchange.trades.values():
-            data = self.exchange.trade_json(trade)
+            data: Any = self.exchange.trade_json(trade)
             for name in PRICE_FIELDS:
                 if data[name] is not None:
                     assert is_on_tick(data[name]), (name, data[name])

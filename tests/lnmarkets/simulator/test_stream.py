@@ -6,6 +6,7 @@ import asyncio
 import json
 import secrets
 import time
+from typing import Any
 
 import pytest
 import websockets
@@ -21,7 +22,7 @@ TRADES = "futures/inverse/btc_usd/isolated/trades"
 class Rpc:
     def __init__(self, ws):
         self.ws = ws
-        self.pushes: list[dict] = []
+        self.pushes: list[dict[str, Any]] = []
         self.next_id = 0
 
     async def call(self, method, params=None):

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from lnmarkets.maths import fee_reserves, initial_liquidation_price, margin_from_quantity
+from lnmarkets.maths import Side, fee_reserves, initial_liquidation_price, margin_from_quantity
 
 from .helpers import Signed
 
@@ -88,7 +88,7 @@ def test_new_trade_rules(sim, name, body, status):
         assert Signed(sim, account).balance() == 100_000_000
 
 
-def cost(quantity: int, leverage: int, side: str = "buy") -> int:
+def cost(quantity: int, leverage: int, side: Side = "buy") -> int:
     price = Decimal(100_000)
     liq = initial_liquidation_price(side, quantity, price, Decimal(leverage))
     return margin_from_quantity(quantity, price, Decimal(leverage)) + sum(fee_reserves(quantity, price, liq))
