@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import fields
+from dataclasses import MISSING, fields
 from decimal import Decimal, InvalidOperation
 from typing import get_type_hints
 
@@ -62,6 +62,15 @@ def config_from_json(kind: AutomationKind | str, data: Mapping[str, object]) -> 
         raise SpecError(sorted(unknown)[0], f"Unknown setting {sorted(unknown)[0]!r}.")
     kwargs = {name: _decode(name, str(hints[name]), data[name]) for name in known if name in data}
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    for f in fields(cls):
+        # An optional setting without a default (AutoEntry's quantity xor margin) is stored by leaving it out.
+        if (
+            f.name not in kwargs
+            and f.default is MISSING
+            and f.default_factory is MISSING
+            and "None" in str(hints[f.name])
+        ):
+            kwargs[f.name] = None
     try:
         return cls(**kwargs)  # type: ignore[arg-type]
     except TypeError as exc:

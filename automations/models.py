@@ -47,6 +47,11 @@ class Automation(models.Model):
         return f"{self.name} ({self.get_kind_display()})"
 
 
+def new_client_id() -> str:
+    """A fresh ``clientId``: ``ax-`` + 32 hex characters (LN Markets accepts up to 64)."""
+    return f"ax-{uuid.uuid4().hex}"
+
+
 class OrderIntent(models.Model):
     """An order Axisor decided to send, written *before* the exchange is called (reliability.md §1).
 
@@ -72,7 +77,7 @@ class OrderIntent(models.Model):
 
     TERMINAL: ClassVar[frozenset[str]] = frozenset({State.REJECTED, State.RECONCILED})
 
-    client_id = models.CharField(max_length=64, unique=True, default=uuid.uuid4)
+    client_id = models.CharField(max_length=64, unique=True, default=new_client_id)
     account = models.ForeignKey(ExchangeAccount, on_delete=models.CASCADE, related_name="order_intents")
     automation = models.ForeignKey(
         Automation, on_delete=models.SET_NULL, null=True, blank=True, related_name="order_intents"

@@ -30,15 +30,15 @@ def order_intent_enqueue(intent_id: int, *, protective: bool | None = None, coun
 
         protective = OrderIntent.objects.filter(pk=intent_id, protective=True).exists()
     order_intent_execute_task.apply_async(
-        args=[intent_id],
+        args=(intent_id,),
         queue=PROTECTIVE_QUEUE if protective else DEFAULT_QUEUE,
         expires=PROTECTIVE_EXPIRES_S if protective else ENTRY_EXPIRES_S,
-        countdown=countdown or None,
+        countdown=countdown,
     )
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=6)
-def order_intent_execute_task(self: Task, intent_id: int) -> None:
+def order_intent_execute_task(self: Task[[int], None], intent_id: int) -> None:
     """Execute one order intent (see ``automations.services.execution``); retries only provably unsent orders."""
     from automations.services.execution import RetryLaterError, order_intent_execute
 
@@ -69,7 +69,7 @@ def accounts_reconcile_task() -> int:
 
 
 @shared_task(bind=True, acks_late=True, max_retries=3)
-def account_reconcile_task(self: Task, account_id: int) -> None:
+def account_reconcile_task(self: Task[[int], None], account_id: int) -> None:
     """Reconcile one account's tracked trades and balance with the exchange (GETs only)."""
     from accounts.crypto import CredentialDecryptionError
     from automations.services.trades import account_reconcile

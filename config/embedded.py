@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
-from typing import TextIO
+from typing import Literal, TextIO
 
 from django.conf import settings
 
@@ -28,7 +29,11 @@ logger = logging.getLogger(__name__)
 DEMO_SIM_USERNAME = "axisor-demo"
 DEMO_ACCOUNT_LABEL = "Demo (paper)"
 DEMO_BALANCE = 5_000_000
-DEMO_TRADES: tuple[tuple[str, int, int], ...] = (("buy", 500, 10), ("sell", 300, 5), ("buy", 200, 25))
+DEMO_TRADES: tuple[tuple[Literal["buy", "sell"], int, int], ...] = (
+    ("buy", 500, 10),
+    ("sell", 300, 5),
+    ("buy", 200, 25),
+)
 
 
 def run(*, host: str, port: int, stdout: TextIO) -> None:
@@ -52,6 +57,7 @@ def run(*, host: str, port: int, stdout: TextIO) -> None:
     )
     user, password = demo_user_ensure()
     demo_exchange_account_ensure(user=user, control=sim.control, rest_url=sim.rest_url)
+    stops = _start_automation_services()
     url = f"http://{host}:{port}/"
     stdout.write(
         f"\n  Axisor is running at {url}\n  Demo login: username 'demo', password '{password}'\n"
@@ -65,7 +71,26 @@ def run(*, host: str, port: int, stdout: TextIO) -> None:
             signal_handlers=True,
         ).run()
     finally:
+        for stop in reversed(stops):
+            stop()
         sim.stop()
+
+
+def _start_automation_services() -> list[Callable[[], None]]:
+    """Worker and beat threads, start-up reconciliation, then the market feed and the tick runner."""
+    from automations.inprocess import start_beat_thread, start_worker_thread
+    from automations.runner import TickRunner
+    from automations.services.startup import accounts_reconcile_at_startup
+    from config.celery import app
+    from lnmarkets.feed import get_market_feed, stop_market_feeds
+
+    stops = [start_worker_thread(app)]
+    stops.append(start_beat_thread(app, schedule_file=Path(settings.VAR_DIR) / "celerybeat-schedule"))
+    logger.info("start-up reconciliation: %s", accounts_reconcile_at_startup())
+    runner = TickRunner(get_market_feed(Network.SIMULATOR), Network.SIMULATOR)
+    runner.start()
+    stops += [runner.stop, stop_market_feeds]
+    return stops
 
 
 def demo_exchange_account_ensure(*, user: User, control: ControlClient, rest_url: str) -> ExchangeAccount:
@@ -101,7 +126,7 @@ def demo_exchange_account_ensure(*, user: User, control: ControlClient, rest_url
                 type="market",
                 side=side,
                 quantity=quantity,
-                leverage=Decimal(leverage),  # type: ignore[arg-type]
+                leverage=Decimal(leverage),
             )
     finally:
         client.close()

@@ -87,7 +87,16 @@ def trade_state_of(trade: TrackedTrade, *, manage_external: bool) -> TradeState:
 
 def account_state_of(account: ExchangeAccount, *, global_kill: bool | None = None) -> AccountState:
     """The engine's view of an account: running trades Axisor tracks, free balance, breaker and kill switches."""
-    trades = TrackedTrade.objects.filter(account=account, state=TrackedTrade.State.RUNNING)
+    # A trade with an order still in flight is left out: the engine must not decide on it twice (its memory and
+    # cooldown are only the second line of defence).
+    pending = (
+        OrderIntent.objects.filter(account=account, trade_id__gt="")
+        .exclude(state__in=OrderIntent.TERMINAL)
+        .values_list("trade_id", flat=True)
+    )
+    trades = TrackedTrade.objects.filter(account=account, state=TrackedTrade.State.RUNNING).exclude(
+        trade_id__in=list(pending)
+    )
     return AccountState(
         balance=int(account.balance or 0),
         trades=tuple(trade_state_of(t, manage_external=account.manage_external_trades) for t in trades),

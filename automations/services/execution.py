@@ -34,7 +34,7 @@ from accounts.models import ExchangeAccount
 from automations.engine import Memory, stoploss_from_percent, takeprofit_from_percent
 from automations.exchange import client_for_account
 from automations.locks import account_lock
-from automations.models import AuditEntry, Automation, GlobalSwitch, OrderIntent, TrackedTrade
+from automations.models import AuditEntry, Automation, GlobalSwitch, OrderIntent
 from automations.services.trades import tracked_trade_closed, tracked_trade_upsert
 from lnmarkets.client import RestClient
 from lnmarkets.exceptions import (
@@ -310,18 +310,33 @@ def order_intent_execute(*, intent_id: int) -> list[int]:
 
 
 def _execute_locked(client: RestClient, intent: OrderIntent) -> list[int]:
+    if intent.state in (State.ACKED, State.SUBMITTING, State.UNKNOWN):
+        settled = _resume_in_flight(client, intent)
+        if settled is not None:
+            return settled
+    refusal = _preflight(client, intent)
+    if refusal is not None:
+        return refusal
+    if not _cas(intent, State.CREATED, State.SUBMITTING, attempts=F("attempts") + 1, submitted_at=timezone.now()):
+        return []
+    return _submit(client, intent)
+
+
+def _resume_in_flight(client: RestClient, intent: OrderIntent) -> list[int] | None:
+    """A previous delivery may have sent the order: settle it if it took effect; ``None`` when it may be sent."""
+    found = _reconcile_or_retry(client, intent)
     if intent.state == State.ACKED:
         # The exchange accepted it; only the confirmation was lost (worker died): settle, never re-send.
-        found = _reconcile_or_retry(client, intent)
         return _settle(client, intent, found if found.status == "done" else Found("done", note="acknowledged"))
-    if intent.state in (State.SUBMITTING, State.UNKNOWN):
-        found = _reconcile_or_retry(client, intent)
-        if found.status == "done":
-            return _settle(client, intent, found)
-        # Proven absent, twice for an ambiguous answer (once right after it, once after a backoff): the previous
-        # delivery never reached the exchange, so the order may be sent (again, with the same clientId).
-        if not _cas(intent, intent.state, State.CREATED):
-            return []
+    if found.status == "done":
+        return _settle(client, intent, found)
+    # Proven absent, twice for an ambiguous answer (once right after it, once after a backoff): the previous
+    # delivery never reached the exchange, so the order may be sent (again, with the same clientId).
+    return None if _cas(intent, intent.state, State.CREATED) else []
+
+
+def _preflight(client: RestClient, intent: OrderIntent) -> list[int] | None:
+    """Checks immediately before the POST; a list (possibly empty) ends the execution, ``None`` lets it send."""
     why = _blocked(intent)
     if why:
         _finish(intent, State.REJECTED, error=f"not sent: {why}")
@@ -337,17 +352,16 @@ def _execute_locked(client: RestClient, intent: OrderIntent) -> list[int]:
             return _settle(client, intent, Found("done", note="trade no longer running; no margin added"))
         OrderIntent.objects.filter(pk=intent.pk).update(params={**intent.params, "margin_before": running.margin})
         intent.refresh_from_db()
-    if not _cas(intent, State.CREATED, State.SUBMITTING, attempts=F("attempts") + 1, submitted_at=timezone.now()):
-        return []
+    return None
+
+
+def _submit(client: RestClient, intent: OrderIntent) -> list[int]:
+    """Send the claimed (SUBMITTING) intent and map every outcome to its state."""
     try:
         trade = _send(client, intent)
     except AmbiguousOutcomeError as exc:
         _cas(intent, State.SUBMITTING, State.UNKNOWN, error=f"ambiguous: {exc.code}"[:500])
-        _audit(
-            intent,
-            AuditEntry.Outcome.UNKNOWN,
-            f"{intent.get_action_display()} outcome unknown ({exc.code}); reconciling",
-        )
+        _audit(intent, AuditEntry.Outcome.UNKNOWN, f"{intent.get_action_display()} outcome unknown ({exc.code})")
         found = _reconcile_or_retry(client, intent)
         if found.status == "done":
             return _settle(client, intent, found)
@@ -359,12 +373,13 @@ def _execute_locked(client: RestClient, intent: OrderIntent) -> list[int]:
             return _settle(client, intent, Found("done", note=f"trade not found on the exchange ({exc.code})"))
         _record_failure(intent, f"{exc.code}: {exc}")
         return []
-    except (RateLimitedError, TemporaryError) as exc:
+    except TemporaryError as exc:
+        # 429, 503 or a refused connection: provably not processed, so it may be sent again later.
         _cas(intent, State.SUBMITTING, State.CREATED, error=f"not processed: {exc.code}"[:500])
         if intent.attempts >= MAX_ATTEMPTS:
             _record_failure(intent, f"not processed after {intent.attempts} attempts ({exc.code})")
             return []
-        wait = max(getattr(exc, "retry_after", 0.0) or 0.0, backoff(intent.attempts))
+        wait = max(exc.retry_after if isinstance(exc, RateLimitedError) else 0.0, backoff(intent.attempts))
         raise RetryLaterError(wait, f"not processed ({exc.code})") from exc
     except AuthError:
         raise
@@ -373,8 +388,7 @@ def _execute_locked(client: RestClient, intent: OrderIntent) -> list[int]:
         return []
     _cas(intent, State.SUBMITTING, State.ACKED, trade_id=intent.trade_id or trade.id)
     _audit(intent, AuditEntry.Outcome.OK, f"{intent.get_action_display()} accepted by the exchange (trade {trade.id})")
-    found = _confirm(client, intent, trade)
-    return _settle(client, intent, found)
+    return _settle(client, intent, _confirm(client, intent, trade))
 
 
 def _reconcile_or_retry(client: RestClient, intent: OrderIntent) -> Found:

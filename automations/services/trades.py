@@ -99,9 +99,8 @@ def tracked_trade_upsert(account: ExchangeAccount, trade: Trade, *, managed: boo
 
 def tracked_trade_closed(client: RestClient, account: ExchangeAccount, trade_id: str, *, by_axisor: bool) -> None:
     """Record that ``trade_id`` is no longer running, with its exit from the closed list when it can be found."""
-    closed = None
     page = client.isolated_trades_closed_list(limit=50)
-    closed = next((t for t in page.data if t.id == trade_id), None)
+    closed: Trade | None = next((t for t in page.data if t.id == trade_id), None)
     row = TrackedTrade.objects.filter(account=account, trade_id=trade_id).first()
     if closed is not None:
         row = tracked_trade_upsert(account, closed)
@@ -139,9 +138,9 @@ def account_reconcile(*, account_id: int) -> dict[str, int]:
     if gone.exists():
         closed = {t.id: t for t in client.isolated_trades_closed_list(limit=100, priority="low").data}
         for row in gone:
-            trade = closed.get(row.trade_id)
-            if trade is not None:
-                tracked_trade_upsert(account, trade)
+            closed_trade = closed.get(row.trade_id)
+            if closed_trade is not None:
+                tracked_trade_upsert(account, closed_trade)
             else:
                 row.state = TrackedTrade.State.CLOSED
                 row.closed_at = timezone.now()

@@ -1,0 +1,51 @@
+"""The embedded default's Celery worker and beat, in threads of the one process (memory:// transport).
+
+Production runs ``celery worker`` and ``celery beat`` as their own processes on Redis; this module is only for the
+embedded default, where the in-process transport cannot be shared across processes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from celery import Celery
+from celery.beat import EmbeddedService
+from celery.worker import WorkController
+
+from automations.tasks import DEFAULT_QUEUE, PROTECTIVE_QUEUE
+
+
+def start_worker_thread(app: Celery, *, loglevel: str = "WARNING") -> Callable[[], None]:
+    """Start a one-slot worker consuming the protective queue and the default one; returns its stop function."""
+    worker = WorkController(
+        app=app,
+        concurrency=1,
+        pool="solo",
+        hostname="embedded@axisor",
+        queues=[PROTECTIVE_QUEUE, DEFAULT_QUEUE],
+        loglevel=loglevel,
+        without_heartbeat=True,
+        without_mingle=True,
+        without_gossip=True,
+    )
+    thread = threading.Thread(target=worker.start, name="celery-worker", daemon=True)
+    thread.start()
+
+    def stop() -> None:
+        worker.stop(in_sighandler=False)
+        thread.join(10)
+
+    return stop
+
+
+def start_beat_thread(app: Celery, *, schedule_file: Path) -> Callable[[], None]:
+    """Start Celery beat in a thread (its schedule state in ``schedule_file``); returns its stop function."""
+    service = EmbeddedService(app, thread=True, schedule_filename=str(schedule_file))
+    service.start()  # type: ignore[union-attr]
+
+    def stop() -> None:
+        service.stop()
+
+    return stop
