@@ -19,7 +19,7 @@ from lnmarkets.simulator.events import Event, FundingEvent, TickEvent, TradeEven
 from lnmarkets.simulator.exchange import Exchange
 from lnmarkets.simulator.stream_rpc import RpcError, dispatch, parse_request
 from lnmarkets.simulator.trades import ApiKey
-from lnmarkets.simulator.wire import dumps, ms
+from lnmarkets.simulator.wire import dumps, ms, parse_iso
 
 PAIR = "futures/inverse/btc_usd"
 TICKER, LAST_PRICE, INDEX, BUCKETS, FUNDING = (
@@ -113,7 +113,10 @@ class Hub:
             settlement = event.settlement
             self.publish(
                 FUNDING,
-                lambda: {"pair": "btc_usd", "current": {"rate": settlement["fundingRate"], "time": settlement["time"]}},
+                lambda: {
+                    "pair": "btc_usd",
+                    "current": {"rate": settlement["fundingRate"], "time": ms(parse_iso(str(settlement["time"])))},
+                },
             )
 
     def _publish_prices(self) -> None:

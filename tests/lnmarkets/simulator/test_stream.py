@@ -198,3 +198,15 @@ async def test_malformed_frames_get_errors_not_disconnects(sim, frame):
         assert reply["error"]["code"] in (-32700, -32600)
         await ws.send(json.dumps({"jsonrpc": "2.0", "id": 9, "method": "ping"}))
         assert json.loads(await asyncio.wait_for(ws.recv(), 3))["result"] == "pong"
+
+
+async def test_funding_topic_pushes_each_settlement(sim):
+    async with websockets.connect(sim.stream_url) as ws:
+        rpc = Rpc(ws)
+        await rpc.call("subscribe", {"topics": ["futures/inverse/btc_usd/funding"]})
+        await in_thread(sim.control.settle_funding, "0.0003")
+        [push] = await rpc.drain(0.3)
+        assert push["params"]["topic"] == "futures/inverse/btc_usd/funding"
+        current = push["params"]["data"]["current"]
+        assert current["rate"] == 0.0003
+        assert abs(current["time"] - time.time() * 1000) < 5_000
