@@ -359,6 +359,30 @@ def preview_market(network: str) -> MarketSnapshot | None:
     return market_from_ticker(ticker)
 
 
+DECISION_LABELS = {
+    "close": "Close the trade at market",
+    "reduce": "Reduce: close the trade, then reopen the remaining quantity (LN Markets has no partial close)",
+    "add_margin": "Add margin",
+    "set_stoploss": "Set the stop-loss",
+    "set_takeprofit": "Set the take-profit",
+    "open": "Open a trade",
+    "skip": "No action (skipped)",
+}
+_NOT_DETAILS = frozenset({"kind", "protective", "inputs", "reason"})
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRow:
+    """One decision of a preview, flattened for display: what, why, its parameters and the inputs it was taken on."""
+
+    kind: str
+    label: str
+    reason: str
+    protective: bool
+    details: list[tuple[str, str]]
+    inputs: list[tuple[str, str]]
+
+
 @dataclass(frozen=True, slots=True)
 class Preview:
     """What an automation would decide now: the market used (``None`` = no live price), the evaluation, or an error
@@ -372,6 +396,23 @@ class Preview:
     @property
     def price_age_seconds(self) -> float | None:
         return None if self.market is None else (self.now - self.market.time).total_seconds()
+
+    @property
+    def decision_rows(self) -> list[DecisionRow]:
+        rows: list[DecisionRow] = []
+        for decision in self.evaluation.decisions if self.evaluation is not None else ():
+            data = decision.to_json()
+            rows.append(
+                DecisionRow(
+                    kind=decision.kind,
+                    label=DECISION_LABELS.get(decision.kind, decision.kind),
+                    reason=str(data.get("reason") or ""),
+                    protective=decision.protective,
+                    details=[(k, str(v)) for k, v in data.items() if k not in _NOT_DETAILS and v is not None],
+                    inputs=sorted(decision.inputs.items()),
+                )
+            )
+        return rows
 
 
 def automation_preview_now(*, automation: Automation, now: datetime) -> Preview:
@@ -390,6 +431,7 @@ def automation_preview_now(*, automation: Automation, now: datetime) -> Preview:
 
 __all__ = [
     "AutomationStateError",
+    "DecisionRow",
     "Preview",
     "account_kill_switch_set",
     "account_manage_external_set",
