@@ -13,6 +13,7 @@ from lnmarkets.schemas import (
     Account,
     Candle,
     FundingFee,
+    JSONValue,
     StreamBuckets,
     StreamIndex,
     StreamLastPrice,
@@ -29,7 +30,7 @@ from lnmarkets.stream import decode_message
 from tests.lnmarkets.gateway.fakes import load
 
 
-def obj(name: str) -> dict:
+def obj(name: str) -> dict[str, JSONValue]:
     value = parse_json(load(name))
     assert isinstance(value, dict)
     return value
@@ -89,7 +90,7 @@ def test_pages_parse() -> None:
         ("closed", True),  # two state flags
     ],
 )
-def test_trade_rejects_wrong_types(field: str, value: object) -> None:
+def test_trade_rejects_wrong_types(field: str, value: JSONValue) -> None:
     data = obj("trade_running.json")
     data[field] = value
     with pytest.raises(ResponseFormatError):
@@ -143,6 +144,6 @@ def test_every_stream_frame_decodes_into_its_model() -> None:
         {"pair": "btc_usd", "event": "funding", "trade": {"id": "t", "margin": "1"}},
     ],
 )
-def test_stream_trade_event_rejects_payloads_missing_event_fields(data: dict) -> None:
+def test_stream_trade_event_rejects_payloads_missing_event_fields(data: dict[str, JSONValue]) -> None:
     with pytest.raises(ResponseFormatError):
         parse_model(StreamTradeEvent, data, context="t")

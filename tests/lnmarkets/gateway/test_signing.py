@@ -7,7 +7,6 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from lnmarkets import client as client_module
 from lnmarkets.client import encode_request_body
 from lnmarkets.credentials import Credentials, static_provider
 from lnmarkets.signing import encode_body, hmac_b64, rest_signature, stream_signature
@@ -61,7 +60,7 @@ def test_stream_authenticate_golden_signature() -> None:
 
 
 def test_request_body_matches_signing_encoder_and_writes_decimals_as_numbers() -> None:
-    body = {"type": "market", "side": "buy", "quantity": 100, "leverage": 10}
+    body: dict[str, str | int] = {"type": "market", "side": "buy", "quantity": 100, "leverage": 10}
     assert encode_request_body(body) == encode_body(body) == TRADE_BODY
     assert encode_request_body({"id": "x", "value": Decimal("100000.5"), "mode": None}) == '{"id":"x","value":100000.5}'
     assert encode_request_body({"leverage": Decimal("1E+1")}) == '{"leverage":10}'
@@ -69,7 +68,7 @@ def test_request_body_matches_signing_encoder_and_writes_decimals_as_numbers() -
 
 @pytest.fixture
 def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(client_module.time, "time_ns", lambda: 1_700_000_000_000 * 1_000_000)
+    monkeypatch.setattr("lnmarkets.client.time.time_ns", lambda: 1_700_000_000_000 * 1_000_000)
 
 
 def _golden_client(reply: Reply):

@@ -98,7 +98,7 @@ def test_silent_stream_is_detected_within_10s_feed_falls_back_then_recovers(
     finally:
         stop.set()
         watcher.join()
-    assert feed.latest().source == "stream"  # type: ignore[union-attr]
+    assert feed.latest().source == "stream"
     poll_times = [t for t, state, _ in states if state == "fallback"]
     assert poll_times
     assert feed.polls <= (poll_times[-1] - poll_times[0]) / feed.poll_interval + 3  # ≤ 1 request/s
@@ -110,7 +110,7 @@ def test_dropped_stream_uses_http_then_returns_to_stream(make_feed, ticker_pump,
     wait_until(lambda: feed.state == "live", 10)
     sim.control.inject_fault("stream_drop", seconds=3)
     wait_until(lambda: feed.state == "fallback", 4)
-    assert feed.latest().source == "http"  # type: ignore[union-attr]
+    assert feed.latest().source == "http"
     wait_until(lambda: feed.state == "live", 10)
     assert feed.stream.reconnects >= 1
 
