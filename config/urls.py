@@ -9,5 +9,6 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("accounts/", include("accounts.urls")),
+    path("automations/", include("automations.urls")),
     path("admin/", admin.site.urls),
 ]

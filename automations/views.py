@@ -1,0 +1,251 @@
+"""Automation pages. Thin: parse input, call one service or selector, render. Every lookup is owner-scoped (404);
+every mutation is a POST with CSRF and ends in a redirect with a message."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts.models import User
+from accounts.selectors import exchange_account_get_for_user
+from automations import selectors
+from automations.forms import AuditFilterForm, AutomationForm, SwitchForm, form_class_for
+from automations.models import Automation
+from automations.services import management
+
+AUDIT_PAGE_SIZE = 50
+
+KIND_DESCRIPTIONS = (
+    (
+        Automation.Kind.MARGIN_GUARD,
+        gettext_lazy(
+            "Keeps running trades away from liquidation: closes, reduces, or adds margin when a trade gets too close."
+        ),
+    ),
+    (
+        Automation.Kind.TPSL,
+        gettext_lazy("Moves the take-profit or stop-loss, or closes the trade, when its PnL crosses a trigger."),
+    ),
+    (
+        Automation.Kind.AUTO_ENTRY,
+        gettext_lazy("Opens a trade at once, or when the price crosses a trigger; optionally repeats."),
+    ),
+)
+
+
+def _user(request: HttpRequest) -> User:
+    assert isinstance(request.user, User)
+    return request.user
+
+
+def _form_for(kind: str) -> type[AutomationForm]:
+    form_class = form_class_for(kind)
+    if form_class is None:
+        raise Http404("unknown automation kind")
+    return form_class
+
+
+@login_required
+@require_GET
+def automation_list(request: HttpRequest) -> HttpResponse:
+    accounts = selectors.accounts_with_automations_for_user(user=_user(request))
+    return render(
+        request,
+        "automations/list.html",
+        {"accounts": accounts, "global_switch": selectors.global_switch_get()},
+    )
+
+
+@login_required
+@require_GET
+def account_detail(request: HttpRequest, account_id: int) -> HttpResponse:
+    account = exchange_account_get_for_user(user=_user(request), account_id=account_id)
+    return render(
+        request,
+        "automations/account.html",
+        {
+            "account": account,
+            "automations": selectors.automation_list_for_user(user=_user(request), account=account),
+            "trades": selectors.tracked_trades_open_for_account(account=account),
+            "global_switch": selectors.global_switch_get(),
+        },
+    )
+
+
+@login_required
+@require_GET
+def automation_choose_kind(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "automations/choose_kind.html",
+        {"kinds": KIND_DESCRIPTIONS, "account_id": request.GET.get("account", "")},
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def automation_create(request: HttpRequest, kind: str) -> HttpResponse:
+    form_class = _form_for(kind)
+    account = None
+    account_param = request.GET.get("account", "")
+    if account_param.isdigit() and len(account_param) < 12:
+        account = exchange_account_get_for_user(user=_user(request), account_id=int(account_param))
+    form = form_class(request.POST if request.method == "POST" else None, user=_user(request), account=account)
+    if request.method == "POST" and form.is_valid() and form.config is not None:
+        data = form.cleaned_data
+        automation = management.automation_create(
+            account=data["account"],
+            name=data["name"],
+            kind=form_class.kind,
+            config=form.config,
+            max_price_age_seconds=data["max_price_age_seconds"],
+        )
+        messages.success(request, _("Automation “%(name)s” created and active.") % {"name": automation.name})
+        return redirect("automations:account", account_id=automation.account_id)
+    return render(request, "automations/form.html", {"form": form, "automation": None, "kind_label": _label(kind)})
+
+
+def _label(kind: str) -> str:
+    return str(Automation.Kind(kind).label)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def automation_edit(request: HttpRequest, automation_id: int) -> HttpResponse:
+    automation = selectors.automation_get_for_user(user=_user(request), automation_id=automation_id)
+    form_class = _form_for(automation.kind)
+    form = form_class(request.POST if request.method == "POST" else None, user=_user(request), automation=automation)
+    if request.method == "POST" and form.is_valid() and form.config is not None:
+        data = form.cleaned_data
+        management.automation_update(
+            automation=automation,
+            name=data["name"],
+            config=form.config,
+            max_price_age_seconds=data["max_price_age_seconds"],
+        )
+        messages.success(request, _("Automation “%(name)s” saved.") % {"name": automation.name})
+        return redirect("automations:account", account_id=automation.account_id)
+    return render(
+        request,
+        "automations/form.html",
+        {"form": form, "automation": automation, "kind_label": automation.get_kind_display()},
+    )
+
+
+@login_required
+@require_POST
+def automation_pause(request: HttpRequest, automation_id: int) -> HttpResponse:
+    automation = selectors.automation_get_for_user(user=_user(request), automation_id=automation_id)
+    try:
+        management.automation_pause(automation=automation)
+    except management.AutomationStateError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(
+            request, _("“%(name)s” paused: it takes no decision until resumed.") % {"name": automation.name}
+        )
+    return redirect("automations:account", account_id=automation.account_id)
+
+
+@login_required
+@require_POST
+def automation_resume(request: HttpRequest, automation_id: int) -> HttpResponse:
+    automation = selectors.automation_get_for_user(user=_user(request), automation_id=automation_id)
+    try:
+        management.automation_resume(automation=automation)
+    except management.AutomationStateError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, _("“%(name)s” is active again.") % {"name": automation.name})
+    return redirect("automations:account", account_id=automation.account_id)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def automation_delete(request: HttpRequest, automation_id: int) -> HttpResponse:
+    """GET shows a confirmation page (nothing changes); POST deletes."""
+    automation = selectors.automation_get_for_user(user=_user(request), automation_id=automation_id)
+    if request.method == "POST":
+        account_id, name = automation.account_id, automation.name
+        management.automation_delete(automation=automation)
+        messages.success(request, _("Automation “%(name)s” deleted.") % {"name": name})
+        return redirect("automations:account", account_id=account_id)
+    return render(request, "automations/confirm_delete.html", {"automation": automation})
+
+
+@login_required
+@require_GET
+def automation_preview(request: HttpRequest, automation_id: int) -> HttpResponse:
+    """What the automation would decide now on the live price. Nothing is sent or stored."""
+    automation = selectors.automation_get_for_user(user=_user(request), automation_id=automation_id)
+    preview = management.automation_preview_now(automation=automation, now=timezone.now())
+    return render(request, "automations/preview.html", {"automation": automation, "preview": preview})
+
+
+@login_required
+@require_GET
+def audit_log(request: HttpRequest) -> HttpResponse:
+    form = AuditFilterForm(request.GET or None, user=_user(request))
+    entries = selectors.audit_entries_for_user(user=_user(request), filters=form.filters())
+    page = Paginator(entries, AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "automations/log.html", {"form": form, "page": page})
+
+
+@login_required
+@require_POST
+def account_kill_switch(request: HttpRequest, account_id: int) -> HttpResponse:
+    account = exchange_account_get_for_user(user=_user(request), account_id=account_id)
+    form = SwitchForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("Say whether to turn the kill switch on or off."))
+    else:
+        management.account_kill_switch_set(account=account, on=form.on)
+        if form.on:
+            messages.success(request, _("Kill switch on: no new entries on this account. Closes still run."))
+        else:
+            messages.success(request, _("Kill switch off: entries resume after the next reconciliation."))
+    return redirect("automations:account", account_id=account.pk)
+
+
+@login_required
+@require_POST
+def account_manage_external(request: HttpRequest, account_id: int) -> HttpResponse:
+    account = exchange_account_get_for_user(user=_user(request), account_id=account_id)
+    form = SwitchForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("Say whether automations may manage trades opened outside Axisor."))
+    else:
+        management.account_manage_external_set(account=account, on=form.on)
+        if form.on:
+            messages.success(request, _("Automations may now manage trades opened outside Axisor on this account."))
+        else:
+            messages.success(request, _("Trades opened outside Axisor are shown but no longer managed."))
+    return redirect("automations:account", account_id=account.pk)
+
+
+@login_required
+@require_POST
+def global_kill_switch(request: HttpRequest) -> HttpResponse:
+    """Staff only: the system-wide kill switch (no new entries for anyone)."""
+    if not _user(request).is_staff:
+        raise PermissionDenied
+    form = SwitchForm(request.POST)
+    if not form.is_valid():
+        messages.error(
+            request, _("The global kill switch was not changed: give on or off and a reason under 300 characters.")
+        )
+    else:
+        management.global_kill_switch_set(on=form.on, reason=form.cleaned_data["reason"], actor=_user(request))
+        if form.on:
+            messages.success(request, _("Global kill switch on: no new entries for anyone. Closes still run."))
+        else:
+            messages.success(request, _("Global kill switch off: entries resume."))
+    return redirect("automations:list")
