@@ -26,8 +26,8 @@ class RequestStats:
     def count_client_id(self, body: str) -> None:
         try:
             data = json.loads(body)
-        except ValueError:
-            return
+        except (ValueError, RecursionError):
+            return  # malformed: the request is still answered (400) by the REST front
         client_id = data.get("clientId") if isinstance(data, dict) else None
         if isinstance(client_id, str):
             self.client_ids[client_id] = self.client_ids.get(client_id, 0) + 1

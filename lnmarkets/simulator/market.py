@@ -55,12 +55,6 @@ class Market:
         self.clock: Clock = clock or utc_now
         self.rng = random.Random(config.seed)  # noqa: S311 - ids only, reproducible per seed
         self.listeners: list[Listener] = []
-        # Rules that tests may change at run time (see README).
-        self.trigger_mode = config.trigger_mode
-        self.exit_mode = config.exit_mode
-        self.funding_rate = config.funding_rate
-        self.fee_rates = TIER_FEE_RATES
-        self.trailing_divisor = Decimal(100)
         # Prices
         self.walk = RandomWalk(config.seed, config.annual_volatility, config.tick_interval)
         self.replay = CandleReplay(load_candles(config.candles_file)) if config.candles_file else None
@@ -77,7 +71,13 @@ class Market:
 
     # -- state ---------------------------------------------------------------------------------------------------
     def reset(self) -> None:
-        """Forget every account, key, trade and counter; prices are kept."""
+        """Forget every account, key, trade and counter and restore the configured rules; prices are kept."""
+        # Rules that tests may change at run time (see README).
+        self.trigger_mode = self.config.trigger_mode
+        self.exit_mode = self.config.exit_mode
+        self.funding_rate = self.config.funding_rate
+        self.fee_rates = TIER_FEE_RATES
+        self.trailing_divisor = Decimal(100)
         self.accounts: dict[str, Account] = {}
         self.keys: dict[str, ApiKey] = {}
         self.trades: dict[str, Trade] = {}

@@ -80,9 +80,11 @@ class RestFront:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         method, path = request.method, request.path
-        raw = await request.read() if request.body_exists else b""
         try:
+            raw = await request.read() if request.body_exists else b""
             text = raw.decode("utf-8")
+        except web.HTTPRequestEntityTooLarge:
+            return error_response(bad_request("Request body too large"))
         except UnicodeDecodeError:
             return error_response(bad_request("The body must be UTF-8"))
         if method == "POST" and path == TRADE_PATH and text:

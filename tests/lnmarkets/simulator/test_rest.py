@@ -50,6 +50,12 @@ def test_candles_are_paginated_and_newest_first(sim):
         ('{"type":"market","side":"buy","quantity":100,"leverage":null}', "null"),
         ('"just a string"', "string"),
         ("", "empty"),
+        ("[" * 20_000 + "]" * 20_000, "deeply nested"),
+        ('{"clientId":"' + "x" * 300_000 + '"}', "too large"),
+        (
+            '{"type":"market","side":"buy","quantity":100,"leverage":10,"clientId":' + "[" * 3000 + "]" * 3000 + "}",
+            "deep",
+        ),
     ],
 )
 def test_bad_bodies_are_400_never_500(sim, sim_account, raw, content):
