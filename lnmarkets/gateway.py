@@ -32,7 +32,7 @@ from typing import Literal
 
 from lnmarkets.client import RestClient, StoplossMode
 from lnmarkets.credentials import CredentialsProvider
-from lnmarkets.exceptions import LNMarketsError
+from lnmarkets.exceptions import AmbiguousOutcomeError, LNMarketsError
 from lnmarkets.networks import http_timeout, network_urls
 from lnmarkets.ratelimit import Priority, RateLimiter
 from lnmarkets.schemas import TOPIC_ISOLATED_TRADES, OrderType, Side, StreamEvent, StreamTradeEvent, Trade
@@ -270,9 +270,8 @@ class AccountGateway:
     def _guard(self, call: Callable[[], Trade]) -> Trade:
         try:
             return self._apply_order(call())
-        except LNMarketsError as exc:
-            if not exc.retryable:
-                self._update(lambda state: replace(state, dirty=True))
+        except AmbiguousOutcomeError:
+            self._update(lambda state: replace(state, dirty=True))
             raise
 
     def isolated_trade_create(
