@@ -429,6 +429,8 @@ class AuditFilterForm(forms.Form):
 
     def filters(self) -> AuditFilters:
         """The filters that are valid (an invalid one is shown as an error and ignored)."""
+        if not self.is_bound:
+            return AuditFilters()
         self.is_valid()
         data = self.cleaned_data
         account = data.get("account")

@@ -177,7 +177,7 @@ def test_bad_input_is_an_error_on_its_field(alice, account, kind, changes, field
     # then
     assert not valid
     assert field in form.errors, form.errors
-    assert all(message.strip() for message in form.errors[field])
+    assert all(str(message).strip() for message in form.errors[field])
     assert form.config is None
 
 
@@ -190,15 +190,15 @@ def test_numbers_refuse_garbage(alice, account, kind, field, garbage):
 
 
 def test_messages_name_the_rule_in_plain_words(alice, account):
-    form = TpSlForm(_data("tpsl", account.pk, price="100000.25"), user=alice)
-    assert not form.is_valid()
-    assert "multiple of 0.5 USD" in form.errors["price"][0]
-    form = AutoEntryForm(_data("auto_entry", account.pk, leverage="101"), user=alice)
-    assert not form.is_valid()
-    assert "between 1 and 100" in form.errors["leverage"][0]
-    form = AutoEntryForm(_data("auto_entry", account.pk, quantity="500001"), user=alice)
-    assert not form.is_valid()
-    assert "500,000 USD" in form.errors["quantity"][0]
+    tpsl = TpSlForm(_data("tpsl", account.pk, price="100000.25"), user=alice)
+    assert not tpsl.is_valid()
+    assert "multiple of 0.5 USD" in tpsl.errors["price"][0]
+    entry = AutoEntryForm(_data("auto_entry", account.pk, leverage="101"), user=alice)
+    assert not entry.is_valid()
+    assert "between 1 and 100" in entry.errors["leverage"][0]
+    entry = AutoEntryForm(_data("auto_entry", account.pk, quantity="500001"), user=alice)
+    assert not entry.is_valid()
+    assert "500,000 USD" in entry.errors["quantity"][0]
 
 
 def test_another_users_account_is_not_a_choice(alice, bob, make_account):
@@ -316,6 +316,7 @@ def test_edit_form_keeps_the_account(alice, account, make_account):
     other = make_account(alice, label="other")
     form = MarginGuardForm(_data("margin_guard", account.pk), user=alice)
     assert form.is_valid()
+    assert form.config is not None
     automation = management.automation_create(account=account, name="g", kind="margin_guard", config=form.config)
     edit = MarginGuardForm(_data("margin_guard", other.pk), user=alice, automation=automation)
     assert edit.is_valid(), edit.errors
