@@ -1,0 +1,212 @@
+"""The dashboard WebSocket: authenticate, join, snapshot, forward (style guide rec. 10).
+
+Protocol (product.md "Realtime dashboard"). Every server message is ``{"type", "seq", "ts", "data"}`` where ``seq``
+counts this connection's messages from 1 with no gaps, and ``ts`` is the server's UTC time:
+
+* ``snapshot`` on connect, on ``refresh`` and after ``switch_account``: ``realtime.snapshot.Snapshot``;
+* ``ticker`` (market data), ``status`` (market state changed: live / fallback / stale), ``balance``, ``positions``,
+  ``automations``, ``automation_log``, ``pong``, and ``error`` ``{"code", "message"}``.
+
+Client messages (JSON objects, at most ``MAX_FRAME`` bytes): ``{"type": "refresh"}``, ``{"type": "ping"}``,
+``{"type": "switch_account", "account_id": <int>}`` (only an account the user owns; it changes what this socket
+shows, not the stored active account — that is a POST). Anything else gets an ``error``; an oversized frame gets an
+``error`` and a close (1009). Anonymous sockets are refused at the handshake (4401); ``session.ended`` (logout,
+password change) sends ``error`` ``session_ended`` and closes with 4401.
+
+Groups are derived from the authenticated user and the owned account only: ``user.<id>`` and ``market.<network>``.
+No exchange call, no business rule here: state comes from ``realtime.snapshot`` through ``database_sync_to_async``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.utils import timezone
+
+from accounts.models import ExchangeAccount, User
+from realtime import snapshot as snap
+from realtime.events import market_group, remember_server_loop, user_group
+from realtime.market import MarketData
+
+MAX_FRAME = 16 * 1024
+MAX_MESSAGES_PER_SECOND = 10
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_TOO_LARGE = 1009
+
+
+def _account_parts(
+    user: User, account_id: int
+) -> tuple[list[snap.PositionRow], snap.PositionsData, snap.BalanceData] | None:
+    account: ExchangeAccount | None = snap.account_for_user(user=user, account_id=account_id)
+    return None if account is None else snap.account_parts(account)
+
+
+def _automations(user: User, account_id: int) -> snap.AutomationsData | None:
+    account = snap.account_for_user(user=user, account_id=account_id)
+    return None if account is None else snap.automations_data(account)
+
+
+class DashboardConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channels is untyped
+    """One dashboard tab; see the module docstring."""
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        self.user: User = user
+        self.seq = 0
+        self.account_id: int | None = None
+        self.network: str | None = None
+        self.rows: list[snap.PositionRow] = []
+        self.balance: snap.BalanceData | None = None
+        self.last_state: str | None = None
+        self.joined: set[str] = set()
+        self.recent: list[float] = []
+        remember_server_loop(asyncio.get_running_loop())
+        await self.accept()
+        await self._join(user_group(user.pk))
+        await self._send_snapshot(None)
+
+    async def disconnect(self, code: int) -> None:
+        for group in list(getattr(self, "joined", ())):
+            await self.channel_layer.group_discard(group, self.channel_name)
+        self.joined = set()
+
+    # --- sending ------------------------------------------------------------------------------------------------
+
+    async def send_message(self, kind: str, data: Any) -> None:  # noqa: ANN401 - JSON-ready payloads
+        """Send one typed message; ``seq`` grows by exactly one per message."""
+        self.seq += 1
+        await self.send_json({"type": kind, "seq": self.seq, "ts": timezone.now().isoformat(), "data": data})
+
+    async def send_error(self, code: str, message: str) -> None:
+        await self.send_message("error", {"code": code, "message": message})
+
+    async def _join(self, group: str) -> None:
+        if group not in self.joined:
+            await self.channel_layer.group_add(group, self.channel_name)
+            self.joined.add(group)
+
+    async def _leave(self, group: str) -> None:
+        if group in self.joined:
+            await self.channel_layer.group_discard(group, self.channel_name)
+            self.joined.discard(group)
+
+    async def _send_snapshot(self, account_id: int | None) -> None:
+        data, rows = await database_sync_to_async(snap.build_snapshot)(user=self.user, account_id=account_id)
+        account = data["account"]
+        network = account["network"] if account else None
+        if self.network and self.network != network:
+            await self._leave(market_group(self.network))
+        if network:
+            await self._join(market_group(network))
+        self.account_id = account["id"] if account else None
+        self.network, self.rows, self.balance = network, rows, data["balance"]
+        self.last_state = data["market"]["state"]
+        await self.send_message("snapshot", data)
+
+    # --- client messages ----------------------------------------------------------------------------------------
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        """Size, rate and JSON checks before dispatch; never raises on bad input."""
+        size = len(text_data.encode()) if text_data is not None else len(bytes_data or b"")
+        if size > MAX_FRAME:
+            await self.send_error("too_large", f"frames are limited to {MAX_FRAME} bytes")
+            await self.close(code=CLOSE_TOO_LARGE)
+            return
+        now = time.monotonic()
+        self.recent = [t for t in self.recent if now - t < 1.0] + [now]
+        if len(self.recent) > MAX_MESSAGES_PER_SECOND:
+            await self.send_error("rate_limited", "too many messages")
+            return
+        if text_data is None:
+            await self.send_error("bad_request", "text JSON frames only")
+            return
+        try:
+            content = json.loads(text_data)
+        except ValueError:
+            await self.send_error("bad_json", "the message is not valid JSON")
+            return
+        await self.receive_json(content)
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:  # noqa: ANN401
+        kind = content.get("type") if isinstance(content, dict) else None
+        if kind == "ping":
+            await self.send_message("pong", {})
+        elif kind == "refresh":
+            await self._send_snapshot(self.account_id)
+        elif kind == "switch_account":
+            await self._switch(content.get("account_id"))
+        else:
+            await self.send_error("unknown_type", "expected refresh, switch_account or ping")
+
+    async def _switch(self, raw: Any) -> None:  # noqa: ANN401
+        if isinstance(raw, bool) or not isinstance(raw, int):
+            await self.send_error("bad_request", "account_id must be an integer")
+            return
+        owned = await database_sync_to_async(snap.account_for_user)(user=self.user, account_id=raw)
+        if owned is None:
+            await self.send_error("not_found", "no such account")
+            return
+        await self._send_snapshot(owned.pk)
+
+    # --- group events (one handler per event type) --------------------------------------------------------------
+
+    async def account_changed(self, event: dict[str, Any]) -> None:
+        if event.get("account_id") != self.account_id or self.account_id is None:
+            return
+        parts = await database_sync_to_async(_account_parts)(self.user, self.account_id)
+        if parts is None:
+            return
+        self.rows, positions, self.balance = parts
+        await self.send_message("balance", self.balance)
+        await self.send_message("positions", positions)
+
+    async def automations_changed(self, event: dict[str, Any]) -> None:
+        if event.get("account_id") != self.account_id or self.account_id is None:
+            return
+        data = await database_sync_to_async(_automations)(self.user, self.account_id)
+        if data is not None:
+            await self.send_message("automations", data)
+
+    async def automation_log(self, event: dict[str, Any]) -> None:
+        if event.get("account_id") != self.account_id or self.account_id is None:
+            return
+        entry = await database_sync_to_async(snap.audit_entry_for_account)(
+            account_id=self.account_id, entry_id=int(event["entry_id"])
+        )
+        if entry is not None:
+            await self.send_message("automation_log", entry)
+
+    async def market_tick(self, event: dict[str, Any]) -> None:
+        market: MarketData = event["market"]
+        if market.get("network") != self.network or self.account_id is None:
+            return
+        await self.send_message("ticker", market)
+        if self.rows:
+            positions = snap.mark_positions(self.account_id, self.rows, market["last"])
+            await self.send_message("positions", positions)
+            if self.balance is not None:
+                self.balance = snap.remark_balance(self.balance, positions)
+                await self.send_message("balance", self.balance)
+        await self._maybe_status(market)
+
+    async def market_status(self, event: dict[str, Any]) -> None:
+        market: MarketData = event["market"]
+        if market.get("network") == self.network:
+            await self._maybe_status(market)
+
+    async def _maybe_status(self, market: MarketData) -> None:
+        if market["state"] != self.last_state:
+            self.last_state = market["state"]
+            await self.send_message("status", snap.status_data(market))
+
+    async def session_ended(self, event: dict[str, Any]) -> None:
+        await self.send_error("session_ended", "your session ended; log in again")
+        await self.close(code=CLOSE_UNAUTHENTICATED)

@@ -1,0 +1,163 @@
+"""Realtime events: one ``TypedDict`` per channel-layer event and one ``publish_*`` function per event.
+
+Contract (style guide rec. 11):
+
+* Services call ``publish_*`` only after the database commit: use the ``*_on_commit`` variants inside a transaction
+  (they call ``transaction.on_commit``), so a rolled-back change is never announced.
+* The group is resolved here, on the server: ``user.<owner id>`` for account events (so one user's events can never
+  reach another user's sockets) and ``market.<network>`` for market data.
+* Payloads carry ids and display fields only; the consumer re-reads the owner-scoped state it needs. Delivery is at
+  most once (channel layers drop on a full channel), which is why every browser message has a ``seq`` and a gap
+  asks for a snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from typing import Any, Literal, TypedDict
+
+from asgiref.sync import async_to_sync
+from channels.layers import InMemoryChannelLayer, get_channel_layer
+from django.db import transaction
+
+logger = logging.getLogger(__name__)
+
+
+class AccountChangedEvent(TypedDict):
+    """Balance, fills or closes of ``account_id`` changed: re-send its ``balance`` and ``positions``."""
+
+    type: Literal["account.changed"]
+    account_id: int
+
+
+class AutomationsChangedEvent(TypedDict):
+    """An automation of ``account_id`` changed status: re-send ``automations``."""
+
+    type: Literal["automations.changed"]
+    account_id: int
+
+
+class AutomationLogEvent(TypedDict):
+    """A new audit entry (decision/outcome) of ``account_id``: send it as ``automation_log``."""
+
+    type: Literal["automation.log"]
+    account_id: int
+    entry_id: int
+
+
+class ForceCloseEvent(TypedDict):
+    """The user logged out or changed password: close every socket of ``user.<id>``."""
+
+    type: Literal["session.ended"]
+    reason: str
+
+
+class MarketEvent(TypedDict):
+    """A coalesced tick (``market.tick``) or a state-only update (``market.status``); see ``realtime.market``."""
+
+    type: Literal["market.tick", "market.status"]
+    market: Any
+
+
+def user_group(user_id: int) -> str:
+    """The per-user group (ASCII alphanumerics and periods only)."""
+    return f"user.{int(user_id)}"
+
+
+def market_group(network: str) -> str:
+    """The per-network market group."""
+    return f"market.{''.join(c for c in network if c.isalnum())}"
+
+
+# The in-memory layer keeps asyncio queues bound to the server's event loop; a put from another thread's loop does
+# not wake it. The consumer records the loop it runs on, and sends from other threads are scheduled onto it.
+_server_loop: asyncio.AbstractEventLoop | None = None
+_loop_guard = threading.Lock()
+
+
+def remember_server_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Called by the consumer on connect: the loop the in-memory channel layer's receivers wait on."""
+    global _server_loop  # noqa: PLW0603
+    with _loop_guard:
+        _server_loop = loop
+
+
+def group_send(group: str, message: dict[str, Any] | Any) -> None:  # noqa: ANN401 - a TypedDict event
+    """Send ``message`` to ``group`` from synchronous code (any thread). Never raises: a failed realtime push is
+    logged, the page re-syncs by ``seq`` gap, snapshot or polling."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        loop = _server_loop
+        if isinstance(layer, InMemoryChannelLayer) and loop is not None and loop.is_running() and not loop.is_closed():
+            try:
+                running = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            if running is not loop:
+                asyncio.run_coroutine_threadsafe(layer.group_send(group, dict(message)), loop).result(timeout=5)
+                return
+        async_to_sync(layer.group_send)(group, dict(message))
+    except Exception:
+        logger.exception("realtime group_send to %s failed", group)
+
+
+def _owner_id(account_id: int) -> int | None:
+    from accounts.models import ExchangeAccount
+
+    return ExchangeAccount.objects.filter(pk=account_id).values_list("owner_id", flat=True).first()
+
+
+def publish_account_changed(account_id: int) -> None:
+    """Announce that ``account_id``'s balance or trades changed (to its owner's sockets only)."""
+    owner = _owner_id(account_id)
+    if owner is not None:
+        event: AccountChangedEvent = {"type": "account.changed", "account_id": account_id}
+        group_send(user_group(owner), event)
+
+
+def publish_automations_changed(account_id: int) -> None:
+    """Announce that an automation of ``account_id`` changed (created, paused, resumed, errored, deleted)."""
+    owner = _owner_id(account_id)
+    if owner is not None:
+        event: AutomationsChangedEvent = {"type": "automations.changed", "account_id": account_id}
+        group_send(user_group(owner), event)
+
+
+def publish_automation_log(entry_id: int) -> None:
+    """Announce a new audit entry (an automation decision or outcome) to its account owner's sockets."""
+    from automations.models import AuditEntry
+
+    row = AuditEntry.objects.filter(pk=entry_id).values_list("account_id", "account__owner_id").first()
+    if row is not None:
+        event: AutomationLogEvent = {"type": "automation.log", "account_id": row[0], "entry_id": entry_id}
+        group_send(user_group(row[1]), event)
+
+
+def publish_session_ended(user_id: int, reason: str = "logout") -> None:
+    """Close every open dashboard socket of ``user_id`` (logout, password change)."""
+    event: ForceCloseEvent = {"type": "session.ended", "reason": reason}
+    group_send(user_group(user_id), event)
+
+
+def publish_account_changed_on_commit(account_id: int) -> None:
+    """``publish_account_changed`` after the current transaction commits (at once outside a transaction)."""
+    transaction.on_commit(lambda: publish_account_changed(account_id))
+
+
+def publish_automations_changed_on_commit(account_id: int) -> None:
+    """``publish_automations_changed`` after the current transaction commits."""
+    transaction.on_commit(lambda: publish_automations_changed(account_id))
+
+
+def publish_automation_log_on_commit(entry_id: int) -> None:
+    """``publish_automation_log`` after the current transaction commits."""
+    transaction.on_commit(lambda: publish_automation_log(entry_id))
+
+
+def publish_session_ended_on_commit(user_id: int, reason: str = "logout") -> None:
+    """``publish_session_ended`` after the current transaction commits."""
+    transaction.on_commit(lambda: publish_session_ended(user_id, reason))

@@ -1,0 +1,329 @@
+"""The dashboard's state, as plain JSON-ready dicts (selectors for the consumer and the HTTP fallback).
+
+Contract: every function here is scoped to the owner it is given; nothing calls the exchange. Money is ``int`` sats,
+prices are ``str`` USD, times are ISO-8601 UTC strings; payloads carry display fields and ids only (no secrets, no
+model dumps). Market data comes from ``realtime.market.market_state`` (the cache the ``MarketPublisher`` fills), so
+a web process without a feed still answers, and says ``stale`` when nothing fresh is known.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, TypedDict
+
+from accounts.models import ExchangeAccount, Network, User
+from automations.models import AuditEntry, Automation, TrackedTrade
+from lnmarkets import maths
+from realtime.market import MarketData, market_state
+
+AUDIT_LIMIT = 20
+
+
+class AccountData(TypedDict):
+    id: int
+    label: str
+    network: str
+    is_paper: bool
+    kill_switch: bool
+    entries_halted: bool
+
+
+class BalanceData(TypedDict):
+    account_id: int
+    total: int | None
+    free: int | None
+    in_margin: int
+    unrealized_pl: int
+    updated_at: str | None
+
+
+class PositionData(TypedDict):
+    id: int
+    trade_id: str
+    side: str
+    quantity: int
+    entry_price: str
+    liquidation: str
+    margin: int
+    maintenance_margin: int
+    pl: int
+    pl_percent: str | None
+    margin_ratio: str
+    distance_to_liquidation: str | None
+    managed: bool
+    origin: str
+    guarded_by: list[int]
+    marked_at: str | None
+
+
+class PositionsData(TypedDict):
+    account_id: int
+    count: int
+    running: int
+    items: list[PositionData]
+
+
+class AutomationData(TypedDict):
+    id: int
+    name: str
+    kind: str
+    status: str
+    status_message: str
+    last_evaluated_at: str | None
+
+
+class AutomationsData(TypedDict):
+    account_id: int
+    count: int
+    active: int
+    items: list[AutomationData]
+
+
+class AuditData(TypedDict):
+    id: int
+    account_id: int
+    automation_id: int | None
+    kind: str
+    event: str
+    outcome: str
+    message: str
+    created_at: str
+
+
+class Snapshot(TypedDict):
+    account: AccountData | None
+    accounts: list[AccountData]
+    balance: BalanceData | None
+    positions: PositionsData | None
+    automations: AutomationsData | None
+    audit: list[AuditData]
+    market: MarketData
+
+
+class PositionRow(TypedDict):
+    """A running trade's raw figures, kept by the consumer to re-mark PnL on each tick without a query."""
+
+    id: int
+    trade_id: str
+    side: str
+    quantity: int
+    entry_price: str
+    liquidation: str
+    margin: int
+    maintenance_margin: int
+    pl: int
+    managed: bool
+    origin: str
+    guarded_by: list[int]
+
+
+def _iso(value: Any) -> str | None:  # noqa: ANN401 - a datetime or None
+    return None if value is None else value.isoformat()
+
+
+def account_data(account: ExchangeAccount) -> AccountData:
+    """Display fields of an account (no credentials, not even the key hint)."""
+    return {
+        "id": account.pk,
+        "label": account.label,
+        "network": account.network,
+        "is_paper": account.network == Network.SIMULATOR,
+        "kill_switch": account.kill_switch,
+        "entries_halted": account.entries_halted,
+    }
+
+
+def account_for_user(*, user: User, account_id: int | None = None) -> ExchangeAccount | None:
+    """``account_id`` if the user owns it (``None`` otherwise, with no hint that it exists), else the active one."""
+    accounts = ExchangeAccount.objects.filter(owner=user)
+    if account_id is not None:
+        return accounts.filter(pk=account_id).first()
+    return accounts.filter(is_active=True).first() or accounts.order_by("label", "id").first()
+
+
+def _guards(account: ExchangeAccount) -> list[tuple[int, bool, tuple[str, ...]]]:
+    """(automation id, watches external trades?, trade ids) of the account's active trade-watching automations."""
+    guards: list[tuple[int, bool, tuple[str, ...]]] = []
+    kinds = (Automation.Kind.MARGIN_GUARD, Automation.Kind.TPSL)
+    for automation in Automation.objects.filter(account=account, kind__in=kinds, status=Automation.Status.ACTIVE):
+        raw = automation.config.get("trade_ids") if isinstance(automation.config, dict) else None
+        trade_ids = tuple(str(t) for t in raw) if isinstance(raw, list | tuple) else ()
+        guards.append((automation.pk, account.manage_external_trades, trade_ids))
+    return guards
+
+
+def position_rows(account: ExchangeAccount) -> list[PositionRow]:
+    """The account's running trades with the automations that guard each (the engine's scope rule: managed trades,
+    all of them or the listed ``trade_ids``)."""
+    guards = _guards(account)
+    rows: list[PositionRow] = []
+    trades = TrackedTrade.objects.filter(account=account, state=TrackedTrade.State.RUNNING).order_by("-first_seen_at")
+    for trade in trades:
+        guarded = [aid for aid, _, ids in guards if trade.managed and (not ids or trade.trade_id in ids)]
+        rows.append(
+            {
+                "id": trade.pk,
+                "trade_id": trade.trade_id,
+                "side": trade.side,
+                "quantity": trade.quantity,
+                "entry_price": str(trade.entry_price),
+                "liquidation": str(trade.liquidation),
+                "margin": trade.margin,
+                "maintenance_margin": trade.maintenance_margin,
+                "pl": trade.pl,
+                "managed": trade.managed,
+                "origin": trade.origin,
+                "guarded_by": guarded,
+            }
+        )
+    return rows
+
+
+def mark_positions(account_id: int, rows: list[PositionRow], last_price: str | None) -> PositionsData:
+    """Positions marked at ``last_price`` (PnL in sats and %, margin ratio, distance to liquidation).
+
+    Pure: no query. Without a price the stored ``pl`` of each trade is used and the distance is ``None``.
+    """
+    mark = Decimal(last_price) if last_price else None
+    items: list[PositionData] = []
+    for row in rows:
+        entry, liquidation = Decimal(row["entry_price"]), Decimal(row["liquidation"])
+        side: maths.Side = "buy" if row["side"] == "buy" else "sell"
+        pl = maths.pnl(side, row["quantity"], entry, mark) if mark and entry > 0 else row["pl"]
+        margin = row["margin"]
+        items.append(
+            {
+                **row,
+                "pl": pl,
+                "pl_percent": f"{maths.pnl_percent(pl, margin):.2f}" if margin > 0 else None,
+                "margin_ratio": f"{maths.margin_ratio(row['maintenance_margin'], margin, pl):.2f}",
+                "distance_to_liquidation": (
+                    f"{maths.distance_to_liquidation(mark, liquidation):.2f}" if mark and mark > 0 else None
+                ),
+                "marked_at": last_price,
+            }
+        )
+    return {"account_id": account_id, "count": len(items), "running": len(items), "items": items}
+
+
+def balance_data(account: ExchangeAccount, positions: PositionsData) -> BalanceData:
+    """Free balance (stored), margin in running trades, unrealised PnL and total = free + margin + PnL."""
+    in_margin = sum(p["margin"] for p in positions["items"])
+    unrealized = sum(p["pl"] for p in positions["items"])
+    free = account.balance
+    return {
+        "account_id": account.pk,
+        "free": free,
+        "in_margin": in_margin,
+        "unrealized_pl": unrealized,
+        "total": None if free is None else free + in_margin + unrealized,
+        "updated_at": _iso(account.balance_updated_at),
+    }
+
+
+def remark_balance(balance: BalanceData, positions: PositionsData) -> BalanceData:
+    """``balance`` with margin, unrealised PnL and total recomputed from freshly marked ``positions`` (pure)."""
+    in_margin = sum(p["margin"] for p in positions["items"])
+    unrealized = sum(p["pl"] for p in positions["items"])
+    free = balance["free"]
+    return {
+        **balance,
+        "in_margin": in_margin,
+        "unrealized_pl": unrealized,
+        "total": None if free is None else free + in_margin + unrealized,
+    }
+
+
+class StatusData(TypedDict):
+    state: str
+    source: str | None
+    age_ms: int | None
+    stale_after_ms: int
+
+
+def status_data(market: MarketData) -> StatusData:
+    """The ``status`` message: whether exchange data is live (stream), from the HTTP fallback, or stale."""
+    return {
+        "state": market["state"],
+        "source": market["source"],
+        "age_ms": market["age_ms"],
+        "stale_after_ms": market["stale_after_ms"],
+    }
+
+
+def automations_data(account: ExchangeAccount) -> AutomationsData:
+    """The account's automations with their status."""
+    items: list[AutomationData] = [
+        {
+            "id": a.pk,
+            "name": a.name,
+            "kind": a.kind,
+            "status": a.status,
+            "status_message": a.status_message,
+            "last_evaluated_at": _iso(a.last_evaluated_at),
+        }
+        for a in Automation.objects.filter(account=account).order_by("name", "id")
+    ]
+    active = sum(1 for a in items if a["status"] == Automation.Status.ACTIVE)
+    return {"account_id": account.pk, "count": len(items), "active": active, "items": items}
+
+
+def audit_data(entry: AuditEntry) -> AuditData:
+    """Display fields of one audit entry (the message, not the inputs/decision JSON)."""
+    return {
+        "id": entry.pk,
+        "account_id": entry.account_id,
+        "automation_id": entry.automation_id,
+        "kind": entry.kind,
+        "event": entry.event,
+        "outcome": entry.outcome,
+        "message": entry.message,
+        "created_at": entry.created_at.isoformat(),
+    }
+
+
+def audit_entry_for_account(*, account_id: int, entry_id: int) -> AuditData | None:
+    """One audit entry of ``account_id``, or ``None``."""
+    entry = AuditEntry.objects.filter(pk=entry_id, account_id=account_id).first()
+    return None if entry is None else audit_data(entry)
+
+
+def account_parts(account: ExchangeAccount) -> tuple[list[PositionRow], PositionsData, BalanceData]:
+    """Rows, marked positions and balance of ``account`` at the cached market price."""
+    rows = position_rows(account)
+    positions = mark_positions(account.pk, rows, market_state(account.network)["last"])
+    return rows, positions, balance_data(account, positions)
+
+
+def build_snapshot(*, user: User, account_id: int | None = None) -> tuple[Snapshot, list[PositionRow]]:
+    """The full dashboard state of ``user`` for ``account_id`` (owned) or the active account.
+
+    Returns the snapshot and the raw position rows (for re-marking on ticks). An account id the user does not own
+    gives the same answer as having no account: ``account`` is ``None``.
+    """
+    account = account_for_user(user=user, account_id=account_id)
+    accounts = [account_data(a) for a in ExchangeAccount.objects.filter(owner=user).order_by("-is_active", "label")]
+    if account is None:
+        snap: Snapshot = {
+            "account": None,
+            "accounts": accounts,
+            "balance": None,
+            "positions": None,
+            "automations": None,
+            "audit": [],
+            "market": market_state(Network.SIMULATOR),
+        }
+        return snap, []
+    rows, positions, balance = account_parts(account)
+    entries = AuditEntry.objects.filter(account=account).order_by("-created_at", "-id")[:AUDIT_LIMIT]
+    audit = [audit_data(e) for e in entries]
+    snap = {
+        "account": account_data(account),
+        "accounts": accounts,
+        "balance": balance,
+        "positions": positions,
+        "automations": automations_data(account),
+        "audit": audit,
+        "market": market_state(account.network),
+    }
+    return snap, rows
