@@ -10,5 +10,6 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("accounts/", include("accounts.urls")),
     path("automations/", include("automations.urls")),
+    path("realtime/", include("realtime.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -1,0 +1,13 @@
+"""URLs of the realtime app (mounted at ``/realtime/``); the dashboard itself is ``/`` (``config.views.home``)."""
+
+from django.urls import path
+
+from realtime import views
+
+app_name = "realtime"
+
+urlpatterns = [
+    path("positions/", views.positions, name="positions"),
+    path("api/snapshot/", views.api_snapshot, name="api-snapshot"),
+    path("api/accounts/<int:account_id>/snapshot/", views.api_account_snapshot, name="api-account-snapshot"),
+]

@@ -1,0 +1,85 @@
+"""Realtime pages (dashboard, positions) and the HTTP fallback: owner-scoped JSON snapshots for polling.
+
+The JSON endpoints answer with the same ``Snapshot`` the socket sends (``{"type": "snapshot", "ts", "data"}``,
+without ``seq``: polling has no stream to order). Anonymous requests get 401 JSON (never a login redirect, so the
+page can say the session ended); an account id the user does not own gets 404, the same as one that does not exist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from accounts.models import User
+from realtime.snapshot import account_for_user, build_snapshot
+
+View = Callable[..., HttpResponse]
+
+
+def _json_login_required(view: View) -> View:
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        if not request.user.is_authenticated:
+            return JsonResponse({"error": "unauthenticated"}, status=401)
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def _snapshot_response(user: User, account_id: int | None) -> JsonResponse:
+    data, _ = build_snapshot(user=user, account_id=account_id)
+    return JsonResponse({"type": "snapshot", "ts": timezone.now().isoformat(), "data": data})
+
+
+@require_GET
+@never_cache
+@_json_login_required
+def api_snapshot(request: HttpRequest) -> HttpResponse:
+    """The snapshot of the user's active account (or of ``?account=<id>`` when the user owns it)."""
+    assert isinstance(request.user, User)
+    raw = request.GET.get("account")
+    if raw is None or raw == "":
+        return _snapshot_response(request.user, None)
+    if not raw.isdigit() or account_for_user(user=request.user, account_id=int(raw)) is None:
+        return JsonResponse({"error": "not_found"}, status=404)
+    return _snapshot_response(request.user, int(raw))
+
+
+@require_GET
+@never_cache
+@_json_login_required
+def api_account_snapshot(request: HttpRequest, account_id: int) -> HttpResponse:
+    """The snapshot of one owned account; 404 for anyone else's."""
+    assert isinstance(request.user, User)
+    if account_for_user(user=request.user, account_id=account_id) is None:
+        return JsonResponse({"error": "not_found"}, status=404)
+    return _snapshot_response(request.user, account_id)
+
+
+def _page(request: HttpRequest, template: str) -> HttpResponse:
+    assert isinstance(request.user, User)
+    raw = request.GET.get("account", "")
+    account_id = int(raw) if raw.isdigit() else None
+    data, _ = build_snapshot(user=request.user, account_id=account_id)
+    if account_id is not None and data["account"] is None:
+        data, _ = build_snapshot(user=request.user, account_id=None)
+    return render(request, template, {"snap": data})
+
+
+@login_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    """The dashboard: cards, chart, positions, latest audit entries; live over the socket, polled without it."""
+    return _page(request, "realtime/dashboard.html")
+
+
+@login_required
+def positions(request: HttpRequest) -> HttpResponse:
+    """The positions table of the shown account, live like the dashboard."""
+    return _page(request, "realtime/positions.html")
