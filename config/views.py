@@ -1,16 +1,15 @@
-"""Project-level views: the home page and the liveness probe."""
+"""Project-level views: the home page (the realtime dashboard) and the liveness probe."""
 
 from __future__ import annotations
 
-from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import redirect
+
+from realtime.views import dashboard
 
 
-@login_required
 def home(request: HttpRequest) -> HttpResponse:
-    """The landing page after login: the exchange accounts until the dashboard exists."""
-    return redirect("accounts:list")
+    """The landing page after login: the realtime dashboard (login required; see ``realtime.views.dashboard``)."""
+    return dashboard(request)
 
 
 def healthz(request: HttpRequest) -> JsonResponse:

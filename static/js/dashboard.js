@@ -1,0 +1,335 @@
+/* Axisor live dashboard: one WebSocket per tab, polling fallback, seq-gap resync, freshness marking.
+ * Plain JavaScript, no build step. Server messages: {type, seq, ts, data} (see realtime/consumers.py).
+ * All server text is inserted with textContent (never innerHTML). */
+(function () {
+  "use strict";
+  var script = document.currentScript;
+  var cfg = {
+    wsPath: script.dataset.wsPath,
+    apiUrl: script.dataset.apiUrl,
+    loginUrl: script.dataset.loginUrl,
+    automationUrl: script.dataset.automationUrl || "/automations/0/edit/",
+  };
+  var POLL_MS = 5000, BACKOFF_BASE_MS = 1000, BACKOFF_MAX_MS = 30000, TICK_MS = 1000, CHART_POINTS = 900;
+  var initialEl = document.getElementById("initial-snapshot");
+  var snap = initialEl ? JSON.parse(initialEl.textContent) : null;
+  var root = document.getElementById("live-root");
+  var badge = document.getElementById("conn-badge");
+
+  var ws = null, lastSeq = 0, resyncPending = false, attempt = 0, reconnectTimer = null, pollTimer = null;
+  var conn = "connecting", ended = false;
+  var market = { data: null, localAt: 0 };
+  var accountId = snap && snap.account ? snap.account.id : null;
+  var chart = null, chartX = [], chartY = [];
+  var lang = document.documentElement.lang || undefined;
+  var intFmt = new Intl.NumberFormat(lang, { maximumFractionDigits: 0 });
+  var priceFmt = new Intl.NumberFormat(lang, { minimumFractionDigits: 1, maximumFractionDigits: 1 });
+
+  function fmtInt(v) { return v === null || v === undefined ? "—" : intFmt.format(v); }
+  function fmtPrice(v) { return v === null || v === undefined ? "—" : priceFmt.format(Number(v)); }
+  function fmtPct(v) { return v === null || v === undefined ? "—" : v + " %"; }
+  function setField(name, text) {
+    document.querySelectorAll('[data-field="' + name + '"]').forEach(function (el) { el.textContent = text; });
+  }
+
+  /* --- connection badge and freshness --------------------------------------------------------------------- */
+  function setConn(state) { conn = state; renderBadge(); }
+  function marketAgeMs() {
+    if (!market.data || market.data.age_ms === null || market.data.age_ms === undefined) return Infinity;
+    return market.data.age_ms + (Date.now() - market.localAt);
+  }
+  function isStale() {
+    if (!market.data) return true;
+    return market.data.state === "stale" || marketAgeMs() > (market.data.stale_after_ms || 15000);
+  }
+  function renderBadge() {
+    if (!badge) return;
+    var shown = conn;
+    if ((conn === "connected" || conn === "polling") && isStale()) shown = "stale";
+    var labels = { connecting: "connecting", connected: "connected", reconnecting: "reconnecting",
+                   polling: "polling fallback", stale: "stale", ended: "session ended" };
+    badge.dataset.state = shown;
+    badge.textContent = labels[shown] || shown;
+    var stale = isStale();
+    if (root) root.dataset.stale = stale ? "true" : "false";
+    var fresh = document.getElementById("market-freshness");
+    if (fresh) {
+      var s = stale ? "stale" : market.data.state;
+      fresh.dataset.state = s;
+      fresh.textContent = s === "live" ? "live" : s === "fallback" ? "HTTP fallback" : "stale";
+    }
+  }
+
+  /* --- applying state ---------------------------------------------------------------------------------------- */
+  function applyMarket(data) {
+    if (!data) return;
+    market = { data: data, localAt: Date.now() };
+    setField("market.last", fmtPrice(data.last));
+    setField("market.index", fmtPrice(data.index));
+    setField("market.high_24h", fmtPrice(data.high_24h));
+    setField("market.low_24h", fmtPrice(data.low_24h));
+    setField("market.change_24h_pct", fmtPct(data.change_24h_pct));
+    var win = document.getElementById("market-window");
+    if (win && data.window_start) win.textContent = "since " + new Date(data.window_start).toLocaleString(lang);
+    if (data.last && data.received_at) addPoint(Date.parse(data.received_at) / 1000, Number(data.last));
+    renderBadge();
+  }
+  function applyBalance(b) {
+    if (!b) return;
+    setField("balance.total", fmtInt(b.total));
+    setField("balance.free", fmtInt(b.free));
+    setField("balance.in_margin", fmtInt(b.in_margin));
+    setField("balance.unrealized_pl", fmtInt(b.unrealized_pl));
+  }
+  function cell(tr, label, text, cls) {
+    var td = document.createElement("td");
+    td.dataset.label = label;
+    td.textContent = text;
+    if (cls) td.className = cls;
+    tr.appendChild(td);
+    return td;
+  }
+  function applyPositions(p) {
+    if (!p) return;
+    setField("positions.count", fmtInt(p.count));
+    setField("positions.running", fmtInt(p.running));
+    var body = document.getElementById("positions-body");
+    if (!body) return;
+    var rows = document.createDocumentFragment();
+    if (!p.items.length) {
+      var tr0 = document.createElement("tr");
+      var td0 = cell(tr0, "", "No running trades.", "empty");
+      td0.colSpan = 10;
+      rows.appendChild(tr0);
+    }
+    p.items.forEach(function (t) {
+      var tr = document.createElement("tr");
+      var side = cell(tr, "Side", t.side === "buy" ? "Long" : "Short", "side-" + t.side);
+      if (!t.managed) { var chip = document.createElement("span"); chip.className = "chip"; chip.textContent = "external"; side.append(" ", chip); }
+      cell(tr, "Quantity (USD)", fmtInt(t.quantity));
+      cell(tr, "Entry", fmtPrice(t.entry_price));
+      cell(tr, "Liquidation", fmtPrice(t.liquidation));
+      cell(tr, "Margin (sats)", fmtInt(t.margin));
+      cell(tr, "PnL (sats)", fmtInt(t.pl), t.pl < 0 ? "neg" : "pos");
+      cell(tr, "PnL %", fmtPct(t.pl_percent));
+      cell(tr, "Margin ratio", fmtPct(t.margin_ratio));
+      cell(tr, "To liquidation", fmtPct(t.distance_to_liquidation));
+      var g = cell(tr, "Guarded by", "");
+      if (!t.guarded_by.length) { var none = document.createElement("span"); none.className = "hint"; none.textContent = "none"; g.appendChild(none); }
+      t.guarded_by.forEach(function (id) {
+        var a = document.createElement("a");
+        a.className = "chip";
+        a.href = cfg.automationUrl.replace("/0/", "/" + Number(id) + "/");
+        a.textContent = "#" + id;
+        g.appendChild(a);
+      });
+      rows.appendChild(tr);
+    });
+    body.replaceChildren(rows);
+  }
+  function applyAutomations(a) {
+    if (!a) return;
+    setField("automations.count", fmtInt(a.count));
+    setField("automations.active", fmtInt(a.active));
+  }
+  function auditItem(e) {
+    var li = document.createElement("li");
+    li.className = "audit-" + e.outcome;
+    var t = document.createElement("time");
+    t.dateTime = e.created_at;
+    t.textContent = new Date(e.created_at).toLocaleString(lang);
+    var ev = document.createElement("span"); ev.className = "chip"; ev.textContent = e.event;
+    var out = document.createElement("span"); out.className = "chip"; out.textContent = e.outcome;
+    li.append(t, " ", ev, " ", out, " ", e.message);
+    return li;
+  }
+  function applyAudit(entries) {
+    var list = document.getElementById("audit-list");
+    if (!list || !entries) return;
+    var frag = document.createDocumentFragment();
+    entries.forEach(function (e) { frag.appendChild(auditItem(e)); });
+    if (!entries.length) { var li = document.createElement("li"); li.className = "empty"; li.textContent = "No decisions yet."; frag.appendChild(li); }
+    list.replaceChildren(frag);
+  }
+  function applyAccount(acc, accounts) {
+    var paper = document.getElementById("paper-badge");
+    var label = document.getElementById("account-label");
+    if (acc) {
+      accountId = acc.id;
+      if (paper) paper.hidden = !acc.is_paper;
+      if (label) label.textContent = acc.label;
+      var sel = document.getElementById("account-select");
+      if (sel) sel.value = String(acc.id);
+    }
+  }
+  function applySnapshot(s) {
+    if (!s) return;
+    if (snap && snap.account && s.account && snap.account.id !== s.account.id) { chartX = []; chartY = []; }
+    snap = s;
+    applyAccount(s.account, s.accounts);
+    applyBalance(s.balance);
+    applyPositions(s.positions);
+    applyAutomations(s.automations);
+    applyAudit(s.audit);
+    applyMarket(s.market);
+  }
+
+  /* --- toasts and session end -------------------------------------------------------------------------------- */
+  function toast(text, kind) {
+    var box = document.getElementById("toasts");
+    if (!box) return;
+    var el = document.createElement("div");
+    el.className = "toast " + (kind || "");
+    el.textContent = text;
+    box.appendChild(el);
+    setTimeout(function () { el.remove(); }, 6000);
+  }
+  function endSession() {
+    ended = true;
+    stopPolling();
+    clearTimeout(reconnectTimer);
+    if (ws) { try { ws.close(); } catch (e) { /* already closed */ } ws = null; }
+    setConn("ended");
+    var box = document.getElementById("session-ended");
+    if (box) box.hidden = false;
+  }
+
+  /* --- socket ------------------------------------------------------------------------------------------------ */
+  function send(obj) { if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(obj)); }
+  function handle(msg) {
+    if (typeof msg.seq === "number") {
+      if (msg.seq !== lastSeq + 1 && msg.type !== "snapshot" && !resyncPending) {
+        resyncPending = true;
+        send({ type: "refresh" });
+      }
+      lastSeq = msg.seq;
+    }
+    switch (msg.type) {
+      case "snapshot": resyncPending = false; applySnapshot(msg.data); break;
+      case "ticker": applyMarket(msg.data); break;
+      case "balance": applyBalance(msg.data); break;
+      case "positions": applyPositions(msg.data); break;
+      case "automations": applyAutomations(msg.data); break;
+      case "automation_log": {
+        var list = document.getElementById("audit-list");
+        if (list) { var empty = list.querySelector(".empty"); if (empty) empty.remove(); list.prepend(auditItem(msg.data)); }
+        toast(msg.data.message, msg.data.outcome);
+        break;
+      }
+      case "status":
+        if (market.data) { market.data.state = msg.data.state; }
+        renderBadge();
+        break;
+      case "error":
+        if (msg.data.code === "session_ended") endSession(); else toast(msg.data.message, "error");
+        break;
+      default: break;
+    }
+  }
+  function connect() {
+    if (ended) return;
+    var url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + cfg.wsPath;
+    var sock = new WebSocket(url);
+    ws = sock;
+    lastSeq = 0;
+    resyncPending = false;
+    sock.onopen = function () {
+      attempt = 0;
+      stopPolling();
+      setConn("connected");
+      if (accountId !== null && snap && snap.account && snap.account.id !== accountId) send({ type: "switch_account", account_id: accountId });
+    };
+    sock.onmessage = function (ev) {
+      var msg;
+      try { msg = JSON.parse(ev.data); } catch (e) { return; }
+      handle(msg);
+    };
+    sock.onclose = function (ev) {
+      if (ws === sock) ws = null;
+      if (ended) return;
+      if (ev.code === 4401) { checkSessionThenReconnect(); return; }
+      setConn("reconnecting");
+      startPolling();
+      scheduleReconnect();
+    };
+  }
+  function scheduleReconnect() {
+    clearTimeout(reconnectTimer);
+    var cap = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * Math.pow(2, attempt));
+    attempt += 1;
+    var delay = cap / 2 + Math.random() * cap / 2; /* exponential backoff with jitter */
+    reconnectTimer = setTimeout(connect, delay);
+  }
+  function checkSessionThenReconnect() {
+    /* 4401: anonymous or session ended. The JSON endpoint tells which without guessing. */
+    fetch(withAccount(cfg.apiUrl), { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (r) { if (r.status === 401) endSession(); else { setConn("reconnecting"); startPolling(); scheduleReconnect(); } })
+      .catch(function () { setConn("reconnecting"); startPolling(); scheduleReconnect(); });
+  }
+
+  /* --- polling fallback -------------------------------------------------------------------------------------- */
+  function withAccount(url) { return accountId === null ? url : url + "?account=" + encodeURIComponent(accountId); }
+  function poll() {
+    fetch(withAccount(cfg.apiUrl), { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (r) {
+        if (r.status === 401) { endSession(); return null; }
+        return r.ok ? r.json() : null;
+      })
+      .then(function (body) {
+        if (!body || ended || (ws && ws.readyState === WebSocket.OPEN)) return;
+        applySnapshot(body.data);
+        setConn("polling");
+      })
+      .catch(function () { /* still down: the badge keeps saying so */ });
+  }
+  function startPolling() {
+    if (pollTimer !== null || ended) return;
+    poll();
+    pollTimer = setInterval(poll, POLL_MS);
+  }
+  function stopPolling() { if (pollTimer !== null) { clearInterval(pollTimer); pollTimer = null; } }
+
+  /* --- chart ------------------------------------------------------------------------------------------------- */
+  function addPoint(x, y) {
+    if (!isFinite(x) || !isFinite(y)) return;
+    if (chartX.length && x <= chartX[chartX.length - 1]) return;
+    chartX.push(x); chartY.push(y);
+    if (chartX.length > CHART_POINTS) { chartX.shift(); chartY.shift(); }
+    if (chart) chart.setData([chartX, chartY]);
+  }
+  function initChart() {
+    var el = document.getElementById("price-chart");
+    if (!el || typeof window.uPlot !== "function") return;
+    var opts = {
+      width: el.clientWidth || 320, height: 220,
+      series: [{}, { label: "BTC/USD", stroke: "#f7931a", width: 1.5 }],
+      axes: [{ stroke: "#8b96a5", grid: { stroke: "#2a3440" } }, { stroke: "#8b96a5", grid: { stroke: "#2a3440" }, size: 70 }],
+      legend: { show: false },
+    };
+    chart = new window.uPlot(opts, [chartX, chartY], el);
+    window.addEventListener("resize", function () { chart.setSize({ width: el.clientWidth || 320, height: 220 }); });
+  }
+
+  /* --- account switcher -------------------------------------------------------------------------------------- */
+  var sel = document.getElementById("account-select");
+  if (sel) {
+    sel.addEventListener("change", function () {
+      var id = Number(sel.value);
+      var u = new URL(location.href);
+      u.searchParams.set("account", String(id));
+      if (ws && ws.readyState === WebSocket.OPEN && document.getElementById("positions-body")) {
+        accountId = id;
+        history.replaceState(null, "", u.toString());
+        send({ type: "switch_account", account_id: id });
+      } else {
+        location.assign(u.toString());
+      }
+    });
+  }
+
+  initChart();
+  if (snap) applySnapshot(snap);
+  setInterval(renderBadge, TICK_MS);
+  if (snap && snap.account) connect(); else setConn("connected");
+  window.axisorDashboard = { state: function () { return { conn: conn, lastSeq: lastSeq, polling: pollTimer !== null, stale: isStale() }; } };
+})();
