@@ -31,8 +31,12 @@ def _redis(url: str) -> redis.Redis:
 
 
 @contextmanager
-def account_lock(account_id: int, *, timeout: float = 30.0, hold: float = 60.0) -> Iterator[None]:
-    """Hold the account's lock; raises ``LockTimeoutError`` after ``timeout`` s. ``hold`` bounds a crashed holder."""
+def account_lock(account_id: int, *, timeout: float = 30.0, hold: float = 20.0) -> Iterator[None]:
+    """Hold the account's lock; raises ``LockTimeoutError`` after ``timeout`` s.
+
+    ``hold`` bounds how long a crashed holder (a worker killed mid-order) blocks the account. Exactly-once does not
+    rest on this lock (the intent's compare-and-set does): it only keeps one account's orders in sequence.
+    """
     if settings.REDIS_URL:
         lock = _redis(settings.REDIS_URL).lock(
             f"axisor:lock:account:{account_id}", timeout=hold, blocking_timeout=timeout
