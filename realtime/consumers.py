@@ -30,7 +30,7 @@ from django.utils import timezone
 
 from accounts.models import ExchangeAccount, User
 from realtime import snapshot as snap
-from realtime.events import market_group, remember_server_loop, user_group
+from realtime.events import current_user_seq, market_group, remember_server_loop, user_group
 from realtime.market import MarketData
 
 MAX_FRAME = 16 * 1024
@@ -68,6 +68,7 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # ch
         self.last_state: str | None = None
         self.joined: set[str] = set()
         self.recent: list[float] = []
+        self.event_seq = 0
         remember_server_loop(asyncio.get_running_loop())
         await self.accept()
         await self._join(user_group(user.pk))
@@ -99,6 +100,9 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # ch
             self.joined.discard(group)
 
     async def _send_snapshot(self, account_id: int | None) -> None:
+        # Read the per-user event counter before the state: an event issued meanwhile is then applied again
+        # (harmless: handlers re-read), never lost.
+        self.event_seq = await database_sync_to_async(current_user_seq)(self.user.pk)
         data, rows = await database_sync_to_async(snap.build_snapshot)(user=self.user, account_id=account_id)
         account = data["account"]
         network = account["network"] if account else None
@@ -158,7 +162,20 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # ch
 
     # --- group events (one handler per event type) --------------------------------------------------------------
 
+    async def _resynced(self, event: dict[str, Any]) -> bool:
+        """Track the per-user ``event_seq``; on a jump (the layer dropped an event) send a snapshot instead."""
+        seq = event.get("event_seq")
+        if not isinstance(seq, int):
+            return False
+        gap = seq > self.event_seq + 1
+        self.event_seq = max(self.event_seq, seq)
+        if gap:
+            await self._send_snapshot(self.account_id)
+        return gap
+
     async def account_changed(self, event: dict[str, Any]) -> None:
+        if await self._resynced(event):
+            return
         if event.get("account_id") != self.account_id or self.account_id is None:
             return
         parts = await database_sync_to_async(_account_parts)(self.user, self.account_id)
@@ -169,6 +186,8 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # ch
         await self.send_message("positions", positions)
 
     async def automations_changed(self, event: dict[str, Any]) -> None:
+        if await self._resynced(event):
+            return
         if event.get("account_id") != self.account_id or self.account_id is None:
             return
         data = await database_sync_to_async(_automations)(self.user, self.account_id)
@@ -176,6 +195,8 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # ch
             await self.send_message("automations", data)
 
     async def automation_log(self, event: dict[str, Any]) -> None:
+        if await self._resynced(event):
+            return
         if event.get("account_id") != self.account_id or self.account_id is None:
             return
         entry = await database_sync_to_async(snap.audit_entry_for_account)(

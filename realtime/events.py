@@ -7,8 +7,9 @@ Contract (style guide rec. 11):
 * The group is resolved here, on the server: ``user.<owner id>`` for account events (so one user's events can never
   reach another user's sockets) and ``market.<network>`` for market data.
 * Payloads carry ids and display fields only; the consumer re-reads the owner-scoped state it needs. Delivery is at
-  most once (channel layers drop on a full channel), which is why every browser message has a ``seq`` and a gap
-  asks for a snapshot.
+  most once (``group_send`` silently drops on a full channel), so every per-user event carries ``event_seq`` from a
+  per-user counter in the cache (Redis in production, shared by all processes): a consumer that sees a jump sends
+  a full snapshot instead of the increment. The browser's own ``seq`` covers the consumer→browser leg.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any, Literal, TypedDict
 
 from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
+from django.core.cache import cache
 from django.db import transaction
 
 logger = logging.getLogger(__name__)
@@ -30,6 +32,7 @@ class AccountChangedEvent(TypedDict):
 
     type: Literal["account.changed"]
     account_id: int
+    event_seq: int
 
 
 class AutomationsChangedEvent(TypedDict):
@@ -37,6 +40,7 @@ class AutomationsChangedEvent(TypedDict):
 
     type: Literal["automations.changed"]
     account_id: int
+    event_seq: int
 
 
 class AutomationLogEvent(TypedDict):
@@ -45,6 +49,7 @@ class AutomationLogEvent(TypedDict):
     type: Literal["automation.log"]
     account_id: int
     entry_id: int
+    event_seq: int
 
 
 class ForceCloseEvent(TypedDict):
@@ -52,6 +57,7 @@ class ForceCloseEvent(TypedDict):
 
     type: Literal["session.ended"]
     reason: str
+    event_seq: int
 
 
 class MarketEvent(TypedDict):
@@ -105,6 +111,27 @@ def group_send(group: str, message: dict[str, Any] | Any) -> None:  # noqa: ANN4
         logger.exception("realtime group_send to %s failed", group)
 
 
+def _seq_key(user_id: int) -> str:
+    return f"realtime:user-seq:{int(user_id)}"
+
+
+def current_user_seq(user_id: int) -> int:
+    """The last ``event_seq`` issued to ``user_id`` (0 when none): read by the consumer before its snapshot."""
+    value = cache.get(_seq_key(user_id))
+    return int(value) if value is not None else 0
+
+
+def next_user_seq(user_id: int) -> int:
+    """Issue the next ``event_seq`` of ``user_id`` (atomic in Redis and in the local-memory cache)."""
+    key = _seq_key(user_id)
+    cache.add(key, 0, timeout=None)
+    try:
+        return int(cache.incr(key))
+    except ValueError:  # evicted between add and incr
+        cache.set(key, 1, timeout=None)
+        return 1
+
+
 def _owner_id(account_id: int) -> int | None:
     from accounts.models import ExchangeAccount
 
@@ -115,7 +142,11 @@ def publish_account_changed(account_id: int) -> None:
     """Announce that ``account_id``'s balance or trades changed (to its owner's sockets only)."""
     owner = _owner_id(account_id)
     if owner is not None:
-        event: AccountChangedEvent = {"type": "account.changed", "account_id": account_id}
+        event: AccountChangedEvent = {
+            "type": "account.changed",
+            "account_id": account_id,
+            "event_seq": next_user_seq(owner),
+        }
         group_send(user_group(owner), event)
 
 
@@ -123,7 +154,11 @@ def publish_automations_changed(account_id: int) -> None:
     """Announce that an automation of ``account_id`` changed (created, paused, resumed, errored, deleted)."""
     owner = _owner_id(account_id)
     if owner is not None:
-        event: AutomationsChangedEvent = {"type": "automations.changed", "account_id": account_id}
+        event: AutomationsChangedEvent = {
+            "type": "automations.changed",
+            "account_id": account_id,
+            "event_seq": next_user_seq(owner),
+        }
         group_send(user_group(owner), event)
 
 
@@ -133,13 +168,18 @@ def publish_automation_log(entry_id: int) -> None:
 
     row = AuditEntry.objects.filter(pk=entry_id).values_list("account_id", "account__owner_id").first()
     if row is not None:
-        event: AutomationLogEvent = {"type": "automation.log", "account_id": row[0], "entry_id": entry_id}
+        event: AutomationLogEvent = {
+            "type": "automation.log",
+            "account_id": row[0],
+            "entry_id": entry_id,
+            "event_seq": next_user_seq(row[1]),
+        }
         group_send(user_group(row[1]), event)
 
 
 def publish_session_ended(user_id: int, reason: str = "logout") -> None:
     """Close every open dashboard socket of ``user_id`` (logout, password change)."""
-    event: ForceCloseEvent = {"type": "session.ended", "reason": reason}
+    event: ForceCloseEvent = {"type": "session.ended", "reason": reason, "event_seq": next_user_seq(user_id)}
     group_send(user_group(user_id), event)
 
 

@@ -278,3 +278,20 @@ async def test_password_change_closes_the_socket(alice: User, bob: User, make_ac
     assert (await comm.receive_output(timeout=3))["type"] == "websocket.close"
     assert await bob_comm.receive_nothing(timeout=0.3)
     await bob_comm.disconnect()
+
+
+async def test_a_dropped_layer_event_turns_into_a_snapshot(
+    alice: User, make_account: Callable[..., ExchangeAccount]
+) -> None:
+    account = await database_sync_to_async(make_account)(alice)
+    comm, _ = await connect_as(alice)
+    await database_sync_to_async(events.publish_account_changed)(account.pk)
+    assert (await comm.receive_json_from(timeout=3))["type"] == "balance"
+    assert (await comm.receive_json_from(timeout=3))["type"] == "positions"
+    await database_sync_to_async(events.next_user_seq)(alice.pk)  # an event the layer dropped
+    await database_sync_to_async(events.publish_account_changed)(account.pk)
+    reply = await comm.receive_json_from(timeout=3)
+    assert reply["type"] == "snapshot"
+    assert reply["seq"] == 4
+    assert await comm.receive_nothing(timeout=0.2)
+    await comm.disconnect()
