@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import MISSING, fields
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import get_type_hints
 
 from automations.specs import (
@@ -22,6 +23,11 @@ CONFIG_CLASSES: dict[str, type[MarginGuardConfig] | type[TpSlConfig] | type[Auto
     "tpsl": TpSlConfig,
     "auto_entry": AutoEntryConfig,
 }
+
+
+@lru_cache(maxsize=8)
+def _hints(cls: type) -> dict[str, object]:
+    return get_type_hints(cls)
 
 
 def _decode(name: str, hint: str, value: object) -> object:
@@ -55,7 +61,7 @@ def config_from_json(kind: AutomationKind | str, data: Mapping[str, object]) -> 
         raise SpecError("kind", f"Unknown automation kind {kind!r}.")
     if not isinstance(data, Mapping):
         raise SpecError("config", "The configuration must be an object.")
-    hints = get_type_hints(cls)
+    hints = _hints(cls)
     known = {f.name for f in fields(cls)}
     unknown = set(data) - known
     if unknown:

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from django.db import transaction
 from django.db.models import F
@@ -67,46 +68,129 @@ def market_from_ticker(ticker: TickerSnapshot | Ticker) -> MarketSnapshot | None
     return MarketSnapshot(last_price=last, index=index, bid=bid, ask=ask, time=time, buckets=buckets)
 
 
-def trade_state_of(trade: TrackedTrade, *, manage_external: bool) -> TradeState:
+# The columns the engine needs, read as plain tuples: the tick path builds thousands of these per tick.
+_TRADE_COLUMNS = (
+    "account_id",
+    "trade_id",
+    "side",
+    "quantity",
+    "entry_price",
+    "margin",
+    "leverage",
+    "liquidation",
+    "stoploss",
+    "takeprofit",
+    "maintenance_margin",
+    "opening_fee",
+    "client_id",
+    "managed",
+)
+
+
+def _trade_state(row: tuple[Any, ...], *, manage_external: bool) -> TradeState:
+    (
+        _,
+        trade_id,
+        side,
+        quantity,
+        entry,
+        margin,
+        leverage,
+        liquidation,
+        stoploss,
+        takeprofit,
+        maint,
+        fee,
+        cid,
+        managed,
+    ) = row
     return TradeState(
-        id=trade.trade_id,
-        side="buy" if trade.side == "buy" else "sell",
-        quantity=trade.quantity,
-        entry_price=Decimal(trade.entry_price),
-        margin=max(int(trade.margin), 1),
-        leverage=Decimal(trade.leverage),
-        liquidation=Decimal(trade.liquidation),
-        stoploss=Decimal(trade.stoploss),
-        takeprofit=Decimal(trade.takeprofit),
-        maintenance_margin=int(trade.maintenance_margin),
-        opening_fee=int(trade.opening_fee),
-        client_id=trade.client_id or None,
-        managed=trade.managed or manage_external,
+        id=trade_id,
+        side="buy" if side == "buy" else "sell",
+        quantity=quantity,
+        entry_price=Decimal(entry),
+        margin=max(int(margin), 1),
+        leverage=Decimal(leverage),
+        liquidation=Decimal(liquidation),
+        stoploss=Decimal(stoploss),
+        takeprofit=Decimal(takeprofit),
+        maintenance_margin=int(maint),
+        opening_fee=int(fee),
+        client_id=cid or None,
+        managed=managed or manage_external,
     )
+
+
+def _pending_trade_ids(account_ids: Sequence[int]) -> dict[int, set[str]]:
+    """Trades with an order still in flight, per account: the engine must not decide on them twice (their memory
+    and cooldown are only the second line of defence)."""
+    pending: dict[int, set[str]] = {}
+    rows = (
+        OrderIntent.objects.filter(account_id__in=account_ids, trade_id__gt="")
+        .exclude(state__in=OrderIntent.TERMINAL)
+        .values_list("account_id", "trade_id")
+    )
+    for account_id, trade_id in rows:
+        pending.setdefault(account_id, set()).add(trade_id)
+    return pending
+
+
+def account_states_of(accounts: Sequence[ExchangeAccount], *, global_kill: bool) -> dict[int, AccountState]:
+    """The engine's view of several accounts, in two queries: running trades Axisor tracks (minus those with an
+    order in flight), free balance, failure breaker and kill switches."""
+    ids = [a.pk for a in accounts]
+    pending = _pending_trade_ids(ids)
+    trades: dict[int, list[tuple[Any, ...]]] = {}
+    rows = TrackedTrade.objects.filter(account_id__in=ids, state=TrackedTrade.State.RUNNING).values_list(
+        *_TRADE_COLUMNS
+    )
+    for row in rows:
+        if row[1] not in pending.get(row[0], ()):
+            trades.setdefault(row[0], []).append(row)
+    return {
+        a.pk: AccountState(
+            balance=int(a.balance or 0),
+            trades=tuple(_trade_state(t, manage_external=a.manage_external_trades) for t in trades.get(a.pk, [])),
+            entries_halted=a.entries_halted,
+            kill_switch=a.kill_switch or global_kill,
+        )
+        for a in accounts
+    }
 
 
 def account_state_of(account: ExchangeAccount, *, global_kill: bool | None = None) -> AccountState:
-    """The engine's view of an account: running trades Axisor tracks, free balance, breaker and kill switches."""
-    # A trade with an order still in flight is left out: the engine must not decide on it twice (its memory and
-    # cooldown are only the second line of defence).
-    pending = (
-        OrderIntent.objects.filter(account=account, trade_id__gt="")
-        .exclude(state__in=OrderIntent.TERMINAL)
-        .values_list("trade_id", flat=True)
-    )
-    trades = TrackedTrade.objects.filter(account=account, state=TrackedTrade.State.RUNNING).exclude(
-        trade_id__in=list(pending)
-    )
-    return AccountState(
-        balance=int(account.balance or 0),
-        trades=tuple(trade_state_of(t, manage_external=account.manage_external_trades) for t in trades),
-        entries_halted=account.entries_halted,
-        kill_switch=account.kill_switch or (GlobalSwitch.is_on() if global_kill is None else global_kill),
-    )
+    """The engine's view of one account (see ``account_states_of``)."""
+    kill = GlobalSwitch.is_on() if global_kill is None else global_kill
+    return account_states_of([account], global_kill=kill)[account.pk]
+
+
+_SPEC_CACHE: dict[int, tuple[object, object, int, AutomationSpec]] = {}
+_SPEC_CACHE_MAX = 20_000
 
 
 def spec_of(automation: Automation) -> AutomationSpec:
-    """The engine spec of a stored automation; raises ``SpecError`` if its stored config or memory is invalid."""
+    """The engine spec of a stored automation; raises ``SpecError`` if its stored config or memory is invalid.
+
+    Cached per automation and reused only while its stored config, memory and price-age limit are equal to the
+    cached ones (dict equality is far cheaper than re-validating), so the tick path does not re-parse thousands of
+    unchanged configs on every tick, and an edit made by any path is seen at once.
+    """
+    cached = _SPEC_CACHE.get(automation.pk)
+    if (
+        cached is not None
+        and cached[2] == automation.max_price_age_seconds
+        and cached[0] == automation.config
+        and cached[1] == automation.memory
+    ):
+        return cached[3]
+    spec = _spec_build(automation)
+    if len(_SPEC_CACHE) >= _SPEC_CACHE_MAX:
+        _SPEC_CACHE.clear()
+    _SPEC_CACHE[automation.pk] = (automation.config, automation.memory, automation.max_price_age_seconds, spec)
+    return spec
+
+
+def _spec_build(automation: Automation) -> AutomationSpec:
     return AutomationSpec(
         id=automation.pk,
         kind=automation.kind,  # type: ignore[arg-type]
@@ -247,6 +331,7 @@ def automations_evaluate_account(
     now: datetime,
     automations: Sequence[Automation] | None = None,
     global_kill: bool | None = None,
+    state: AccountState | None = None,
 ) -> list[int]:
     """Evaluate every active automation of ``account`` on ``market`` at ``now``; returns the new intent ids.
 
@@ -257,7 +342,8 @@ def automations_evaluate_account(
         automations = list(Automation.objects.filter(account=account, status=Automation.Status.ACTIVE))
     if not automations:
         return []
-    state = account_state_of(account, global_kill=global_kill)
+    if state is None:
+        state = account_state_of(account, global_kill=global_kill)
     created: list[int] = []
     for automation in automations:
         try:
@@ -276,11 +362,32 @@ def automations_evaluate_account(
     return created
 
 
+_AUTOMATION_FIELDS = (
+    "id",
+    "account_id",
+    "name",
+    "kind",
+    "config",
+    "memory",
+    "version",
+    "status",
+    "max_price_age_seconds",
+    "account__id",
+    "account__network",
+    "account__balance",
+    "account__manage_external_trades",
+    "account__entries_halted",
+    "account__kill_switch",
+    "account__is_enabled",
+)
+
+
 def automations_evaluate_network(*, network: str, market: MarketSnapshot, now: datetime) -> list[int]:
     """Evaluate the active automations of every enabled account on ``network`` (one query for all of them)."""
     active = (
         Automation.objects.filter(status=Automation.Status.ACTIVE, account__network=network, account__is_enabled=True)
         .select_related("account")
+        .only(*_AUTOMATION_FIELDS)
         .order_by("account_id", "id")
     )
     by_account: dict[int, list[Automation]] = {}
@@ -288,11 +395,11 @@ def automations_evaluate_network(*, network: str, market: MarketSnapshot, now: d
     for automation in active:
         by_account.setdefault(automation.account_id, []).append(automation)
         accounts[automation.account_id] = automation.account
-    global_kill = GlobalSwitch.is_on()
+    states = account_states_of(list(accounts.values()), global_kill=GlobalSwitch.is_on())
     created: list[int] = []
     for account_id, automations in by_account.items():
         created += automations_evaluate_account(
-            account=accounts[account_id], market=market, now=now, automations=automations, global_kill=global_kill
+            account=accounts[account_id], market=market, now=now, automations=automations, state=states[account_id]
         )
     return created
 

@@ -1,0 +1,283 @@
+"""Benchmark: tick → order POST latency at the simulator, with N accounts each guarding 3 running trades.
+
+Setup (PostgreSQL + Redis on loopback, as in production): a bench database ``axisor_bench``, the simulator in its
+own process (no rate limits, no automatic ticks), a real ``celery worker`` process (prefork, 2 children), and in
+this process the market feed on the simulator's stream with the tick runner, exactly as ``run_automations`` runs.
+
+Each of N accounts holds 3 running 10x longs (liquidation 90 909) under a Margin Guard that closes at a
+liquidation distance threshold. ``TRIGGERS`` accounts have distinct thresholds between 8.8 % and 5 %; the others
+have 0.5 % and never fire in the price range used. Each measured tick lowers the price just across the next
+trigger account's threshold, so every tick evaluates all N accounts and fires exactly one (3 closes). Latency =
+arrival of that account's first close POST at the simulator − the moment the price was set (same clock).
+
+Run: ``.venv/bin/python bench/automations.py`` (last line ``RESULT accounts=1000 tick_to_order_p50_ms=…``).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from decimal import ROUND_FLOOR, Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+HOST = "127.0.0.1"
+TOKEN = "bench-token"  # noqa: S105 - the local simulator's control token
+DB_NAME = "axisor_bench"
+PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
+REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/3")
+SIZES = tuple(int(n) for n in os.environ.get("BENCH_ACCOUNTS", "100,1000").split(","))
+TRIGGERS = int(os.environ.get("BENCH_TRIGGERS", "30"))
+LIQUIDATION = Decimal("90909")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def _recreate_database() -> None:
+    import psycopg
+
+    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {DB_NAME}")
+
+
+def _wait(predicate, timeout: float, what: str):  # noqa: ANN001, ANN202
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise SystemExit(f"timed out waiting for {what}")
+
+
+def main() -> None:  # noqa: C901, PLR0915 - a linear script
+    sim_port = _free_port()
+    os.environ.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "DATABASE_URL": f"{PG}/{DB_NAME}",
+            "REDIS_URL": REDIS,
+            "SECRET_KEY": "bench-secret-key-" + "x" * 40,
+            "FIELD_ENCRYPTION_KEYS": "YmVuY2gta2V5LTAwMDAwMDAwMDAwMDAwMDAwMDAwMDA=",
+            "LNMARKETS_SIMULATOR_REST_URL": f"http://{HOST}:{sim_port}/v3",
+            "LNMARKETS_SIMULATOR_STREAM_URL": f"ws://{HOST}:{sim_port}/v1",
+            "AUTOMATION_SWEEP_SECONDS": "3600",
+            "LOG_LEVEL": "WARNING",
+        }
+    )
+    _recreate_database()
+    sim = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "lnmarkets.simulator",
+            "--host",
+            HOST,
+            "--port",
+            str(sim_port),
+            "--seed",
+            "1",
+            "--control-token",
+            TOKEN,
+            "--no-rate-limits",
+            "--no-auto-tick",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    from accounts import services as account_services
+    from accounts.models import ExchangeAccount, User
+    from automations.configs import config_to_json
+    from automations.engine import MarginGuardConfig
+    from automations.models import Automation, OrderIntent, TrackedTrade
+    from automations.runner import TickRunner
+    from bench.engine_evals import measure_engine_evals_per_s
+    from lnmarkets.client import RestClient
+    from lnmarkets.credentials import Credentials, static_provider
+    from lnmarkets.feed import MarketFeed
+    from lnmarkets.maths import round_to_tick
+    from lnmarkets.ratelimit import NullRateLimiter
+    from lnmarkets.simulator.client import ControlClient
+
+    control = ControlClient(f"http://{HOST}:{sim_port}", TOKEN)
+    _wait(lambda: _ping(control), 20, "the simulator")
+    celery = [sys.executable, "-m", "celery", "-A", "config"]
+    subprocess.run([*celery, "purge", "-f", "-Q", "protective,celery"], cwd=ROOT, capture_output=True, check=False)
+    worker = subprocess.Popen(
+        [
+            *celery,
+            "worker",
+            "-P",
+            "prefork",
+            "-c",
+            "2",
+            "-Q",
+            "protective,celery",
+            "-l",
+            "warning",
+            "--without-heartbeat",
+            "--without-mingle",
+            "--without-gossip",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    results: dict[int, tuple[float, float, int]] = {}
+    feed = MarketFeed(f"http://{HOST}:{sim_port}/v3", f"ws://{HOST}:{sim_port}/v1", name="bench-feed")
+    runner = TickRunner(feed, "simulator")
+    try:
+        feed.start()
+        runner.start()
+        owner = User.objects.create_user("bench", password="bench-password-1")  # noqa: S106
+        for size in SIZES:
+            ExchangeAccount.objects.all().delete()
+            control.reset()
+            control.freeze(True)
+            control.set_price(100000)
+            sim_accounts = [control.create_account(balance=10_000_000) for _ in range(size)]
+
+            def open_three(sim_account):  # noqa: ANN001, ANN202
+                creds = Credentials(sim_account.key, sim_account.secret, sim_account.passphrase)
+                client = RestClient(
+                    f"http://{HOST}:{sim_port}/v3", static_provider(creds), rate_limiter=NullRateLimiter(), timeout=10
+                )
+                trades = [
+                    client.isolated_trade_create(type="market", side="buy", quantity=100, leverage=Decimal(10))
+                    for _ in range(3)
+                ]
+                client.close()
+                return trades
+
+            with ThreadPoolExecutor(8) as pool:
+                trades_per_account = list(pool.map(open_three, sim_accounts))
+            accounts = []
+            for i, sim_account in enumerate(sim_accounts):
+                accounts.append(
+                    account_services.exchange_account_create(
+                        owner=owner,
+                        label=f"acct-{size}-{i}",
+                        network="simulator",
+                        api_key=sim_account.key,
+                        api_secret=sim_account.secret,
+                        passphrase=sim_account.passphrase,
+                        verification=account_services.Verification(permissions=tuple(sim_account.scopes)),
+                    )
+                )
+            ExchangeAccount.objects.update(balance=10_000_000)
+            TrackedTrade.objects.bulk_create(
+                TrackedTrade(
+                    account=account,
+                    trade_id=t.id,
+                    origin="axisor",
+                    managed=True,
+                    state="running",
+                    side=t.side,
+                    quantity=int(t.quantity),
+                    entry_price=t.entry_price or t.price,
+                    margin=int(t.margin),
+                    leverage=t.leverage,
+                    liquidation=t.liquidation,
+                    maintenance_margin=int(t.maintenance_margin),
+                    opening_fee=int(t.opening_fee),
+                    last_seen_at=django.utils.timezone.now(),
+                )
+                for account, trades in zip(accounts, trades_per_account, strict=True)
+                for t in trades
+            )
+            # one extra trigger account first: its tick warms the worker's connections and is not measured
+            thresholds = [Decimal("8.8") - Decimal("0.2") * j for j in range(TRIGGERS + 1)]
+            Automation.objects.bulk_create(
+                Automation(
+                    account=account,
+                    name="guard",
+                    kind="margin_guard",
+                    config=config_to_json(
+                        MarginGuardConfig(
+                            trigger="liquidation_distance",
+                            threshold=thresholds[i] if i <= TRIGGERS else Decimal("0.5"),
+                            action="close",
+                            cooldown_seconds=0,
+                        )
+                    ),
+                )
+                for i, account in enumerate(accounts)
+            )
+            control.set_price(100001)  # a fresh tick: the feed is live again after the long set-up
+            _wait(lambda: feed.state == "live", 20, "the live feed")
+            latencies: list[float] = []
+            for j in range(TRIGGERS + 1):
+                crossing = LIQUIDATION / (1 - thresholds[j] / 100)
+                price = round_to_tick(crossing, ROUND_FLOOR) - 1
+                key = sim_accounts[j].key
+                started = time.time()
+                control.set_price(price)
+                first = _wait(
+                    lambda key=key, started=started: [t for t in control.request_log(key) if t >= started],
+                    30,
+                    "the close POST",
+                )
+                if j:
+                    latencies.append((min(first) - started) * 1000)
+                _wait(
+                    lambda acct=accounts[j]: OrderIntent.objects.filter(account=acct, state="reconciled").count() == 3,
+                    60,
+                    "the three closes",
+                )
+            latencies.sort()
+            p50 = statistics.median(latencies)
+            p99 = latencies[min(len(latencies) - 1, int(round(0.99 * (len(latencies) - 1))))]
+            results[size] = (p50, p99, runner.evaluations)
+            print(
+                f"accounts={size} trades={3 * size} ticks={TRIGGERS} tick_to_order_p50_ms={p50:.0f} "
+                f"p99_ms={p99:.0f} max_ms={latencies[-1]:.0f}",
+                flush=True,
+            )
+    finally:
+        runner.stop()
+        feed.stop()
+        for proc in (worker, sim):
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    evals = measure_engine_evals_per_s(2.0)
+    largest = max(results)
+    p50, p99, _ = results[largest]
+    print(
+        f"RESULT accounts={largest} tick_to_order_p50_ms={p50:.0f} tick_to_order_p99_ms={p99:.0f} "
+        f"engine_evals_per_s={evals}"
+    )
+
+
+def _ping(control) -> bool:  # noqa: ANN001
+    try:
+        control.state()
+    except Exception:  # noqa: BLE001 - the server is still starting
+        return False
+    return True
+
+
+if __name__ == "__main__":
+    main()
