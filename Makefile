@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install install-dev lint fmt typecheck migrations-check bench worker beat simulator clean
+.PHONY: run test install install-dev browser-deps lint fmt typecheck migrations-check bench worker beat simulator automations clean
 
 $(PY):
 	@test -n "$(PYTHON)" || { echo "Python 3.11 is required"; exit 1; }
@@ -28,7 +28,11 @@ run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py run_embedded --host $(HOST) --port $(PORT)
 
-test: install-dev
+# Debian's chromium for the real-browser tests (Playwright drives /usr/bin/chromium; no browser download).
+browser-deps:
+	@sh scripts/install-browser.sh || echo "WARNING: chromium could not be installed: the browser tests will be skipped"
+
+test: install-dev browser-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install-dev
@@ -53,6 +57,9 @@ worker: install
 
 beat: install
 	$(VENV)/bin/celery -A config beat -l info
+
+automations: install
+	$(PY) manage.py run_automations
 
 simulator: install
 	$(PY) manage.py lnm_simulator --host 127.0.0.1 --port 8765

@@ -61,7 +61,7 @@ def config_from_json(kind: AutomationKind | str, data: Mapping[str, object]) -> 
         raise SpecError("kind", f"Unknown automation kind {kind!r}.")
     if not isinstance(data, Mapping):
         raise SpecError("config", "The configuration must be an object.")
-    hints = _hints(cls)
+    hints = _hints(cls)  # type: ignore[arg-type]  # classes are hashable
     known = {f.name for f in fields(cls)}
     unknown = set(data) - known
     if unknown:

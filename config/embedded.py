@@ -11,7 +11,7 @@ import secrets
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal, TextIO
+from typing import Literal
 
 from django.conf import settings
 
@@ -36,7 +36,7 @@ DEMO_TRADES: tuple[tuple[Literal["buy", "sell"], int, int], ...] = (
 )
 
 
-def run(*, host: str, port: int, stdout: TextIO) -> None:
+def run(*, host: str, port: int, say: Callable[[str], object]) -> None:
     """Start the simulator, prepare the demo data, then serve until interrupted (Ctrl-C)."""
     from daphne.endpoints import build_endpoint_description_strings
     from daphne.server import Server
@@ -59,11 +59,10 @@ def run(*, host: str, port: int, stdout: TextIO) -> None:
     demo_exchange_account_ensure(user=user, control=sim.control, rest_url=sim.rest_url)
     stops = _start_automation_services()
     url = f"http://{host}:{port}/"
-    stdout.write(
+    say(
         f"\n  Axisor is running at {url}\n  Demo login: username 'demo', password '{password}'\n"
         f"  Local LN Markets simulator: {sim.rest_url} (paper trading)\n\n"
     )
-    stdout.flush()
     try:
         Server(
             application=application,
@@ -83,13 +82,17 @@ def _start_automation_services() -> list[Callable[[], None]]:
     from automations.services.startup import accounts_reconcile_at_startup
     from config.celery import app
     from lnmarkets.feed import get_market_feed, stop_market_feeds
+    from realtime.market import MarketPublisher
 
     stops = [start_worker_thread(app)]
     stops.append(start_beat_thread(app, schedule_file=Path(settings.VAR_DIR) / "celerybeat-schedule"))
     logger.info("start-up reconciliation: %s", accounts_reconcile_at_startup())
-    runner = TickRunner(get_market_feed(Network.SIMULATOR), Network.SIMULATOR)
+    feed = get_market_feed(Network.SIMULATOR)
+    runner = TickRunner(feed, Network.SIMULATOR)
     runner.start()
-    stops += [runner.stop, stop_market_feeds]
+    publisher = MarketPublisher(feed, Network.SIMULATOR, max_rate_hz=2)
+    publisher.start()
+    stops += [runner.stop, publisher.stop, stop_market_feeds]
     return stops
 
 

@@ -57,9 +57,6 @@ def encode_query(params: Mapping[str, JSONScalar]) -> str:
     for key, value in params.items():
         if value is None:
             continue
-        if isinstance(value, bool):
-            text = "true" if value else "false"
-        else:
-            text = str(value)
+        text = ("true" if value else "false") if isinstance(value, bool) else str(value)
         parts.append(f"{quote(key, safe='')}={quote(text, safe='')}")
     return "?" + "&".join(parts) if parts else ""

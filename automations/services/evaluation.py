@@ -42,6 +42,7 @@ from automations.engine import (
 from automations.models import AuditEntry, Automation, GlobalSwitch, OrderIntent, TrackedTrade
 from lnmarkets.feed import TickerSnapshot
 from lnmarkets.schemas import Ticker
+from realtime.events import publish_automation_log_on_commit, publish_automations_changed_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -303,6 +304,10 @@ def automation_record_evaluation(automation: Automation, evaluation: Evaluation,
                 intents.append(intent)
             entries.append(_audit_decision(automation, decision, intent))
         AuditEntry.objects.bulk_create(entries)
+        for entry in entries:
+            publish_automation_log_on_commit(entry.pk)
+        if evaluation.completed:
+            publish_automations_changed_on_commit(automation.account_id)
         ids = [i.pk for i in intents]
         if ids:
             transaction.on_commit(lambda: enqueue_intents(ids))
@@ -313,7 +318,7 @@ def automation_record_evaluation(automation: Automation, evaluation: Evaluation,
 def _mark_error(automation: Automation, message: str) -> None:
     with transaction.atomic():
         Automation.objects.filter(pk=automation.pk).update(status=Automation.Status.ERROR, status_message=message[:300])
-        AuditEntry.objects.create(
+        entry = AuditEntry.objects.create(
             account_id=automation.account_id,
             automation=automation,
             kind=automation.kind,
@@ -321,6 +326,8 @@ def _mark_error(automation: Automation, message: str) -> None:
             outcome=AuditEntry.Outcome.ERROR,
             message=message[:500],
         )
+        publish_automation_log_on_commit(entry.pk)
+        publish_automations_changed_on_commit(automation.account_id)
     logger.warning("automation %s set to error: %s", automation.pk, message)
 
 

@@ -47,6 +47,11 @@ from lnmarkets.exceptions import (
     TemporaryError,
 )
 from lnmarkets.schemas import Trade
+from realtime.events import (
+    publish_account_changed_on_commit,
+    publish_automation_log_on_commit,
+    publish_automations_changed_on_commit,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +90,7 @@ def backoff(attempt: int) -> float:
 
 
 def _audit(intent: OrderIntent, outcome: str, message: str, event: str = AuditEntry.Event.ORDER) -> None:
-    AuditEntry.objects.create(
+    entry = AuditEntry.objects.create(
         account_id=intent.account_id,
         automation_id=intent.automation_id,
         intent=intent,
@@ -95,6 +100,7 @@ def _audit(intent: OrderIntent, outcome: str, message: str, event: str = AuditEn
         message=message[:500],
         inputs={"client_id": intent.client_id, "action": intent.action, "attempts": str(intent.attempts)},
     )
+    publish_automation_log_on_commit(entry.pk)
 
 
 def _cas(intent: OrderIntent, expected: str, new: str, **fields: object) -> bool:
@@ -126,12 +132,14 @@ def _record_failure(intent: OrderIntent, error: str) -> None:
     if account.consecutive_failures >= FAILURES_TO_HALT and not account.entries_halted:
         reason = f"{account.consecutive_failures} consecutive order failures: new entries halted until reconciliation."
         ExchangeAccount.objects.filter(pk=account.pk).update(entries_halted=True, halt_reason=reason)
-        AuditEntry.objects.create(
+        entry = AuditEntry.objects.create(
             account=account,
             event=AuditEntry.Event.STATUS,
             outcome=AuditEntry.Outcome.ERROR,
             message=reason,
         )
+        publish_automation_log_on_commit(entry.pk)
+        publish_account_changed_on_commit(account.pk)
 
 
 def _record_success(intent: OrderIntent) -> None:
@@ -142,6 +150,7 @@ def _pause_for_credentials(intent: OrderIntent, message: str) -> None:
     Automation.objects.filter(account_id=intent.account_id, status=Automation.Status.ACTIVE).update(
         status=Automation.Status.ERROR, status_message=message[:300]
     )
+    publish_automations_changed_on_commit(intent.account_id)
     _finish(intent, State.REJECTED, error=message)
     _audit(intent, AuditEntry.Outcome.ERROR, message, event=AuditEntry.Event.ERROR)
 

@@ -17,6 +17,7 @@ from accounts.models import ExchangeAccount
 from automations.models import AuditEntry, OrderIntent, TrackedTrade
 from lnmarkets.client import RestClient
 from lnmarkets.schemas import Trade
+from realtime.events import publish_account_changed_on_commit, publish_automation_log_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -80,15 +81,19 @@ def tracked_trade_upsert(account: ExchangeAccount, trade: Trade, *, managed: boo
             row = TrackedTrade.objects.create(
                 account=account, trade_id=trade.id, origin=origin, managed=bool(managed or ours), **fields
             )
+            publish_account_changed_on_commit(account.pk)
             if origin == TrackedTrade.Origin.EXTERNAL:
-                AuditEntry.objects.create(
+                external = AuditEntry.objects.create(
                     account=account,
                     event=AuditEntry.Event.RECONCILE,
                     outcome=AuditEntry.Outcome.INFO,
                     message=f"Trade {trade.id} ({trade.side} {trade.quantity} USD) was opened outside Axisor: shown, "
                     "not managed.",
                 )
+                publish_automation_log_on_commit(external.pk)
             return row
+        if row.state != fields["state"]:
+            publish_account_changed_on_commit(account.pk)
         for name, value in fields.items():
             setattr(row, name, value)
         if managed is not None:
@@ -109,6 +114,7 @@ def tracked_trade_closed(client: RestClient, account: ExchangeAccount, trade_id:
         row.closed_at = timezone.now()
         row.closed_reason = row.closed_reason or "closed"
         row.save(update_fields=["state", "closed_at", "closed_reason"])
+        publish_account_changed_on_commit(account.pk)
     if row is not None and by_axisor and not row.closed_by_axisor:
         TrackedTrade.objects.filter(pk=row.pk).update(closed_by_axisor=True)
 
@@ -149,14 +155,16 @@ def account_reconcile(*, account_id: int) -> dict[str, int]:
             if not row.closed_by_axisor:
                 counts["closed_outside"] += 1
                 row.refresh_from_db()
-                AuditEntry.objects.create(
+                outside = AuditEntry.objects.create(
                     account=account,
                     event=AuditEntry.Event.RECONCILE,
                     outcome=AuditEntry.Outcome.INFO,
                     message=f"Trade {row.trade_id} was {row.closed_reason or 'closed'} outside Axisor "
                     f"(exit {row.exit_price}, PnL {row.pl} sats).",
                 )
+                publish_automation_log_on_commit(outside.pk)
     now = timezone.now()
+    publish_account_changed_on_commit(account.pk)
     ExchangeAccount.objects.filter(pk=account.pk).update(
         balance=balance,
         balance_updated_at=now,

@@ -211,6 +211,7 @@ def test_t08_two_evaluators_of_the_same_tick_create_one_intent(paper, sim, excha
     from automations.exchange import public_client
 
     market = market_from_ticker(public_client("simulator").futures_ticker_get())
+    assert market is not None
     now = timezone.now()
     # two beats evaluate with the same stale view of the automation
     stale = list(Automation.objects.filter(account=paper))

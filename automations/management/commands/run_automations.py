@@ -12,7 +12,7 @@ from accounts.models import Network
 
 
 class Command(BaseCommand):
-    help = "Reconcile every account, then evaluate automations on each market tick until stopped."
+    help = "Reconcile every account, then act on each market tick and fan ticks out to dashboards until stopped."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--network", action="append", choices=[n.value for n in Network], default=None)
@@ -21,10 +21,15 @@ class Command(BaseCommand):
         from automations.runner import TickRunner
         from automations.services.startup import accounts_reconcile_at_startup
         from lnmarkets.feed import get_market_feed, stop_market_feeds
+        from realtime.market import MarketPublisher
 
         counts = accounts_reconcile_at_startup()
         self.stdout.write(f"start-up reconciliation: {counts}")
-        runners = [TickRunner(get_market_feed(n), n) for n in (options["network"] or [n.value for n in Network])]
+        networks = options["network"] or [n.value for n in Network]
+        runners: list[TickRunner | MarketPublisher] = []
+        for network in networks:
+            feed = get_market_feed(network)
+            runners += [TickRunner(feed, network), MarketPublisher(feed, network, max_rate_hz=2)]
         for runner in runners:
             runner.start()
         stop = threading.Event()

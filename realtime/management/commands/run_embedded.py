@@ -20,4 +20,8 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:  # noqa: ANN401
         from config.embedded import run
 
-        run(host=options["host"], port=options["port"], stdout=self.stdout)
+        def say(text: str) -> None:
+            self.stdout.write(text)
+            self.stdout.flush()
+
+        run(host=options["host"], port=options["port"], say=say)
