@@ -14,10 +14,14 @@ from pathlib import Path
 from typing import Literal
 
 from django.conf import settings
+from django.utils import timezone
 
 from accounts import services as account_services
 from accounts.demo import demo_user_ensure
 from accounts.models import ExchangeAccount, Network, User
+from automations.configs import config_to_json
+from automations.engine import MarginGuardConfig
+from automations.models import Automation, OrderIntent
 from lnmarkets.client import RestClient
 from lnmarkets.credentials import Credentials, static_provider
 from lnmarkets.ratelimit import InProcessRateLimiter
@@ -97,7 +101,8 @@ def _start_automation_services() -> list[Callable[[], None]]:
 
 
 def demo_exchange_account_ensure(*, user: User, control: ControlClient, rest_url: str) -> ExchangeAccount:
-    """Give the demo user a paper account on the simulator with a balance and a few running trades.
+    """Give the demo user a paper account on the simulator with a balance, a few running trades and a Margin Guard
+    (close at 3 % from liquidation).
 
     Idempotent across restarts: the simulator keeps its state in ``var/simulator_state.json``; if it has forgotten
     the demo account (state file removed), fresh simulator credentials replace the stored ones.
@@ -125,13 +130,27 @@ def demo_exchange_account_ensure(*, user: User, control: ControlClient, rest_url
     )
     try:
         for side, quantity, leverage in DEMO_TRADES:
-            client.isolated_trade_create(
-                type="market",
-                side=side,
-                quantity=quantity,
-                leverage=Decimal(leverage),
+            # Opened through recorded intents, so Axisor manages them like trades its automations opened.
+            intent = OrderIntent.objects.create(
+                account=account,
+                action=OrderIntent.Action.OPEN,
+                protective=False,
+                params={"side": side, "quantity": quantity, "leverage": str(leverage)},
+            )
+            trade = client.isolated_trade_create(
+                type="market", side=side, quantity=quantity, leverage=Decimal(leverage), client_id=intent.client_id
+            )
+            OrderIntent.objects.filter(pk=intent.pk).update(
+                state=OrderIntent.State.RECONCILED, trade_id=trade.id, attempts=1, finished_at=timezone.now()
             )
     finally:
         client.close()
+    if not Automation.objects.filter(account=account).exists():
+        guard = MarginGuardConfig(
+            trigger="liquidation_distance", threshold=Decimal(3), action="close", cooldown_seconds=60
+        )
+        Automation.objects.create(
+            account=account, name="Demo Margin Guard", kind="margin_guard", config=config_to_json(guard)
+        )
     logger.info("demo paper account ready with %d running trades", len(DEMO_TRADES))
     return account

@@ -104,3 +104,8 @@ def test_make_run_stack_serves_the_demo(embedded):
     demo = next(a for a in state["accounts"] if a["username"] == "axisor-demo")
     running = [t for t in demo["trades"] if t["running"]]
     assert len(running) == 3
+    # Axisor tracks them as its own and guards them
+    assert "Demo Margin Guard" in session.get(f"{url}/automations/", timeout=5).text
+    snapshot = session.get(f"{url}/realtime/api/snapshot/", timeout=5).json()["data"]
+    assert snapshot["account"]["label"] == "Demo (paper)"
+    assert snapshot["positions"]["running"] == 3
