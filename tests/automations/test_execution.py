@@ -42,6 +42,12 @@ def _run(intent_id: int, *, max_rounds: int = 6) -> OrderIntent:
     return OrderIntent.objects.get(pk=intent_id)
 
 
+def _entry(account, side: str, leverage: int, quantity: int, **fields) -> OrderIntent:
+    """A new-entry intent as Auto Entry would record it."""
+    params = {"side": side, "leverage": str(leverage), "quantity": quantity}
+    return OrderIntent.objects.create(account=account, action="open", protective=False, params=params, **fields)
+
+
 def _running(exchange):
     return exchange.isolated_trades_running_list()
 
@@ -110,9 +116,7 @@ def test_auto_entry_opens_one_trade_tagged_with_the_intent_client_id(paper, sim,
 def test_t01_order_accepted_then_answered_after_the_client_timeout(paper, sim, exchange, settings, trial):
     settings.LNMARKETS_HTTP_TIMEOUT = 0.3
     account_reconcile(account_id=paper.pk)
-    intent = OrderIntent.objects.create(
-        account=paper, action="open", protective=False, params={"side": "buy", "leverage": "10", "quantity": 50}
-    )
+    intent = _entry(paper, "buy", 10, 50)
     sim.control.inject_fault("accept_then_delay", method="POST", path=TRADE_PATH, seconds=0.6, count=1)
     final = _run(intent.pk)
     assert final.state == OrderIntent.State.RECONCILED
@@ -124,9 +128,7 @@ def test_t01_order_accepted_then_answered_after_the_client_timeout(paper, sim, e
 @pytest.mark.parametrize("status", [502, 504])
 def test_t02_gateway_error_after_accept_is_reconciled_not_resent(paper, sim, exchange, status):
     account_reconcile(account_id=paper.pk)
-    intent = OrderIntent.objects.create(
-        account=paper, action="open", protective=False, params={"side": "sell", "leverage": "5", "quantity": 80}
-    )
+    intent = _entry(paper, "sell", 5, 80)
     sim.control.inject_fault("accept_then_status", method="POST", path=TRADE_PATH, status=status, count=1)
     final = _run(intent.pk)
     assert final.state == OrderIntent.State.RECONCILED
@@ -136,9 +138,7 @@ def test_t02_gateway_error_after_accept_is_reconciled_not_resent(paper, sim, exc
 
 def test_t03_429_with_retry_after_is_waited_then_placed_once(paper, sim, exchange):
     account_reconcile(account_id=paper.pk)
-    intent = OrderIntent.objects.create(
-        account=paper, action="open", protective=False, params={"side": "buy", "leverage": "10", "quantity": 60}
-    )
+    intent = _entry(paper, "buy", 10, 60)
     sim.control.inject_fault("status", method="POST", path=TRADE_PATH, status=429, retry_after=3, count=1)
     with pytest.raises(RetryLaterError) as info:
         order_intent_execute(intent_id=intent.pk)
@@ -154,9 +154,7 @@ def test_t03_429_with_retry_after_is_waited_then_placed_once(paper, sim, exchang
 
 def test_503_is_retried_within_the_bound_then_gives_up(paper, sim):
     account_reconcile(account_id=paper.pk)
-    intent = OrderIntent.objects.create(
-        account=paper, action="open", protective=False, params={"side": "buy", "leverage": "10", "quantity": 60}
-    )
+    intent = _entry(paper, "buy", 10, 60)
     sim.control.inject_fault("status", method="POST", path=TRADE_PATH, status=503, count=None)
     final = _run(intent.pk, max_rounds=10)
     assert final.state == OrderIntent.State.REJECTED
@@ -169,14 +167,7 @@ def test_503_is_retried_within_the_bound_then_gives_up(paper, sim):
 def test_t05_redelivery_after_the_worker_died_post_send_reconciles(paper, sim, exchange):
     # the POST reached the exchange, then the worker was killed before it recorded anything
     account_reconcile(account_id=paper.pk)
-    intent = OrderIntent.objects.create(
-        account=paper,
-        action="open",
-        protective=False,
-        state=OrderIntent.State.SUBMITTING,
-        attempts=1,
-        params={"side": "buy", "leverage": "10", "quantity": 70},
-    )
+    intent = _entry(paper, "buy", 10, 70, state=OrderIntent.State.SUBMITTING, attempts=1)
     exchange.isolated_trade_create(
         type="market", side="buy", quantity=70, leverage=Decimal(10), client_id=intent.client_id
     )
@@ -189,14 +180,7 @@ def test_t05_redelivery_after_the_worker_died_post_send_reconciles(paper, sim, e
 
 def test_t06_redelivery_after_the_worker_died_pre_send_sends_once(paper, sim, exchange):
     account_reconcile(account_id=paper.pk)
-    intent = OrderIntent.objects.create(
-        account=paper,
-        action="open",
-        protective=False,
-        state=OrderIntent.State.SUBMITTING,
-        attempts=1,
-        params={"side": "buy", "leverage": "10", "quantity": 70},
-    )
+    intent = _entry(paper, "buy", 10, 70, state=OrderIntent.State.SUBMITTING, attempts=1)
     final = _run(intent.pk)
     assert final.state == OrderIntent.State.RECONCILED
     assert sim.control.requests_for_client_id(intent.client_id) == 1
@@ -231,12 +215,7 @@ def test_t08_two_evaluators_of_the_same_tick_create_one_intent(paper, sim, excha
 
 def test_t16_kill_switch_blocks_queued_entries_but_not_closes(paper, sim, exchange):
     account_reconcile(account_id=paper.pk)
-    entries = [
-        OrderIntent.objects.create(
-            account=paper, action="open", protective=False, params={"side": "buy", "leverage": "10", "quantity": 10}
-        )
-        for _ in range(50)
-    ]
+    entries = [_entry(paper, "buy", 10, 10) for _ in range(50)]
     held = exchange.isolated_trade_create(type="market", side="sell", quantity=100, leverage=Decimal(10))
     close = OrderIntent.objects.create(account=paper, action="close", trade_id=held.id)
     # the switch is set while the 50 entry tasks are queued
@@ -257,9 +236,7 @@ def test_global_kill_switch_blocks_entries(paper, sim):
 
     account_reconcile(account_id=paper.pk)
     GlobalSwitch.objects.update_or_create(pk=1, defaults={"kill_switch": True})
-    intent = OrderIntent.objects.create(
-        account=paper, action="open", protective=False, params={"side": "buy", "leverage": "10", "quantity": 10}
-    )
+    intent = _entry(paper, "buy", 10, 10)
     order_intent_execute(intent_id=intent.pk)
     intent.refresh_from_db()
     assert intent.state == OrderIntent.State.REJECTED
@@ -270,15 +247,11 @@ def test_global_kill_switch_blocks_entries(paper, sim):
 def test_three_consecutive_failures_halt_entries_until_reconciliation(paper, sim):
     account_reconcile(account_id=paper.pk)
     for _ in range(3):
-        bad = OrderIntent.objects.create(
-            account=paper, action="open", protective=False, params={"side": "buy", "leverage": "10", "quantity": 10**9}
-        )
+        bad = _entry(paper, "buy", 10, 10**9)
         order_intent_execute(intent_id=bad.pk)
     paper.refresh_from_db()
     assert paper.entries_halted
-    blocked = OrderIntent.objects.create(
-        account=paper, action="open", protective=False, params={"side": "buy", "leverage": "10", "quantity": 10}
-    )
+    blocked = _entry(paper, "buy", 10, 10)
     order_intent_execute(intent_id=blocked.pk)
     blocked.refresh_from_db()
     assert blocked.state == OrderIntent.State.REJECTED
