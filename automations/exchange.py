@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 
 from django.conf import settings
 
@@ -30,26 +31,28 @@ def rest_url_for(network: str) -> str:
     return str(settings.LNMARKETS_URLS[network]["rest"])
 
 
-def client_for_account(account_id: int, network: str) -> RestClient:
-    """The process-wide REST client of one exchange account (pooled connections, shared rate limiter)."""
+def _cached(account_id: int, network: str, make: Callable[[str], RestClient]) -> RestClient:
+    """One client per (process, account, URL): a forked worker child builds its own connection pool."""
     key = (os.getpid(), account_id, rest_url_for(network))
     with _guard:
         client = _clients.get(key)
         if client is None:
-            client = RestClient(key[2], _provider(account_id), timeout=settings.LNMARKETS_HTTP_TIMEOUT)
-            _clients[key] = client
+            client = _clients[key] = make(key[2])
         return client
+
+
+def client_for_account(account_id: int, network: str) -> RestClient:
+    """The process-wide REST client of one exchange account (pooled connections, shared rate limiter)."""
+    return _cached(
+        account_id, network, lambda url: RestClient(url, _provider(account_id), timeout=settings.LNMARKETS_HTTP_TIMEOUT)
+    )
 
 
 def public_client(network: str) -> RestClient:
-    """A client for public calls (ticker) of ``network``."""
-    key = (os.getpid(), 0, rest_url_for(network))
-    with _guard:
-        client = _clients.get(key)
-        if client is None:
-            client = RestClient(key[2], None, timeout=settings.LNMARKETS_HTTP_TIMEOUT, max_retries=1)
-            _clients[key] = client
-        return client
+    """A client for public calls (ticker) of ``network`` (account id 0 in the cache)."""
+    return _cached(
+        0, network, lambda url: RestClient(url, None, timeout=settings.LNMARKETS_HTTP_TIMEOUT, max_retries=1)
+    )
 
 
 def clients_reset() -> None:

@@ -268,12 +268,12 @@ def _audit_decision(automation: Automation, decision: Decision, intent: OrderInt
     )
 
 
-def enqueue_intents(intent_ids: Iterable[int]) -> None:
-    """Queue the execution of intents (protective ones on the priority queue). Call after the commit."""
+def enqueue_intents(intents: Iterable[tuple[int, bool]]) -> None:
+    """Queue the execution of (id, protective) intents, protective ones on the priority queue. Call after commit."""
     from automations.tasks import order_intent_enqueue
 
-    for intent_id in intent_ids:
-        order_intent_enqueue(intent_id)
+    for intent_id, protective in intents:
+        order_intent_enqueue(intent_id, protective=protective)
 
 
 def automation_record_evaluation(automation: Automation, evaluation: Evaluation, now: datetime) -> list[int]:
@@ -309,8 +309,9 @@ def automation_record_evaluation(automation: Automation, evaluation: Evaluation,
         if evaluation.completed:
             publish_automations_changed_on_commit(automation.account_id)
         ids = [i.pk for i in intents]
-        if ids:
-            transaction.on_commit(lambda: enqueue_intents(ids))
+        queued = [(i.pk, i.protective) for i in intents]
+        if queued:
+            transaction.on_commit(lambda: enqueue_intents(queued))
     automation.version += 1
     return ids
 

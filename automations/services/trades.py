@@ -102,6 +102,14 @@ def tracked_trade_upsert(account: ExchangeAccount, trade: Trade, *, managed: boo
         return row
 
 
+def _mark_closed_unseen(row: TrackedTrade) -> None:
+    """Close a tracked trade whose exit the exchange's closed list no longer shows (no exit price or PnL)."""
+    row.state = TrackedTrade.State.CLOSED
+    row.closed_at = timezone.now()
+    row.closed_reason = row.closed_reason or "closed"
+    row.save(update_fields=["state", "closed_at", "closed_reason"])
+
+
 def tracked_trade_closed(client: RestClient, account: ExchangeAccount, trade_id: str, *, by_axisor: bool) -> None:
     """Record that ``trade_id`` is no longer running, with its exit from the closed list when it can be found."""
     page = client.isolated_trades_closed_list(limit=50)
@@ -110,10 +118,7 @@ def tracked_trade_closed(client: RestClient, account: ExchangeAccount, trade_id:
     if closed is not None:
         row = tracked_trade_upsert(account, closed)
     elif row is not None:
-        row.state = TrackedTrade.State.CLOSED
-        row.closed_at = timezone.now()
-        row.closed_reason = row.closed_reason or "closed"
-        row.save(update_fields=["state", "closed_at", "closed_reason"])
+        _mark_closed_unseen(row)
         publish_account_changed_on_commit(account.pk)
     if row is not None and by_axisor and not row.closed_by_axisor:
         TrackedTrade.objects.filter(pk=row.pk).update(closed_by_axisor=True)
@@ -148,10 +153,7 @@ def account_reconcile(*, account_id: int) -> dict[str, int]:
             if closed_trade is not None:
                 tracked_trade_upsert(account, closed_trade)
             else:
-                row.state = TrackedTrade.State.CLOSED
-                row.closed_at = timezone.now()
-                row.closed_reason = "closed"
-                row.save(update_fields=["state", "closed_at", "closed_reason"])
+                _mark_closed_unseen(row)
             if not row.closed_by_axisor:
                 counts["closed_outside"] += 1
                 row.refresh_from_db()
