@@ -186,6 +186,9 @@ class MarketPublisher:
                 break
             with self._guard:
                 snapshot, self._latest = self._latest, None
+            # The rate bound counts from the start of each publish: counting from its end would add the publish
+            # time to every interval, so a feed ticking at exactly the bound would lag further behind each tick.
+            last_sent = time.monotonic()
             try:
                 if snapshot is not None:
                     self.publish_tick(snapshot)
@@ -194,7 +197,6 @@ class MarketPublisher:
             except Exception:
                 self.errors += 1
                 logger.exception("market publisher failed on %s", self.network)
-            last_sent = time.monotonic()
 
     def _stats(self, now: datetime, last: Decimal | None) -> tuple[str | None, str | None, str | None, str | None]:
         if last is not None and (not self._samples or now - self._samples[-1][0] >= SAMPLE_EVERY):

@@ -86,6 +86,32 @@ def test_rate_is_bounded_and_ticks_coalesce(sent: list[tuple[str, dict[str, Any]
     assert feed.callbacks == []
 
 
+def test_a_feed_ticking_at_the_bound_is_not_delayed_by_publish_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The interval counts from each publish's start: a slow send must not push every later tick back (which would
+    make a feed ticking exactly at ``max_rate_hz`` lag more with each tick, then drop ticks)."""
+    published: list[str] = []
+
+    def slow_send(group: str, message: dict[str, Any]) -> None:
+        time.sleep(0.15)
+        published.append(message["market"]["last"])
+
+    monkeypatch.setattr(market_mod, "group_send", slow_send)
+    feed = FakeFeed()
+    publisher = MarketPublisher(feed, "simulator", max_rate_hz=4, status_interval=10)
+    publisher.start()
+    try:
+        next_at = time.monotonic()
+        for i in range(8):
+            next_at += 0.25
+            time.sleep(max(0.0, next_at - time.monotonic()))
+            feed.tick(str(100000 + i))
+        time.sleep(0.5)
+    finally:
+        publisher.stop()
+    assert publisher.coalesced <= 1, published  # with the interval counted from the end: 3 or more of 8 dropped
+    assert len(published) >= 7
+
+
 def test_status_turns_stale_when_the_feed_dies(sent: list[tuple[str, dict[str, Any]]]) -> None:
     feed = FakeFeed()
     publisher = MarketPublisher(feed, "simulator")
