@@ -29,13 +29,15 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.utils import timezone
 
 from accounts.models import ExchangeAccount, User
+from realtime import ops
 from realtime import snapshot as snap
-from realtime.events import current_user_seq, market_group, remember_server_loop, user_group
+from realtime.events import broadcast_group, current_user_seq, market_group, remember_server_loop, user_group
 from realtime.market import MarketData
 
 MAX_FRAME = 16 * 1024
 MAX_MESSAGES_PER_SECOND = 10
 CLOSE_UNAUTHENTICATED = 4401
+CLOSE_PAUSED = 4503  # an operator paused live sockets (realtime.ops): poll the HTTP fallback instead
 CLOSE_TOO_LARGE = 1009
 
 
@@ -70,6 +72,12 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # ch
         self.recent: list[float] = []
         self.event_seq = 0
         remember_server_loop(asyncio.get_running_loop())
+        # Join the broadcast group before reading the flag: a pause issued in between still reaches this socket.
+        await self._join(broadcast_group())
+        if await ops.sockets_paused_async():
+            await self._leave(broadcast_group())
+            await self.close(code=CLOSE_PAUSED)
+            return
         await self.accept()
         await self._join(user_group(user.pk))
         await self._send_snapshot(None)
@@ -231,3 +239,7 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # ch
     async def session_ended(self, event: dict[str, Any]) -> None:
         await self.send_error("session_ended", "your session ended; log in again")
         await self.close(code=CLOSE_UNAUTHENTICATED)
+
+    async def sockets_paused(self, event: dict[str, Any]) -> None:
+        await self.send_error("sockets_paused", "live updates are paused by an operator; this page polls instead")
+        await self.close(code=CLOSE_PAUSED)

@@ -201,3 +201,14 @@ def publish_automation_log_on_commit(entry_id: int) -> None:
 def publish_session_ended_on_commit(user_id: int, reason: str = "logout") -> None:
     """``publish_session_ended`` after the current transaction commits."""
     transaction.on_commit(lambda: publish_session_ended(user_id, reason))
+
+
+class SocketsPausedEvent(TypedDict):
+    """An operator paused live sockets (``realtime.ops``): every dashboard socket closes and its page polls."""
+
+    type: Literal["sockets.paused"]
+
+
+def broadcast_group() -> str:
+    """The group every dashboard socket of every process joins (operational broadcasts only, no user data)."""
+    return "realtime.all"

@@ -8,6 +8,7 @@ app_name = "realtime"
 
 urlpatterns = [
     path("positions/", views.positions, name="positions"),
+    path("ops/", views.operations, name="ops"),
     path("api/snapshot/", views.api_snapshot, name="api-snapshot"),
     path("api/accounts/<int:account_id>/snapshot/", views.api_account_snapshot, name="api-account-snapshot"),
 ]

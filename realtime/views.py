@@ -1,7 +1,8 @@
 """Realtime pages (dashboard, positions) and the HTTP fallback: owner-scoped JSON snapshots for polling.
 
 The JSON endpoints answer with the same ``Snapshot`` the socket sends (``{"type": "snapshot", "ts", "data"}``,
-without ``seq``: polling has no stream to order). Anonymous requests get 401 JSON (never a login redirect, so the
+without ``seq``: polling has no stream to order), plus ``"sockets": "open" | "paused"`` (``realtime.ops``) so a
+polling page knows when live sockets are back. Anonymous requests get 401 JSON (never a login redirect, so the
 page can say the session ended); an account id the user does not own gets 404, the same as one that does not exist.
 """
 
@@ -9,18 +10,32 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
+from typing import Literal, TypedDict
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.models import User
-from realtime.snapshot import account_for_user, build_snapshot
+from realtime import ops
+from realtime.snapshot import Snapshot, account_for_user, build_snapshot
 
 View = Callable[..., HttpResponse]
+
+
+class FallbackSnapshot(TypedDict):
+    """The body of the JSON snapshot endpoints."""
+
+    type: Literal["snapshot"]
+    ts: str
+    sockets: ops.SocketsMode
+    data: Snapshot
 
 
 def _json_login_required(view: View) -> View:
@@ -34,8 +49,14 @@ def _json_login_required(view: View) -> View:
 
 
 def _snapshot_response(user: User, account_id: int | None) -> JsonResponse:
-    data, _ = build_snapshot(user=user, account_id=account_id)
-    return JsonResponse({"type": "snapshot", "ts": timezone.now().isoformat(), "data": data})
+    data, _rows = build_snapshot(user=user, account_id=account_id)
+    body: FallbackSnapshot = {
+        "type": "snapshot",
+        "ts": timezone.now().isoformat(),
+        "sockets": ops.sockets_mode(),
+        "data": data,
+    }
+    return JsonResponse(body)
 
 
 @require_GET
@@ -67,9 +88,9 @@ def _page(request: HttpRequest, template: str) -> HttpResponse:
     assert isinstance(request.user, User)
     raw = request.GET.get("account", "")
     account_id = int(raw) if raw.isdigit() else None
-    data, _ = build_snapshot(user=request.user, account_id=account_id)
+    data, _rows = build_snapshot(user=request.user, account_id=account_id)
     if account_id is not None and data["account"] is None:
-        data, _ = build_snapshot(user=request.user, account_id=None)
+        data, _rows = build_snapshot(user=request.user, account_id=None)
     return render(request, template, {"snap": data})
 
 
@@ -83,3 +104,26 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 def positions(request: HttpRequest) -> HttpResponse:
     """The positions table of the shown account, live like the dashboard."""
     return _page(request, "realtime/positions.html")
+
+
+@login_required
+@never_cache
+@require_http_methods(["GET", "POST"])
+def operations(request: HttpRequest) -> HttpResponse:
+    """Staff only: pause or resume live dashboard sockets (``realtime.ops``); everyone else gets 403."""
+    user = request.user
+    assert isinstance(user, User)
+    if not user.is_staff:
+        raise PermissionDenied
+    if request.method == "POST":
+        action = request.POST.get("action")
+        if action == "pause":
+            ops.sockets_pause(by=user)
+            messages.success(request, _("Live sockets paused: every dashboard now polls over HTTP."))
+        elif action == "resume":
+            ops.sockets_resume(by=user)
+            messages.success(request, _("Live sockets resumed: dashboards reconnect on their next poll."))
+        else:
+            messages.error(request, _("Nothing changed: the action must be pause or resume."))
+        return redirect("realtime:ops")
+    return render(request, "realtime/ops.html", {"sockets": ops.sockets_state()})
