@@ -2,82 +2,19 @@
 
 from __future__ import annotations
 
-import os
-import re
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 import pytest
 import requests
 
-ROOT = Path(__file__).resolve().parents[2]
-CONTROL_TOKEN = "embedded-test-token"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.embedded_server import CONTROL_TOKEN, embedded_server
 
 
 @pytest.fixture
 def embedded(tmp_path):
-    """Migrate a fresh SQLite file and start `manage.py run_embedded` as `make run` does; yield (url, password)."""
-    port, sim_port = _free_port(), _free_port()
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "FIELD_ENCRYPTION_KEYS", "SIMULATOR_CONTROL_TOKEN"}
-    }
-    env.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "config.settings",
-            "AXISOR_VAR_DIR": str(tmp_path),
-            "SIMULATOR_PORT": str(sim_port),
-            "SIMULATOR_CONTROL_TOKEN": CONTROL_TOKEN,
-        }
-    )
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    log = (tmp_path / "server.log").open("w+")
-    proc = subprocess.Popen(
-        [sys.executable, "manage.py", "run_embedded", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, (tmp_path / "server.log").read_text()
-            try:
-                if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.3)
-        else:
-            pytest.fail("the embedded server did not answer within 60 s")
-        match = re.search(r"password '([^']+)'", (tmp_path / "server.log").read_text())
-        assert match, "the demo login is printed on start"
-        yield url, match.group(1), f"http://127.0.0.1:{sim_port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+    """Migrate a fresh SQLite file and start `manage.py run_embedded` as `make run` does.
+
+    Yields (url, demo password, simulator url)."""
+    with embedded_server(tmp_path) as server:
+        yield server.url, server.demo_password, server.sim_url
 
 
 def test_make_run_stack_serves_the_demo(embedded):
