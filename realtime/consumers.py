@@ -91,8 +91,14 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # ch
 
     async def send_message(self, kind: str, data: Any) -> None:  # noqa: ANN401 - JSON-ready payloads
         """Send one typed message; ``seq`` grows by exactly one per message."""
+        await self._send_encoded(kind, json.dumps(data))
+
+    async def _send_encoded(self, kind: str, data_json: str) -> None:
+        """Send ``data_json`` (already JSON) as a ``kind`` message: lets a group event's payload, the same for every
+        socket of the process, be encoded once instead of once per socket."""
         self.seq += 1
-        await self.send_json({"type": kind, "seq": self.seq, "ts": timezone.now().isoformat(), "data": data})
+        ts = timezone.now().isoformat()
+        await self.send(text_data=f'{{"type":"{kind}","seq":{self.seq},"ts":"{ts}","data":{data_json}}}')
 
     async def send_error(self, code: str, message: str) -> None:
         await self.send_message("error", {"code": code, "message": message})
@@ -217,7 +223,11 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # ch
         market: MarketData = event["market"]
         if market.get("network") != self.network or self.account_id is None:
             return
-        await self.send_message("ticker", market)
+        encoded = event.get("encoded")
+        if not isinstance(encoded, str):
+            # channels_redis hands the same event dict to every consumer of this process: encode it once.
+            encoded = event["encoded"] = json.dumps(market)
+        await self._send_encoded("ticker", encoded)
         if self.rows:
             positions = snap.mark_positions(self.account_id, self.rows, market["last"])
             await self.send_message("positions", positions)
@@ -241,5 +251,5 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # ch
         await self.close(code=CLOSE_UNAUTHENTICATED)
 
     async def sockets_paused(self, event: dict[str, Any]) -> None:
-        await self.send_error("sockets_paused", "live updates are paused by an operator; this page polls instead")
+        await self.send_error("sockets_paused", "Live updates paused by an operator: refreshing every 5 s instead.")
         await self.close(code=CLOSE_PAUSED)

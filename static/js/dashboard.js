@@ -11,6 +11,7 @@
     automationUrl: script.dataset.automationUrl || "/automations/0/edit/",
   };
   var POLL_MS = 5000, BACKOFF_BASE_MS = 1000, BACKOFF_MAX_MS = 30000, TICK_MS = 1000, CHART_POINTS = 900;
+  var CHART_MIN_WINDOW_S = 60; /* a fresh chart spans at least a minute: no sub-second time axis */
   var initialEl = document.getElementById("initial-snapshot");
   var snap = initialEl ? JSON.parse(initialEl.textContent) : null;
   var root = document.getElementById("live-root");
@@ -18,6 +19,7 @@
 
   var ws = null, lastSeq = 0, resyncPending = false, attempt = 0, reconnectTimer = null, pollTimer = null;
   var conn = "connecting", ended = false;
+  var socketsPaused = false; /* an operator paused live sockets (close 4503 or a poll saying so): polls drive the reconnect */
   var market = { data: null, localAt: 0 };
   var accountId = snap && snap.account ? snap.account.id : null;
   var chart = null, chartX = [], chartY = [];
@@ -27,7 +29,11 @@
 
   function fmtInt(v) { return v === null || v === undefined ? "—" : intFmt.format(v); }
   function fmtPrice(v) { return v === null || v === undefined ? "—" : priceFmt.format(Number(v)); }
-  function fmtPct(v) { return v === null || v === undefined ? "—" : v + " %"; }
+  function fmtPct(v) {
+    if (v === null || v === undefined) return "—";
+    var t = String(v);
+    return (/^-0(\.0*)?$/.test(t) ? t.slice(1) : t) + " %"; /* a rounded tiny loss is not "-0.00 %" */
+  }
   function setField(name, text) {
     document.querySelectorAll('[data-field="' + name + '"]').forEach(function (el) { el.textContent = text; });
   }
@@ -221,7 +227,9 @@
         renderBadge();
         break;
       case "error":
-        if (msg.data.code === "session_ended") endSession(); else toast(msg.data.message, "error");
+        if (msg.data.code === "session_ended") endSession();
+        else if (msg.data.code === "sockets_paused") { socketsPaused = true; toast(msg.data.message, "info"); }
+        else toast(msg.data.message, "error");
         break;
       default: break;
     }
@@ -248,6 +256,14 @@
       if (ws === sock) ws = null;
       if (ended) return;
       if (ev.code === 4401) { checkSessionThenReconnect(); return; }
+      if (ev.code === 4503 || socketsPaused) {
+        /* paused by an operator: poll at once; the first poll that says "open" reconnects (no blind retries) */
+        socketsPaused = true;
+        clearTimeout(reconnectTimer);
+        setConn("polling");
+        startPolling();
+        return;
+      }
       setConn("reconnecting");
       startPolling();
       scheduleReconnect();
@@ -279,8 +295,21 @@
         if (!body || ended || (ws && ws.readyState === WebSocket.OPEN)) return;
         applySnapshot(body.data);
         setConn("polling");
+        socketsStatus(body.sockets);
       })
       .catch(function () { /* still down: the badge keeps saying so */ });
+  }
+  function socketsStatus(s) {
+    /* The snapshot says whether live sockets are paused: never retry while paused, reconnect at once when open. */
+    if (s === "paused") {
+      socketsPaused = true;
+      clearTimeout(reconnectTimer);
+    } else if (s === "open" && socketsPaused) {
+      socketsPaused = false;
+      attempt = 0;
+      clearTimeout(reconnectTimer);
+      if (!ws) connect();
+    }
   }
   function startPolling() {
     if (pollTimer !== null || ended) return;
@@ -303,7 +332,13 @@
     var opts = {
       width: el.clientWidth || 320, height: 220,
       series: [{}, { label: "BTC/USD", stroke: "#f7931a", width: 1.5 }],
-      axes: [{ stroke: "#8b96a5", grid: { stroke: "#2a3440" } }, { stroke: "#8b96a5", grid: { stroke: "#2a3440" }, size: 70 }],
+      scales: { x: { time: true, range: function (u, min, max) {
+        if (min === null || max === null) return [min, max];
+        return [Math.min(min, max - CHART_MIN_WINDOW_S), max];
+      } } },
+      axes: [{ stroke: "#8b96a5", grid: { stroke: "#2a3440" } }, { stroke: "#8b96a5", grid: { stroke: "#2a3440" }, size: 70,
+        /* whole dollars: a six-digit price with fractional steps does not fit the axis */
+        incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000] }],
       legend: { show: false },
     };
     chart = new window.uPlot(opts, [chartX, chartY], el);

@@ -104,3 +104,16 @@ def test_vendored_chart_has_its_license() -> None:
     vendor = Path(settings.BASE_DIR) / "static" / "vendor" / "uplot"
     assert (vendor / "uPlot.iife.min.js").stat().st_size > 10_000
     assert "MIT License" in (vendor / "LICENSE").read_text()
+
+
+def test_nav_links_positions_once_and_marks_the_current_page(
+    client: Client, alice: User, make_account: Callable[..., ExchangeAccount]
+) -> None:
+    make_account(alice)
+    client.force_login(alice)
+    for url in ("/", "/realtime/positions/"):
+        html = client.get(url).content.decode()
+        nav = html[html.index('<nav class="nav">') : html.index("</nav>")]
+        assert nav.count('href="/realtime/positions/"') == 1, url
+    nav = client.get("/realtime/positions/").content.decode().split("</nav>")[0]
+    assert 'href="/realtime/positions/" aria-current="page"' in nav
