@@ -118,7 +118,18 @@ TEMPLATES = [
 
 if DATABASE_URL:
     DATABASES = {"default": env.db_url_config(DATABASE_URL)}
-    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+    _pool_max = env.int("DB_POOL_MAX_SIZE", default=10)
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and _pool_max > 0:
+        # A connection pool per process (psycopg_pool). Under ASGI every HTTP request runs in a thread of its own,
+        # so persistent per-thread connections (CONN_MAX_AGE) would pile up until PostgreSQL refuses clients.
+        DATABASES["default"]["CONN_MAX_AGE"] = 0
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": min(2, _pool_max),
+            "max_size": _pool_max,
+            "timeout": env.float("DB_POOL_TIMEOUT", default=10.0),
+        }
+    else:
+        DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
 else:
     DATABASES = {
         "default": {

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
+from django.db import connections
+from pytest_django import DjangoDbBlocker
 
 from accounts import services
 from accounts.models import ExchangeAccount, User
@@ -15,6 +17,18 @@ CANARY_KEY = "CANARYKEY-7f3a9c1e55b2"
 CANARY_SECRET = "CANARYSECRET-d41d8cd98f00b204e980"
 CANARY_PASSPHRASE = "CANARYPASS-0cc175b9c0f1b6a8"
 CANARIES = (CANARY_KEY, CANARY_SECRET, CANARY_PASSPHRASE)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_connection_pools(django_db_setup: None, django_db_blocker: DjangoDbBlocker) -> Iterator[None]:
+    """With PostgreSQL the connections are pooled: close the pools before pytest-django drops the test database
+    (an idle pooled connection would otherwise keep it "accessed by other users")."""
+    yield
+    with django_db_blocker.unblock():
+        for conn in connections.all():
+            close_pool = getattr(conn, "close_pool", None)
+            if close_pool is not None:
+                close_pool()
 
 
 @pytest.fixture
