@@ -13,7 +13,9 @@ shows, not the stored active account — that is a POST). Anything else gets an 
 ``error`` and a close (1009). Anonymous sockets are refused at the handshake (4401); ``session.ended`` (logout,
 password change) sends ``error`` ``session_ended`` and closes with 4401.
 
-Groups are derived from the authenticated user and the owned account only: ``user.<id>`` and ``market.<network>``.
+Groups are derived from the authenticated user and the owned account only: ``user.<id>`` (joined by the socket) and
+``market.<network>`` (joined once per process by ``realtime.hub.MarketHub``, which hands each tick to the sockets
+showing that network).
 No exchange call, no business rule here: state comes from ``realtime.snapshot`` through ``database_sync_to_async``.
 """
 
@@ -33,6 +35,7 @@ from accounts.models import ExchangeAccount, User
 from realtime import ops
 from realtime import snapshot as snap
 from realtime.events import broadcast_group, current_user_seq, market_group, remember_server_loop, user_group
+from realtime.hub import market_hub
 from realtime.market import MarketData
 
 MAX_FRAME = 16 * 1024
@@ -93,6 +96,7 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # ch
         await handler(message)
 
     async def disconnect(self, code: int) -> None:
+        await self._watch_market(None)
         for group in list(getattr(self, "joined", ())):
             await self.channel_layer.group_discard(group, self.channel_name)
         self.joined = set()
@@ -123,6 +127,18 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # ch
             await self.channel_layer.group_discard(group, self.channel_name)
             self.joined.discard(group)
 
+    async def _watch_market(self, network: str | None) -> None:
+        """Receive ``network``'s market events (``None``: none) through this process's ``MarketHub``."""
+        watched: str | None = getattr(self, "watched", None)
+        if network == watched:
+            return
+        hub = market_hub(self.channel_layer)
+        if watched:
+            await hub.discard(market_group(watched), self)
+        self.watched = network
+        if network:
+            await hub.add(market_group(network), self)
+
     async def _send_snapshot(self, account_id: int | None) -> None:
         # Read the per-user event counter before the state: an event issued meanwhile is then applied again
         # (harmless: handlers re-read), never lost.
@@ -130,10 +146,7 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # ch
         data, rows = await database_sync_to_async(snap.build_snapshot)(user=self.user, account_id=account_id)
         account = data["account"]
         network = account["network"] if account else None
-        if self.network and self.network != network:
-            await self._leave(market_group(self.network))
-        if network:
-            await self._join(market_group(network))
+        await self._watch_market(network)
         self.account_id = account["id"] if account else None
         self.network, self.rows, self.balance = network, rows, data["balance"]
         self.last_state = data["market"]["state"]
@@ -229,13 +242,20 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # ch
         if entry is not None:
             await self.send_message("automation_log", entry)
 
+    async def market_event(self, event: dict[str, Any]) -> None:
+        """A ``market.tick`` or ``market.status`` event from the process's ``MarketHub``."""
+        if event.get("type") == "market.tick":
+            await self.market_tick(event)
+        elif event.get("type") == "market.status":
+            await self.market_status(event)
+
     async def market_tick(self, event: dict[str, Any]) -> None:
         market: MarketData = event["market"]
         if market.get("network") != self.network or self.account_id is None:
             return
         encoded = event.get("encoded")
         if not isinstance(encoded, str):
-            # channels_redis hands the same event dict to every consumer of this process: encode it once.
+            # The hub hands the same event dict to every socket of this process: encode it once.
             encoded = event["encoded"] = json.dumps(market)
         await self._send_encoded("ticker", encoded)
         if self.rows:
