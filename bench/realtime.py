@@ -1,23 +1,33 @@
-"""Realtime fan-out: N authenticated dashboard sockets on one Daphne process, market ticks at 2 Hz.
+"""Benchmark: the live dashboard at 200, 1,000 and 2,000 authenticated sockets, and the same updates by HTTP polling.
 
-A throw-away SQLite database gets N users, each with a simulator account and a session; a real Daphne process
-serves ``tests.realtime.browser_app`` (the real ASGI app plus a scripted feed behind a real ``MarketPublisher``,
-in-memory channel layer: the embedded default). N ``websockets`` clients connect with an ``Origin`` and a session
-cookie, wait for their snapshot, then count ``ticker`` messages for ``--seconds``. Measured:
+Setup, as in production: PostgreSQL (a fresh ``axisor_rt_bench`` database) and Redis (database 4, flushed: the
+channel layer and the cache), ``--servers`` Daphne processes serving ``config.asgi:application`` on one shared
+listening socket (``daphne --fd``; the kernel spreads connections over them), and one market publisher process: a
+scripted feed at 2 ticks/s behind the real ``realtime.market.MarketPublisher``, which writes the market state to the
+cache and sends each tick once to the ``market.simulator`` group through Redis.
 
-* connect: time from opening to the ``snapshot`` (p50/p99), failures, and the time until all N are in;
-* fan-out: ``consumer→client`` = receipt − the message's ``ts`` (the consumer's send time), and ``feed→client`` =
-  receipt − the ticker's ``received_at`` (includes up to 1/rate of coalescing), p50/p99 over every delivery;
-* delivery: ticker messages per client (min/median) against ticks published, ``seq`` gaps seen by clients;
-* the Daphne process's resident memory after connecting.
+Each of N users has a simulator account with one running trade and a logged-in session. Clients run in
+``--client-procs`` separate processes (Python ``websockets``, same machine: they share its 2 cores with the servers),
+open their sockets at ``--ramp`` per second with an ``Origin`` and the session cookie, and wait for the snapshot.
+Then, for ``--seconds``, they record every message:
 
-Bounded: defaults finish in well under 60 s (``--clients 2000`` takes longer on a small machine). The last line is
-machine-readable:
+* connect: sockets that got their snapshot / N (``connect_ok_pct``), and the time to snapshot;
+* delivery latency of each tick: arrival at the client − the tick's ``received_at`` (when the publisher got it
+  from the feed; same clock): channel layer, consumer, Daphne and the client's own scheduling;
+* ``seq`` gaps (a message number skipped on any socket) and ticks delivered / ticks published;
+* RSS and CPU (% of one core) of the Daphne processes, the publisher and Redis over the window.
 
-    RESULT clients=<n> connected=<n> connect_p99_ms=<n> fanout_p99_ms=<n> delivered_pct=<n> gaps=<n> rss_mb=<n>
+Then the sockets close and the same N users poll ``/realtime/api/snapshot/`` every ``--poll-interval`` seconds
+(random phase), as the browser does while its socket is down, for the same window: request round trip, and the
+delivery latency of each tick through polling: arrival of the first response showing that tick's price or a newer
+one − the tick's ``received_at`` (so it includes the wait for the next poll).
 
-Realistic caveat: a single Daphne process and the benchmark clients share this machine's CPUs; with Redis
-(``REDIS_URL``) the layer adds a network hop per group member (reliability.md §3 "Known scale issues").
+Run: ``.venv/bin/python bench/realtime.py`` (needs PostgreSQL on 127.0.0.1:5432 and Redis on 6379; ``make bench``).
+The last line is for the largest run:
+
+    RESULT sockets=<n> connect_ok_pct=<n> p50_ms=<n> p99_ms=<n> gaps=<n> http_poll_p50_ms=<n>
+
+where ``p50_ms``/``p99_ms`` are the socket delivery latency and ``http_poll_p50_ms`` the polling one.
 """
 
 from __future__ import annotations
@@ -26,30 +36,44 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import socket
-import statistics
 import subprocess
 import sys
-import tempfile
+import threading
 import time
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+HOST = "127.0.0.1"
+DB_NAME = "axisor_rt_bench"
+PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
+REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/4")
 
 SEED = """
 import json, sys
 import django; django.setup()
+from decimal import Decimal
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.sessions.backends.db import SessionStore
+from django.utils import timezone
 from accounts.models import ExchangeAccount, User
+from automations.models import TrackedTrade
 n = int(sys.argv[1])
-users = User.objects.bulk_create([User(username=f"bench{i}", password="!") for i in range(n)])
+User.objects.bulk_create([User(username=f"bench{i}", password="!") for i in range(n)])
 users = list(User.objects.filter(username__startswith="bench").order_by("id"))
 ExchangeAccount.objects.bulk_create([
     ExchangeAccount(owner=u, label="paper", network="simulator", api_key_encrypted="x", api_secret_encrypted="x",
                     passphrase_encrypted="x", is_active=True, balance=1_000_000) for u in users])
+now = timezone.now()
+TrackedTrade.objects.bulk_create([
+    TrackedTrade(account=a, trade_id=f"t-{a.pk}", origin="axisor", managed=True, state="running", side="buy",
+                 quantity=100, entry_price=Decimal("95000"), margin=10_000, leverage=Decimal("10"),
+                 liquidation=Decimal("86500"), maintenance_margin=200, pl=0, last_seen_at=now)
+    for a in ExchangeAccount.objects.all()])
 cookies = []
 for u in users:
     s = SessionStore()
@@ -61,11 +85,186 @@ for u in users:
 print(json.dumps(cookies))
 """
 
+PUBLISHER = """
+import sys, threading, time
+from datetime import UTC, datetime
+from decimal import Decimal
+import django; django.setup()
+from lnmarkets.feed import TickerSnapshot
+from realtime.market import MarketPublisher
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+class Feed:
+    state = "live"
+    def __init__(self):
+        self.callbacks = []
+    def subscribe(self, callback):
+        self.callbacks.append(callback)
+        return lambda: self.callbacks.remove(callback)
+
+feed = Feed()
+publisher = MarketPublisher(feed, "simulator", max_rate_hz=float(sys.argv[1]), status_interval=5.0)
+publisher.start()
+period, price, step = 1.0 / float(sys.argv[1]), Decimal("100000.0"), 0
+next_at = time.monotonic()
+while True:
+    next_at += period
+    time.sleep(max(0.0, next_at - time.monotonic()))
+    step += 1
+    price += Decimal("0.5") if step % 3 else Decimal("-0.5")
+    now = datetime.now(UTC)
+    tick = TickerSnapshot(last_price=price, index=price, bid=price, ask=price + Decimal("0.5"), buckets=(),
+                          funding_rate=None, exchange_time=now, received_at=now, received_monotonic=time.monotonic(),
+                          source="stream")
+    for callback in list(feed.callbacks):
+        callback(tick)
+    print(now.timestamp(), flush=True)
+"""
+
+
+# --- the client processes --------------------------------------------------------------------------------------
+
+
+@dataclass
+class SocketStats:
+    connect_ms: float | None = None
+    error: str | None = None
+    last_seq: int = 0
+    gaps: int = 0
+    tickers: int = 0
+    latencies: list[float] = field(default_factory=list)
+    server_ms: list[float] = field(default_factory=list)
+
+
+def _age_ms(now: float, iso: str | None) -> float | None:
+    return None if not iso else (now - datetime.fromisoformat(iso).timestamp()) * 1000
+
+
+async def _socket(url: str, origin: str, cookie: str, stats: SocketStats, measuring: asyncio.Event) -> None:
+    from websockets.asyncio.client import connect
+
+    started = time.perf_counter()
+    try:
+        async with connect(
+            url,
+            additional_headers={"Origin": origin, "Cookie": f"sessionid={cookie}"},
+            open_timeout=60,
+            compression=None,
+            proxy=None,
+            max_queue=None,
+        ) as ws:
+            async for raw in ws:
+                now = time.time()
+                msg: dict[str, Any] = json.loads(raw)
+                if msg["seq"] != stats.last_seq + 1:
+                    stats.gaps += 1
+                stats.last_seq = msg["seq"]
+                if msg["type"] == "snapshot" and stats.connect_ms is None:
+                    stats.connect_ms = (time.perf_counter() - started) * 1000
+                elif msg["type"] == "ticker" and measuring.is_set():
+                    stats.tickers += 1
+                    age = _age_ms(now, msg["data"].get("received_at"))
+                    if age is not None:
+                        stats.latencies.append(age)
+                        sent = _age_ms(now, msg["ts"])
+                        if sent is not None:
+                            stats.server_ms.append(age - sent)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a benchmark counts failures instead of stopping
+        stats.error = type(exc).__name__
+
+
+async def _sockets_phase(base: str, cookies: list[str], ramp: float, ready_timeout: float) -> dict[str, Any]:
+    """Open the sockets, report READY, measure between the parent's GO and STOP lines, return the figures."""
+    url, origin = base.replace("http://", "ws://") + "/ws/dashboard/", base
+    measuring = asyncio.Event()
+    stats = [SocketStats() for _ in cookies]
+    tasks = []
+    for i, cookie in enumerate(cookies):
+        tasks.append(asyncio.create_task(_socket(url, origin, cookie, stats[i], measuring)))
+        await asyncio.sleep(1.0 / ramp if ramp > 0 else 0)
+    deadline = time.monotonic() + ready_timeout
+    while time.monotonic() < deadline and any(s.connect_ms is None and s.error is None for s in stats):  # noqa: ASYNC110
+        await asyncio.sleep(0.1)  # polled: the sockets have no shared event to wait on
+    connected = sum(1 for s in stats if s.connect_ms is not None and s.error is None)
+    print(json.dumps({"ready": connected}), flush=True)
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, sys.stdin.readline)  # GO
+    for s in stats:
+        s.gaps = 0
+    measuring.set()
+    await loop.run_in_executor(None, sys.stdin.readline)  # STOP
+    measuring.clear()
+    gaps = sum(s.gaps for s in stats)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    errors: dict[str, int] = {}
+    for s in stats:
+        if s.error:
+            errors[s.error] = errors.get(s.error, 0) + 1
+    return {
+        "connected": connected,
+        "errors": errors,
+        "connect_ms": [s.connect_ms for s in stats if s.connect_ms is not None],
+        "latencies": [v for s in stats for v in s.latencies],
+        "server_ms": [v for s in stats for v in s.server_ms],
+        "tickers": [s.tickers for s in stats if s.connect_ms is not None],
+        "gaps": gaps,
+    }
+
+
+async def _poll_phase(base: str, cookies: list[str], interval: float, seconds: float) -> dict[str, Any]:
+    """Each user polls the snapshot endpoint every ``interval`` s (random phase) for ``seconds``."""
+    import aiohttp
+
+    rtts: list[float] = []
+    seen: list[list[tuple[float, float]]] = []  # per poller: (response arrival, received_at of its price)
+    errors: dict[str, int] = {}
+    end = time.monotonic() + seconds
+
+    async def poller(session: aiohttp.ClientSession, cookie: str) -> None:
+        mine: list[tuple[float, float]] = []
+        seen.append(mine)
+        await asyncio.sleep(random.uniform(0, interval))
+        while time.monotonic() < end:
+            started = time.perf_counter()
+            try:
+                async with session.get(
+                    f"{base}/realtime/api/snapshot/", headers={"Cookie": f"sessionid={cookie}"}
+                ) as response:
+                    body = await response.json() if response.status == 200 else None
+                    now = time.time()
+                    if body is None:
+                        errors[str(response.status)] = errors.get(str(response.status), 0) + 1
+                    else:
+                        rtts.append((time.perf_counter() - started) * 1000)
+                        received = body["data"]["market"].get("received_at")
+                        if received:
+                            mine.append((now, datetime.fromisoformat(received).timestamp()))
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+            await asyncio.sleep(interval)
+
+    connector = aiohttp.TCPConnector(limit=0)
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout, cookie_jar=aiohttp.DummyCookieJar()) as s:
+        await asyncio.gather(*(poller(s, c) for c in cookies))
+    return {"rtts": rtts, "seen": seen, "errors": errors}
+
+
+def client_main(argv: list[str]) -> None:
+    """``bench/realtime.py --client sockets|poll BASE ...``: one client process; cookies come on stdin's 1st line."""
+    mode, base = argv[0], argv[1]
+    cookies: list[str] = json.loads(sys.stdin.readline())
+    if mode == "sockets":
+        result = asyncio.run(_sockets_phase(base, cookies, ramp=float(argv[2]), ready_timeout=float(argv[3])))
+    else:
+        result = asyncio.run(_poll_phase(base, cookies, interval=float(argv[2]), seconds=float(argv[3])))
+    print(json.dumps(result), flush=True)
+
+
+# --- the parent: servers, runs, figures ------------------------------------------------------------------------
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -82,157 +281,304 @@ def _rss_mb(pid: int) -> float:
     return float("nan")
 
 
-class Client:
-    def __init__(self) -> None:
-        self.connect_ms: float | None = None
-        self.tickers = 0
-        self.gaps = 0
-        self.error: str | None = None
-        self.lat_consumer: list[float] = []
-        self.lat_feed: list[float] = []
+def _cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def run_client(url: str, origin: str, cookie: str, client: Client, stop: asyncio.Event) -> None:
-    from websockets.asyncio.client import connect
+def _redis_pid() -> int | None:
+    import redis
 
-    started = time.perf_counter()
-    try:
-        async with connect(
-            url,
-            additional_headers={"Origin": origin, "Cookie": f"sessionid={cookie}"},
-            open_timeout=60,
-            compression=None,
-            proxy=None,
-        ) as ws:
-            last_seq = 0
-            while not stop.is_set():
-                try:
-                    raw = await asyncio.wait_for(ws.recv(), timeout=0.5)
-                except TimeoutError:
-                    continue
-                now = time.time()
-                msg: dict[str, Any] = json.loads(raw)
-                if msg["seq"] != last_seq + 1:
-                    client.gaps += 1
-                last_seq = msg["seq"]
-                if msg["type"] == "snapshot" and client.connect_ms is None:
-                    client.connect_ms = (time.perf_counter() - started) * 1000
-                elif msg["type"] == "ticker":
-                    client.tickers += 1
-                    client.lat_consumer.append((now - datetime.fromisoformat(msg["ts"]).timestamp()) * 1000)
-                    received = msg["data"].get("received_at")
-                    if received:
-                        client.lat_feed.append((now - datetime.fromisoformat(received).timestamp()) * 1000)
-    except Exception as exc:  # noqa: BLE001 - a benchmark counts failures instead of stopping
-        client.error = type(exc).__name__
+    info = redis.Redis.from_url(REDIS).info("server")
+    pid = info.get("process_id")
+    return int(pid) if pid and Path(f"/proc/{pid}").exists() else None
 
 
-async def drive(url: str, origin: str, cookies: list[str], seconds: float, ramp: int) -> tuple[list[Client], float]:
-    stop = asyncio.Event()
-    clients = [Client() for _ in cookies]
-    tasks = []
-    t0 = time.perf_counter()
-    for i, (cookie, client) in enumerate(zip(cookies, clients, strict=True)):
-        tasks.append(asyncio.create_task(run_client(url, origin, cookie, client, stop)))
-        if ramp and i % ramp == ramp - 1:
-            await asyncio.sleep(0.05)
-    deadline = time.perf_counter() + 90
-    while time.perf_counter() < deadline:
-        done = sum(1 for c in clients if c.connect_ms is not None or c.error)
-        if done == len(clients):
-            break
-        await asyncio.sleep(0.1)
-    all_in = time.perf_counter() - t0
-    for c in clients:  # count only the steady-state window
-        c.tickers, c.lat_consumer, c.lat_feed, c.gaps = 0, [], [], 0
-    await asyncio.sleep(seconds)
-    stop.set()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    return clients, all_in
+def _recreate_database() -> None:
+    import psycopg
+
+    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {DB_NAME}")
+
+
+def _env() -> dict[str, str]:
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DATABASE_URL": f"{PG}/{DB_NAME}",
+        "REDIS_URL": REDIS,
+        "SECRET_KEY": "bench-secret-key-0123456789abcdef0123456789abcdef",
+        "FIELD_ENCRYPTION_KEYS": "dGVzdC1rZXktMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDA=",
+        "SECURE_COOKIES": "false",
+        "ALLOWED_HOSTS": HOST,
+        "LOG_LEVEL": "WARNING",
+        "PYTHONPATH": str(ROOT),
+    }
+
+
+@dataclass
+class Stack:
+    servers: list[subprocess.Popen[str]]
+    publisher: subprocess.Popen[str]
+    base: str
+    listener: socket.socket
+    published: int = 0
+    ticks: list[float] = field(default_factory=list)
+
+    def count_ticks(self) -> None:
+        """Thread: follow the publisher's ticks (it prints each tick's ``received_at`` as a Unix time)."""
+        assert self.publisher.stdout is not None
+        for line in self.publisher.stdout:
+            self.ticks.append(float(line))
+            self.published = len(self.ticks)
+
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.servers]
+
+    def stop(self) -> None:
+        procs: list[subprocess.Popen[str]] = [*self.servers, self.publisher]
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        self.listener.close()
+
+
+def _start_stack(servers: int, rate: float, log_dir: Path) -> Stack:
+    env = _env()
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((HOST, 0))
+    listener.listen(4096)
+    port = listener.getsockname()[1]
+    daphne = str(Path(sys.executable).with_name("daphne"))
+    procs = [
+        subprocess.Popen(
+            [daphne, "--fd", str(listener.fileno()), "config.asgi:application"],
+            cwd=ROOT,
+            env=env,
+            pass_fds=(listener.fileno(),),
+            stdout=subprocess.DEVNULL,
+            stderr=(log_dir / f"daphne-{i}.log").open("w"),
+            text=True,
+        )
+        for i in range(servers)
+    ]
+    publisher = subprocess.Popen(
+        [sys.executable, "-c", PUBLISHER, str(rate)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=(log_dir / "publisher.log").open("w"),
+        text=True,
+    )
+    base = f"http://{HOST}:{port}"
+    import requests
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{base}/healthz", timeout=2).status_code == 200:
+                break
+        except requests.RequestException:
+            time.sleep(0.2)
+    else:
+        raise SystemExit(f"the servers did not answer within 60 s; see {log_dir}")
+    stack = Stack(servers=procs, publisher=publisher, base=base, listener=listener)
+    threading.Thread(target=stack.count_ticks, daemon=True).start()
+    return stack
+
+
+def _clients(mode: str, base: str, cookies: list[str], procs: int, *args: str) -> list[subprocess.Popen[str]]:
+    out = []
+    for i in range(procs):
+        part = cookies[i::procs]
+        proc = subprocess.Popen(
+            [sys.executable, __file__, "--client", mode, base, *args],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdin is not None
+        proc.stdin.write(json.dumps(part) + "\n")
+        proc.stdin.flush()
+        out.append(proc)
+    return out
+
+
+def _line(proc: subprocess.Popen[str]) -> dict[str, Any]:
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line:
+        raise SystemExit(f"a client process exited early (code {proc.wait()})")
+    result: dict[str, Any] = json.loads(line)
+    return result
+
+
+def _tell(procs: list[subprocess.Popen[str]], word: str) -> None:
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write(word + "\n")
+        proc.stdin.flush()
+
+
+@dataclass
+class Run:
+    sockets: int
+    connect_ok_pct: float = 0.0
+    connect_p99_ms: float = float("nan")
+    p50_ms: float = float("nan")
+    p99_ms: float = float("nan")
+    server_p50_ms: float = float("nan")
+    server_p99_ms: float = float("nan")
+    gaps: int = 0
+    delivered_pct: float = 0.0
+    errors: dict[str, int] = field(default_factory=dict)
+    rss_mb: float = 0.0
+    cpu_pct: dict[str, float] = field(default_factory=dict)
+    poll_rtt_p50_ms: float = float("nan")
+    poll_rtt_p99_ms: float = float("nan")
+    poll_p50_ms: float = float("nan")
+    poll_p99_ms: float = float("nan")
+    poll_requests_per_s: float = 0.0
+    poll_errors: dict[str, int] = field(default_factory=dict)
+    poll_cpu_pct: float = 0.0
+
+
+def _poll_latencies(pollers: list[list[list[float]]], ticks: list[float]) -> list[float]:
+    """Delivery latency of each tick through polling, per poller: every tick newer than the price of the poller's
+    previous response and not newer than this response's is delivered by this response (ms after the tick)."""
+    out: list[float] = []
+    for responses in pollers:
+        previous: float | None = None
+        for arrival, newest in sorted(responses, key=lambda r: r[1]):
+            if previous is not None:
+                out += [(arrival - t) * 1000 for t in ticks if previous + 1e-4 < t <= newest + 1e-4]  # µs rounding
+            previous = newest
+    return out
+
+
+def _cpu_of(pids: dict[str, list[int]]) -> dict[str, float]:
+    return {name: sum(_cpu_s(p) for p in group) for name, group in pids.items()}
+
+
+def _measure(stack: Stack, cookies: list[str], args: argparse.Namespace, redis_pid: int | None, run: Run) -> None:
+    clients = _clients("sockets", stack.base, cookies, args.client_procs, str(args.ramp / args.client_procs), "120")
+    ready = sum(_line(c)["ready"] for c in clients)
+    groups = {"daphne": stack.pids(), "publisher": [stack.publisher.pid], "redis": [redis_pid] if redis_pid else []}
+    groups["clients"] = [c.pid for c in clients]
+    time.sleep(1.0)
+    cpu0, published0, t0 = _cpu_of(groups), stack.published, time.monotonic()
+    _tell(clients, "GO")
+    time.sleep(args.seconds)
+    _tell(clients, "STOP")
+    cpu1, published1, elapsed = _cpu_of(groups), stack.published, time.monotonic() - t0
+    run.rss_mb = sum(_rss_mb(p) for p in stack.pids())
+    results = [_line(c) for c in clients]
+    for c in clients:
+        c.wait(timeout=60)
+    run.cpu_pct = {k: 100 * (cpu1[k] - cpu0[k]) / elapsed for k in cpu0}
+    run.connect_ok_pct = 100.0 * ready / len(cookies)
+    connect_ms = [v for r in results for v in r["connect_ms"]]
+    latencies = [v for r in results for v in r["latencies"]]
+    tickers = [v for r in results for v in r["tickers"]]
+    run.connect_p99_ms = _pct(connect_ms, 0.99)
+    run.p50_ms, run.p99_ms = _pct(latencies, 0.5), _pct(latencies, 0.99)
+    server_ms = [v for r in results for v in r["server_ms"]]
+    run.server_p50_ms, run.server_p99_ms = _pct(server_ms, 0.5), _pct(server_ms, 0.99)
+    run.gaps = sum(r["gaps"] for r in results)
+    for r in results:
+        for k, v in r["errors"].items():
+            run.errors[k] = run.errors.get(k, 0) + v
+    expected = max(1, published1 - published0) * len(cookies)
+    run.delivered_pct = 100.0 * sum(tickers) / expected
+
+    pollers = _clients("poll", stack.base, cookies, args.client_procs, str(args.poll_interval), str(args.seconds))
+    cpu0 = _cpu_of({"daphne": stack.pids()})
+    t0 = time.monotonic()
+    polled = [_line(c) for c in pollers]
+    elapsed = time.monotonic() - t0
+    for c in pollers:
+        c.wait(timeout=60)
+    run.poll_cpu_pct = 100 * (_cpu_of({"daphne": stack.pids()})["daphne"] - cpu0["daphne"]) / elapsed
+    rtts = [v for r in polled for v in r["rtts"]]
+    ages = _poll_latencies([seen for r in polled for seen in r["seen"]], stack.ticks)
+    run.poll_rtt_p50_ms, run.poll_rtt_p99_ms = _pct(rtts, 0.5), _pct(rtts, 0.99)
+    run.poll_p50_ms, run.poll_p99_ms = _pct(ages, 0.5), _pct(ages, 0.99)
+    run.poll_requests_per_s = len(rtts) / elapsed
+    for r in polled:
+        for k, v in r["errors"].items():
+            run.poll_errors[k] = run.poll_errors.get(k, 0) + v
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clients", type=int, default=500)
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--ramp", type=int, default=100, help="open this many sockets per 50 ms (0: all at once)")
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--sockets", default="200,1000,2000", help="comma-separated socket counts, one run each")
+    parser.add_argument("--seconds", type=float, default=15.0, help="measured window of each phase")
+    parser.add_argument("--servers", type=int, default=os.cpu_count() or 2, help="Daphne processes")
+    parser.add_argument("--client-procs", type=int, default=2)
+    parser.add_argument("--ramp", type=float, default=500.0, help="sockets opened per second (all client procs)")
+    parser.add_argument("--rate", type=float, default=2.0, help="ticks per second")
+    parser.add_argument("--poll-interval", type=float, default=5.0)
     args = parser.parse_args()
+    sizes = [int(n) for n in args.sockets.split(",")]
 
-    with tempfile.TemporaryDirectory() as tmp_dir:
-        tmp = Path(tmp_dir)
-        flag = tmp / "ticking"
-        flag.touch()
-        env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "config.settings",
-            "DATABASE_URL": f"sqlite:///{tmp / 'db.sqlite3'}",
-            "SECRET_KEY": "bench-secret-key-0123456789abcdef0123456789abcdef",
-            "FIELD_ENCRYPTION_KEYS": "dGVzdC1rZXktMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDA=",
-            "SIMULATOR_CONTROL_TOKEN": "bench",
-            "SECURE_COOKIES": "false",
-            "AXISOR_VAR_DIR": str(tmp),
-            "BROWSER_TEST_TICK_FLAG": str(flag),
-            "LOG_LEVEL": "WARNING",
-        }
-        python = sys.executable
-        subprocess.run([python, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True, timeout=120)
-        seeded = subprocess.run(
-            [python, "-c", SEED, str(args.clients)], cwd=ROOT, env=env, check=True, timeout=300, capture_output=True
-        )
-        cookies: list[str] = json.loads(seeded.stdout)
-        port = _free_port()
-        daphne = Path(python).with_name("daphne")
-        proc = subprocess.Popen(
-            [str(daphne), "-b", "127.0.0.1", "-p", str(port), "tests.realtime.browser_app:application"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=(tmp / "daphne.log").open("w"),
-        )
-        try:
-            for _ in range(100):
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                    break
-                except OSError:
-                    time.sleep(0.2)
-            rss_idle = _rss_mb(proc.pid)
-            url, origin = f"ws://127.0.0.1:{port}/ws/dashboard/", f"http://127.0.0.1:{port}"
-            clients, all_in = asyncio.run(drive(url, origin, cookies, args.seconds, args.ramp))
-            rss = _rss_mb(proc.pid)
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
+    import redis
 
-    connected = [c for c in clients if c.connect_ms is not None and not c.error]
-    errors: dict[str, int] = {}
-    for c in clients:
-        if c.error:
-            errors[c.error] = errors.get(c.error, 0) + 1
-    connect_ms = [c.connect_ms for c in clients if c.connect_ms is not None]
-    consumer = [v for c in connected for v in c.lat_consumer]
-    feed = [v for c in connected for v in c.lat_feed]
-    tickers = [c.tickers for c in connected]
-    expected = max(tickers) if tickers else 0
-    delivered = 100.0 * sum(tickers) / (expected * len(connected)) if expected and connected else 0.0
-    gaps = sum(c.gaps for c in connected)
-
-    print(f"clients {args.clients}, connected {len(connected)}, errors {errors or 'none'}")
-    print(f"all connected after {all_in:.2f} s (ramp {args.ramp}/50 ms)")
-    print(f"connect→snapshot ms: p50 {_pct(connect_ms, 0.5):.1f}  p99 {_pct(connect_ms, 0.99):.1f}")
-    print(f"consumer→client ms: p50 {_pct(consumer, 0.5):.1f}  p99 {_pct(consumer, 0.99):.1f}")
-    print(f"feed→client ms:     p50 {_pct(feed, 0.5):.1f}  p99 {_pct(feed, 0.99):.1f}")
-    if tickers:
-        print(
-            f"tickers per client over {args.seconds:.0f} s: min {min(tickers)} median {statistics.median(tickers)} "
-            f"max {expected}; delivered {delivered:.1f} %; seq gaps {gaps}"
-        )
-    print(f"daphne RSS: idle {rss_idle:.0f} MB, with {len(connected)} sockets {rss:.0f} MB")
+    redis.Redis.from_url(REDIS).flushdb()
+    _recreate_database()
+    env = _env()
+    python = sys.executable
+    subprocess.run([python, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True, timeout=300)
+    seeded = subprocess.run(
+        [python, "-c", SEED, str(max(sizes))], cwd=ROOT, env=env, check=True, timeout=600, capture_output=True
+    )
+    cookies: list[str] = json.loads(seeded.stdout)
+    redis_pid = _redis_pid()
+    log_dir = Path(os.environ.get("BENCH_LOG_DIR", ROOT / "var" / "bench-realtime"))
+    log_dir.mkdir(parents=True, exist_ok=True)
     print(
-        f"RESULT clients={args.clients} connected={len(connected)} connect_p99_ms={_pct(connect_ms, 0.99):.0f} "
-        f"fanout_p99_ms={_pct(feed, 0.99):.0f} delivered_pct={delivered:.1f} gaps={gaps} rss_mb={rss:.0f}"
+        f"{args.servers} Daphne processes, {args.client_procs} client processes, {args.rate:g} ticks/s, "
+        f"ramp {args.ramp:g} sockets/s, {args.seconds:g} s windows, {os.cpu_count()} CPUs; logs in {log_dir}"
+    )
+    runs: list[Run] = []
+    for size in sizes:
+        stack = _start_stack(args.servers, args.rate, log_dir)
+        try:
+            run = Run(sockets=size)
+            _measure(stack, cookies[:size], args, redis_pid, run)
+            runs.append(run)
+        finally:
+            stack.stop()
+        cpu = " ".join(f"{k} {v:.0f}%" for k, v in run.cpu_pct.items())
+        print(
+            f"{size:5d} sockets: connected {run.connect_ok_pct:.1f} % (snapshot p99 {run.connect_p99_ms:.0f} ms), "
+            f"tick latency p50 {run.p50_ms:.0f} / p99 {run.p99_ms:.0f} ms (until the server's send: p50 "
+            f"{run.server_p50_ms:.0f} / p99 {run.server_p99_ms:.0f} ms), gaps {run.gaps}, "
+            f"delivered {run.delivered_pct:.1f} %, errors {run.errors or 'none'}; "
+            f"Daphne RSS {run.rss_mb:.0f} MB; CPU {cpu}",
+            flush=True,
+        )
+        print(
+            f"{size:5d} pollers: {run.poll_requests_per_s:.0f} req/s, round trip p50 {run.poll_rtt_p50_ms:.0f} / "
+            f"p99 {run.poll_rtt_p99_ms:.0f} ms, update latency p50 {run.poll_p50_ms:.0f} / p99 {run.poll_p99_ms:.0f}"
+            f" ms, errors {run.poll_errors or 'none'}; Daphne CPU {run.poll_cpu_pct:.0f}%",
+            flush=True,
+        )
+    last = runs[-1]
+    print(
+        f"RESULT sockets={last.sockets} connect_ok_pct={last.connect_ok_pct:.1f} p50_ms={last.p50_ms:.0f} "
+        f"p99_ms={last.p99_ms:.0f} gaps={last.gaps} http_poll_p50_ms={last.poll_p50_ms:.0f}"
     )
 
 
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) > 1 and sys.argv[1] == "--client":
+        client_main(sys.argv[2:])
+    else:
+        main()
