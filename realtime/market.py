@@ -139,7 +139,7 @@ class MarketPublisher:
         self.coalesced = 0
         self.errors = 0
         self._latest: TickerSnapshot | None = None
-        self._samples: deque[tuple[datetime, Decimal]] = deque()
+        self._samples: deque[tuple[datetime, Decimal, Decimal, Decimal]] = deque()
         self._guard = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -199,17 +199,24 @@ class MarketPublisher:
                 logger.exception("market publisher failed on %s", self.network)
 
     def _stats(self, now: datetime, last: Decimal | None) -> tuple[str | None, str | None, str | None, str | None]:
-        if last is not None and (not self._samples or now - self._samples[-1][0] >= SAMPLE_EVERY):
-            self._samples.append((now, last))
+        """24 h high, low, change % and window start. One bucket per minute (start, first, high, low) keeps every
+        tick's extremes, not just one sample a minute, in bounded memory (1,440 buckets)."""
+        if last is not None:
+            if self._samples and now - self._samples[-1][0] < SAMPLE_EVERY:
+                start, first, high, low = self._samples[-1]
+                self._samples[-1] = (start, first, max(high, last), min(low, last))
+            else:
+                self._samples.append((now, last, last, last))
         while self._samples and now - self._samples[0][0] > WINDOW:
             self._samples.popleft()
-        prices = [p for _, p in self._samples] + ([last] if last is not None else [])
-        if not prices:
+        if not self._samples:
             return None, None, None, None
-        first = self._samples[0][1] if self._samples else prices[0]
-        change = (prices[-1] - first) * 100 / first if first else Decimal(0)
-        start = self._samples[0][0].isoformat() if self._samples else now.isoformat()
-        return str(max(prices)), str(min(prices)), f"{change:.2f}", start
+        first = self._samples[0][1]
+        current = last if last is not None else self._samples[-1][1]
+        change = (current - first) * 100 / first if first else Decimal(0)
+        high = max(b[2] for b in self._samples)
+        low = min(b[3] for b in self._samples)
+        return str(high), str(low), f"{change:.2f}", self._samples[0][0].isoformat()
 
     def build(self, snapshot: TickerSnapshot, state: MarketStatus) -> MarketData:
         """The ``MarketData`` of ``snapshot`` (also advances the 24 h window)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -131,6 +131,18 @@ def test_24h_window_high_low_change(sent: list[tuple[str, dict[str, Any]]]) -> N
     assert start == "2026-01-01T00:00:00+00:00"
     high, low, change, start = publisher._stats(datetime(2026, 1, 2, 1, 30, tzinfo=UTC), Decimal(90))
     assert (high, low) == ("90", "90")  # the 00:00 and 01:00 samples left the 24 h window
+
+
+def test_24h_high_low_keep_every_tick_not_one_sample_a_minute(sent: list[tuple[str, dict[str, Any]]]) -> None:
+    publisher = MarketPublisher(FakeFeed(), "simulator")
+    t0 = datetime(2026, 1, 1, 0, 0, tzinfo=UTC)
+    publisher._stats(t0, Decimal(100))
+    publisher._stats(t0 + timedelta(seconds=10), Decimal(95))  # same minute: a dip between samples
+    publisher._stats(t0 + timedelta(seconds=20), Decimal(104))
+    high, low, change, _ = publisher._stats(t0 + timedelta(seconds=30), Decimal(101))
+    assert (high, low, change) == ("104", "95", "1.00")
+    high, low, _, _ = publisher._stats(t0 + timedelta(minutes=5), Decimal(102))
+    assert (high, low) == ("104", "95")
 
 
 def _snapshot(feed: FakeFeed, price: str) -> TickerSnapshot:
