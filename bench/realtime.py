@@ -329,7 +329,7 @@ class Stack:
     def count_ticks(self) -> None:
         """Thread: follow the publisher's ticks (it prints each tick's ``received_at`` as a Unix time)."""
         assert self.publisher.stdout is not None
-        for line in self.publisher.stdout:
+        for line in iter(self.publisher.stdout.readline, ""):
             self.ticks.append(float(line))
             self.published = len(self.ticks)
 
@@ -522,7 +522,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0, help="measured window of each phase")
     parser.add_argument("--servers", type=int, default=os.cpu_count() or 2, help="Daphne processes")
     parser.add_argument("--client-procs", type=int, default=2)
-    parser.add_argument("--ramp", type=float, default=500.0, help="sockets opened per second (all client procs)")
+    parser.add_argument("--ramp", type=float, default=150.0, help="sockets opened per second (all client procs)")
     parser.add_argument("--rate", type=float, default=2.0, help="ticks per second")
     parser.add_argument("--poll-interval", type=float, default=5.0)
     args = parser.parse_args()

@@ -72,6 +72,9 @@ def run(*, host: str, port: int, say: Callable[[str], object]) -> None:
             application=application,
             endpoints=build_endpoint_description_strings(host=host, port=port),
             signal_handlers=True,
+            # Client frames are small JSON commands (the consumer refuses more than 16 KiB): do not buffer 1 MiB.
+            websocket_max_message_size=64 * 1024,
+            websocket_max_frame_size=64 * 1024,
         ).run()
     finally:
         for stop in reversed(stops):
