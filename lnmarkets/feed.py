@@ -48,6 +48,7 @@ from lnmarkets.schemas import (
     Ticker,
 )
 from lnmarkets.stream import StreamClient, StreamState
+from lnmarkets.subscribers import Subscribers
 
 logger = logging.getLogger(__name__)
 
@@ -122,7 +123,7 @@ class MarketFeed:
         self._http_time: datetime | None = None
         self._stream_fresh_at: float | None = None
         self._http_fresh_at: float | None = None
-        self._callbacks: list[TickerCallback] = []
+        self._subscribers: Subscribers[TickerSnapshot] = Subscribers(logger)
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_event: asyncio.Event | None = None
@@ -182,26 +183,14 @@ class MarketFeed:
 
     def subscribe(self, callback: TickerCallback) -> Callable[[], None]:
         """Call ``callback(snapshot)`` on every new snapshot (in the feed thread); returns the unsubscribe function."""
-        with self._lock:
-            self._callbacks.append(callback)
-
-        def unsubscribe() -> None:
-            with self._lock, contextlib.suppress(ValueError):
-                self._callbacks.remove(callback)
-
-        return unsubscribe
+        return self._subscribers.add(callback)
 
     # --- updates ------------------------------------------------------------------------------------------------
 
     def _publish(self, snapshot: TickerSnapshot) -> None:
         with self._lock:
             self._snapshot = snapshot
-            callbacks = tuple(self._callbacks)
-        for callback in callbacks:
-            try:
-                callback(snapshot)
-            except Exception:
-                logger.exception("market feed subscriber failed")
+        self._subscribers.notify(snapshot, "market feed subscriber")
 
     def _on_stream_event(self, event: StreamEvent) -> None:
         now = time.monotonic()

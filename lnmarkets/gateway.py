@@ -37,6 +37,7 @@ from lnmarkets.networks import http_timeout, network_urls
 from lnmarkets.ratelimit import Priority, RateLimiter
 from lnmarkets.schemas import TOPIC_ISOLATED_TRADES, OrderType, Side, StreamEvent, StreamTradeEvent, Trade
 from lnmarkets.stream import StreamClient, StreamState
+from lnmarkets.subscribers import Subscribers
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +118,7 @@ class AccountGateway:
         self.refresh_debounce = refresh_debounce
         self._lock = threading.Lock()
         self._state = EMPTY_STATE
-        self._callbacks: list[TradeEventCallback] = []
+        self._subscribers: Subscribers[StreamTradeEvent] = Subscribers(logger)
         self.stream: StreamClient | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -154,14 +155,7 @@ class AccountGateway:
     def on_trade_event(self, callback: TradeEventCallback) -> Callable[[], None]:
         """Call ``callback(event)`` (in the gateway's stream thread, after the cache applied it) for every private
         trade event; returns the unsubscribe function. Callbacks must be quick and must not block."""
-        with self._lock:
-            self._callbacks.append(callback)
-
-        def unsubscribe() -> None:
-            with self._lock, contextlib.suppress(ValueError):
-                self._callbacks.remove(callback)
-
-        return unsubscribe
+        return self._subscribers.add(callback)
 
     @property
     def stream_state(self) -> StreamState:
@@ -230,13 +224,7 @@ class AccountGateway:
         self.events += 1
         self._update(lambda state: _apply_event(state, event))
         self._schedule_refresh()
-        with self._lock:
-            callbacks = tuple(self._callbacks)
-        for callback in callbacks:
-            try:
-                callback(event)
-            except Exception:
-                logger.exception("account %s: trade-event subscriber failed", self.account_ref)
+        self._subscribers.notify(event, f"account {self.account_ref}: trade-event subscriber")
 
     def _schedule_refresh(self) -> None:
         """Debounced background REST refresh (runs on the stream loop, in a worker thread)."""
