@@ -37,7 +37,9 @@ class BalanceData(TypedDict):
     updated_at: str | None
 
 
-class PositionData(TypedDict):
+class PositionRow(TypedDict):
+    """A running trade's raw figures, kept by the consumer to re-mark PnL on each tick without a query."""
+
     id: int
     trade_id: str
     side: str
@@ -47,12 +49,17 @@ class PositionData(TypedDict):
     margin: int
     maintenance_margin: int
     pl: int
-    pl_percent: str | None
-    margin_ratio: str
-    distance_to_liquidation: str | None
     managed: bool
     origin: str
     guarded_by: list[int]
+
+
+class PositionData(PositionRow):
+    """A position as shown: the raw figures marked at a price."""
+
+    pl_percent: str | None
+    margin_ratio: str
+    distance_to_liquidation: str | None
     marked_at: str | None
 
 
@@ -98,23 +105,6 @@ class Snapshot(TypedDict):
     automations: AutomationsData | None
     audit: list[AuditData]
     market: MarketData
-
-
-class PositionRow(TypedDict):
-    """A running trade's raw figures, kept by the consumer to re-mark PnL on each tick without a query."""
-
-    id: int
-    trade_id: str
-    side: str
-    quantity: int
-    entry_price: str
-    liquidation: str
-    margin: int
-    maintenance_margin: int
-    pl: int
-    managed: bool
-    origin: str
-    guarded_by: list[int]
 
 
 def _iso(value: Any) -> str | None:  # noqa: ANN401 - a datetime or None
