@@ -29,10 +29,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench._postgres import PG, recreate_database  # noqa: E402 - needs the project root on sys.path
+
 HOST = "127.0.0.1"
 TOKEN = "bench-token"  # noqa: S105 - the local simulator's control token
 DB_NAME = "axisor_bench"
-PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
 REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/3")
 SIZES = tuple(int(n) for n in os.environ.get("BENCH_ACCOUNTS", "100,1000").split(","))
 TRIGGERS = int(os.environ.get("BENCH_TRIGGERS", "30"))
@@ -43,14 +44,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind((HOST, 0))
         return int(s.getsockname()[1])
-
-
-def _recreate_database() -> None:
-    import psycopg
-
-    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {DB_NAME}")
 
 
 def _wait(predicate, timeout: float, what: str):  # noqa: ANN001, ANN202
@@ -78,7 +71,7 @@ def main() -> None:  # noqa: C901, PLR0915 - a linear script
             "LOG_LEVEL": "WARNING",
         }
     )
-    _recreate_database()
+    recreate_database(DB_NAME)
     sim = subprocess.Popen(
         [
             sys.executable,

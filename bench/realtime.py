@@ -48,9 +48,12 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench._postgres import PG, recreate_database  # noqa: E402 - needs the project root on sys.path
+
 HOST = "127.0.0.1"
 DB_NAME = "axisor_rt_bench"
-PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
 REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/4")
 
 SEED = """
@@ -294,14 +297,6 @@ def _redis_pid() -> int | None:
     return int(pid) if pid and Path(f"/proc/{pid}").exists() else None
 
 
-def _recreate_database() -> None:
-    import psycopg
-
-    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {DB_NAME}")
-
-
 def _env() -> dict[str, str]:
     return {
         **os.environ,
@@ -531,7 +526,7 @@ def main() -> None:
     import redis
 
     redis.Redis.from_url(REDIS).flushdb()
-    _recreate_database()
+    recreate_database(DB_NAME)
     env = _env()
     python = sys.executable
     subprocess.run([python, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True, timeout=300)
