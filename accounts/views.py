@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_http_methods, require_POST
@@ -15,6 +14,7 @@ from accounts import selectors, services
 from accounts.forms import ExchangeAccountForm
 from accounts.models import User
 from accounts.verification import verify_form_credentials
+from config.params import safe_redirect_target
 
 SECRET_FIELDS = ("api_key", "api_secret", "passphrase")
 
@@ -97,9 +97,8 @@ def account_activate(request: HttpRequest, account_id: int) -> HttpResponse:
     account = selectors.exchange_account_get_for_user(user=_user(request), account_id=account_id)
     services.exchange_account_activate(account=account)
     messages.success(request, _("“%(label)s” is now the active account.") % {"label": account.label})
-    target = request.POST.get("next", "")
-    if target and url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return redirect(target)
+    target = safe_redirect_target(request.POST.get("next"), host=request.get_host(), require_https=request.is_secure())
+    if target is not None:
+        # A URL, never a URL name or a model: redirect("foo") would try to reverse "foo" (a 500).
+        return HttpResponseRedirect(target)
     return redirect("accounts:list")

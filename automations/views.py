@@ -20,6 +20,7 @@ from automations import selectors
 from automations.forms import AuditFilterForm, AutomationForm, SwitchForm, form_class_for
 from automations.models import Automation
 from automations.services import management
+from config.params import parse_id
 
 AUDIT_PAGE_SIZE = 50
 
@@ -86,7 +87,7 @@ def automation_choose_kind(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "automations/choose_kind.html",
-        {"kinds": KIND_DESCRIPTIONS, "account_id": request.GET.get("account", "")},
+        {"kinds": KIND_DESCRIPTIONS, "account_id": parse_id(request.GET.get("account", ""))},
     )
 
 
@@ -95,9 +96,9 @@ def automation_choose_kind(request: HttpRequest) -> HttpResponse:
 def automation_create(request: HttpRequest, kind: str) -> HttpResponse:
     form_class = _form_for(kind)
     account = None
-    account_param = request.GET.get("account", "")
-    if account_param.isdigit() and len(account_param) < 12:
-        account = exchange_account_get_for_user(user=_user(request), account_id=int(account_param))
+    account_id = parse_id(request.GET.get("account", ""))
+    if account_id is not None:
+        account = exchange_account_get_for_user(user=_user(request), account_id=account_id)
     form = form_class(request.POST if request.method == "POST" else None, user=_user(request), account=account)
     if request.method == "POST" and form.is_valid() and form.config is not None:
         data = form.cleaned_data

@@ -68,6 +68,7 @@ def main() -> None:  # noqa: C901, PLR0915 - a linear script
             "LNMARKETS_SIMULATOR_REST_URL": f"http://{HOST}:{sim_port}/v3",
             "LNMARKETS_SIMULATOR_STREAM_URL": f"ws://{HOST}:{sim_port}/v1",
             "AUTOMATION_SWEEP_SECONDS": "3600",
+            "SECURE_COOKIES": "false",  # plain http on loopback: no HTTPS redirect, no proxy header needed
             "LOG_LEVEL": "WARNING",
         }
     )

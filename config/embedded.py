@@ -46,7 +46,11 @@ def run(*, host: str, port: int, say: Callable[[str], object]) -> None:
     from daphne.server import Server
 
     from config.asgi import application
+    from config.var_dir import private_umask, secure_var_dir
 
+    # var/ holds session keys, password hashes and the simulator's state: private to this user (issue #12).
+    private_umask()
+    secure_var_dir(Path(settings.VAR_DIR))
     if not settings.SIMULATOR_CONTROL_TOKEN:
         settings.SIMULATOR_CONTROL_TOKEN = secrets.token_urlsafe(24)
     sim = start_in_thread(

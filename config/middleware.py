@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from django.db import OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.cache import patch_cache_control
 
 logger = logging.getLogger(__name__)
 
@@ -42,4 +43,19 @@ class OverloadMiddleware:
         else:
             response = HttpResponse("The server is busy; try again in a few seconds.", status=503)
         response["Retry-After"] = str(RETRY_AFTER_S)
+        return response
+
+
+class NoStoreMiddleware:
+    """``Cache-Control: no-store, private`` on every response to a logged-in user that does not set its own, so
+    balances, positions and account pages do not stay in the browser's cache after logout (issue #12)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated and not response.has_header("Cache-Control"):
+            patch_cache_control(response, no_store=True, no_cache=True, must_revalidate=True, private=True)
         return response

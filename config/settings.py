@@ -17,6 +17,9 @@ import django_stubs_ext
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from config.hardening import proxy_ssl_header, refuse_unsafe_production
+from config.var_dir import secure_var_dir
+
 # Lets `admin.ModelAdmin[Model]` and other generic annotations work at run time.
 django_stubs_ext.monkeypatch()
 
@@ -78,6 +81,10 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "channels",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "csp",
     "accounts",
     "lnmarkets",
     "automations",
@@ -92,9 +99,14 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "config.middleware.NoStoreMiddleware",
     "config.middleware.OverloadMiddleware",
+    # Last, as django-axes asks: it turns a lockout raised by the authentication backend into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -132,10 +144,13 @@ if DATABASE_URL:
     else:
         DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
 else:
+    _sqlite_path = Path(env.str("SQLITE_PATH", default=str(VAR_DIR / "db.sqlite3")))
+    # var/ holds session keys and password hashes: 0700, its files 0600, the SQLite file created 0600 (issue #12).
+    secure_var_dir(VAR_DIR, private_files=(_sqlite_path,))
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": env.str("SQLITE_PATH", default=str(VAR_DIR / "db.sqlite3")),
+            "NAME": str(_sqlite_path),
             # WAL lets the web process, the worker threads and the simulator seeding read while one writes.
             "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"},
         }
@@ -146,6 +161,26 @@ AUTH_USER_MODEL = "accounts.User"
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "accounts:login"
+
+# django-axes first: it refuses a locked-out username + address before any password is hashed.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+
+# Login throttling (django-axes; reliability.md "Login and second factor"): a username is locked out from one client
+# address after AXES_FAILURE_LIMIT failures, for AXES_COOLOFF_MINUTES. Keyed on the username + address pair, so a
+# shared address (NAT, office) never locks everybody out, and a stranger cannot lock a user out from elsewhere.
+AXES_FAILURE_LIMIT: int = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME: float = env.float("AXES_COOLOFF_MINUTES", default=15.0) / 60.0  # hours
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
+AXES_CLIENT_IP_CALLABLE = "config.client_ip.client_ip"
+AXES_SENSITIVE_PARAMETERS = ["password", "otp_token"]
+AXES_HTTP_RESPONSE_CODE = 429
+
+# Two-factor authentication (django-otp, TOTP): optional per user, asked at login and again before exchange keys
+# are added or changed. OTP_TOTP_ISSUER names Axisor in the authenticator app.
+OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="Axisor")
+OTP_TOTP_THROTTLE_FACTOR = 1
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -223,15 +258,75 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 
-# Never show credentials in error reports (debug page, error e-mails), whatever a frame calls them.
+# HTTPS behind the TLS proxy (production, SECURE_COOKIES on): the proxy terminates TLS and sets the header named by
+# SECURE_PROXY_SSL_HEADER (X-Forwarded-Proto: https), so request.is_secure() is true, HSTS is sent, plain http is
+# redirected and redirects are checked with require_https. Unsafe production values stop start-up.
+SECURE_PROXY_SSL_HEADER = proxy_ssl_header(env.str("SECURE_PROXY_SSL_HEADER", default=""))
+SECURE_SSL_REDIRECT: bool = env.bool("SECURE_SSL_REDIRECT", default=SECURE_COOKIES)
+SECURE_HSTS_SECONDS: int = env.int("SECURE_HSTS_SECONDS", default=31_536_000 if SECURE_COOKIES else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS: bool = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=SECURE_COOKIES)
+SECURE_HSTS_PRELOAD: bool = env.bool("SECURE_HSTS_PRELOAD", default=SECURE_COOKIES)
+# /healthz, /readyz and /metrics answer probes and scrapers on plain http from the supervisor or load balancer.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+# How many reverse proxies append to X-Forwarded-For in front of Daphne (0: use the socket's peer address). The
+# login throttle keys on this client address, so it must not be spoofable: count only proxies you run.
+TRUSTED_PROXY_COUNT: int = env.int("TRUSTED_PROXY_COUNT", default=0)
+if not EMBEDDED:
+    refuse_unsafe_production(
+        debug=DEBUG, allowed_hosts=ALLOWED_HOSTS, ssl_redirect=SECURE_SSL_REDIRECT, proxy_header=SECURE_PROXY_SSL_HEADER
+    )
+
+# Content-Security-Policy (django-csp): every script and style is a file from this origin; no inline code, no
+# third party. The dashboard's socket is same-origin ('self' covers ws:/wss: to this host).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+
+# Never show credentials in error reports (debug page, error e-mails), whatever a frame calls them; passwords
+# inside service URLs are masked in the finished report and in every log line (config.redaction).
 DEFAULT_EXCEPTION_REPORTER_FILTER = "accounts.reporting.CredentialSafeExceptionReporterFilter"
+DEFAULT_EXCEPTION_REPORTER = "config.redaction.RedactingExceptionReporter"
 
 LOG_LEVEL: str = env.str("LOG_LEVEL", default="INFO")
+# "plain" (default) or "json": one JSON object per line for a log collector.
+LOG_FORMAT: str = env.str("LOG_FORMAT", default="plain")
+if LOG_FORMAT not in {"plain", "json"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json, not {LOG_FORMAT!r}.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {
+            "()": "config.redaction.RedactingFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s: %(message)s",
+        },
+        "json": {
+            "()": "config.redaction.RedactingJsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {"django.db.backends": {"level": "INFO"}, "axes": {"level": "INFO"}},
 }
+
+# Operations (README "Operations"): /readyz thresholds and the worker heartbeat (config.health).
+READYZ_MAX_TICK_AGE_S: float = env.float("READYZ_MAX_TICK_AGE_S", default=60.0)
+READYZ_MAX_HEARTBEAT_AGE_S: float = env.float("READYZ_MAX_HEARTBEAT_AGE_S", default=90.0)
+WORKER_HEARTBEAT_SECONDS: float = env.float("WORKER_HEARTBEAT_SECONDS", default=30.0)
+# Networks whose market feed /readyz checks (default: every network an enabled account uses).
+READYZ_FEED_NETWORKS: list[str] = env.list("READYZ_FEED_NETWORKS", default=[])
+# Bearer token that /metrics requires when set (Authorization: Bearer <token>); loopback needs none.
+METRICS_TOKEN: str = env.str("METRICS_TOKEN", default="")

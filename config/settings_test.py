@@ -8,6 +8,8 @@ import os
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production-0123456789abcdef")
 os.environ.setdefault("FIELD_ENCRYPTION_KEYS", "dGVzdC1rZXktMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDA=")
 os.environ.setdefault("SIMULATOR_CONTROL_TOKEN", "test-control-token")
+# The test client speaks plain http: no HTTPS redirect (production mode with PostgreSQL + Redis in CI).
+os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
 
 from config.settings import *  # noqa: E402,F403
 from config.settings import DATABASES, REDIS_URL  # noqa: E402

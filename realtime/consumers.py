@@ -10,7 +10,8 @@ counts this connection's messages from 1 with no gaps, and ``ts`` is the server'
 Client messages (JSON objects, at most ``MAX_FRAME`` bytes): ``{"type": "refresh"}``, ``{"type": "ping"}``,
 ``{"type": "switch_account", "account_id": <int>}`` (only an account the user owns; it changes what this socket
 shows, not the stored active account — that is a POST). Anything else gets an ``error``; an oversized frame gets an
-``error`` and a close (1009). Anonymous sockets are refused at the handshake (4401); ``session.ended`` (logout,
+``error`` and a close (4009: an application may not send 1009 itself, Daphne would turn it into 1011); JSON nested
+deeper than Python's parser allows is ``bad_json`` like any other unparsable frame. Anonymous sockets are refused at the handshake (4401); ``session.ended`` (logout,
 password change) sends ``error`` ``session_ended`` and closes with 4401.
 
 Groups are derived from the authenticated user and the owned account only: ``user.<id>`` (joined by the socket) and
@@ -32,6 +33,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.utils import timezone
 
 from accounts.models import ExchangeAccount, User
+from config.params import MAX_ID
 from realtime import ops
 from realtime import snapshot as snap
 from realtime.events import broadcast_group, current_user_seq, market_group, remember_server_loop, user_group
@@ -42,7 +44,7 @@ MAX_FRAME = 16 * 1024
 MAX_MESSAGES_PER_SECOND = 10
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_PAUSED = 4503  # an operator paused live sockets (realtime.ops): poll the HTTP fallback instead
-CLOSE_TOO_LARGE = 1009
+CLOSE_TOO_LARGE = 4009  # the application range (4000-4999): Daphne refuses 1009 from an application
 
 
 def _account_parts(
@@ -156,7 +158,7 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # ch
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """Size, rate and JSON checks before dispatch; never raises on bad input."""
-        size = len(text_data.encode()) if text_data is not None else len(bytes_data or b"")
+        size = len(text_data.encode("utf-8", "surrogatepass")) if text_data is not None else len(bytes_data or b"")
         if size > MAX_FRAME:
             await self.send_error("too_large", f"frames are limited to {MAX_FRAME} bytes")
             await self.close(code=CLOSE_TOO_LARGE)
@@ -171,7 +173,7 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # ch
             return
         try:
             content = json.loads(text_data)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser's stack
             await self.send_error("bad_json", "the message is not valid JSON")
             return
         await self.receive_json(content)
@@ -188,7 +190,7 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # ch
             await self.send_error("unknown_type", "expected refresh, switch_account or ping")
 
     async def _switch(self, raw: Any) -> None:  # noqa: ANN401
-        if isinstance(raw, bool) or not isinstance(raw, int):
+        if isinstance(raw, bool) or not isinstance(raw, int) or not 0 < raw <= MAX_ID:
             await self.send_error("bad_request", "account_id must be an integer")
             return
         owned = await database_sync_to_async(snap.account_for_user)(user=self.user, account_id=raw)

@@ -23,6 +23,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.models import User
+from config.params import parse_id
 from realtime import ops
 from realtime.snapshot import Snapshot, account_for_user, build_snapshot
 
@@ -68,9 +69,10 @@ def api_snapshot(request: HttpRequest) -> HttpResponse:
     raw = request.GET.get("account")
     if raw is None or raw == "":
         return _snapshot_response(request.user, None)
-    if not raw.isdigit() or account_for_user(user=request.user, account_id=int(raw)) is None:
+    account_id = parse_id(raw)
+    if account_id is None or account_for_user(user=request.user, account_id=account_id) is None:
         return JsonResponse({"error": "not_found"}, status=404)
-    return _snapshot_response(request.user, int(raw))
+    return _snapshot_response(request.user, account_id)
 
 
 @require_GET
@@ -86,8 +88,7 @@ def api_account_snapshot(request: HttpRequest, account_id: int) -> HttpResponse:
 
 def _page(request: HttpRequest, template: str) -> HttpResponse:
     assert isinstance(request.user, User)
-    raw = request.GET.get("account", "")
-    account_id = int(raw) if raw.isdigit() else None
+    account_id = parse_id(request.GET.get("account", ""))
     data, _rows = build_snapshot(user=request.user, account_id=account_id)
     if account_id is not None and data["account"] is None:
         data, _rows = build_snapshot(user=request.user, account_id=None)

@@ -17,7 +17,18 @@ def _load_settings(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     clean = {
         k: v
         for k, v in os.environ.items()
-        if k not in {"SECRET_KEY", "FIELD_ENCRYPTION_KEYS", "DATABASE_URL", "REDIS_URL", "DEBUG", "ALLOWED_HOSTS"}
+        if k
+        not in {
+            "SECRET_KEY",
+            "FIELD_ENCRYPTION_KEYS",
+            "DATABASE_URL",
+            "REDIS_URL",
+            "DEBUG",
+            "ALLOWED_HOSTS",
+            "SECURE_COOKIES",
+            "SECURE_SSL_REDIRECT",
+            "SECURE_PROXY_SSL_HEADER",
+        }
     }
     clean.update(env)
     code = (
@@ -81,6 +92,7 @@ def test_production_settings_use_postgres_redis_and_celery_on_redis():
             "REDIS_URL": "redis://127.0.0.1:6379/0",
             "SECRET_KEY": "x" * 50,
             "FIELD_ENCRYPTION_KEYS": "dGVzdC1rZXktMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDA=",
+            "SECURE_PROXY_SSL_HEADER": "X-Forwarded-Proto",
         }
     )
     assert result.returncode == 0, result.stderr

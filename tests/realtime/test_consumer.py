@@ -15,6 +15,7 @@ from accounts.models import ExchangeAccount, User
 from automations.models import AuditEntry, TrackedTrade
 from lnmarkets import maths
 from realtime import events
+from realtime.consumers import CLOSE_TOO_LARGE
 from tests.realtime.conftest import communicator, connect_as, market, session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -217,7 +218,7 @@ async def test_oversized_frame_gets_error_and_close(alice: User, make_account: A
     assert reply["data"]["code"] == "too_large"
     closed = await comm.receive_output(timeout=3)
     assert closed["type"] == "websocket.close"
-    assert closed["code"] == 1009
+    assert closed["code"] == CLOSE_TOO_LARGE == 4009
 
 
 async def test_malformed_messages_get_errors_not_crashes(alice: User, make_account: Any) -> None:
