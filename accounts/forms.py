@@ -9,7 +9,10 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 from django_stubs_ext import StrOrPromise
 
-from accounts.models import ExchangeAccount, Network
+from accounts import two_factor
+from accounts.models import ExchangeAccount, Network, User
+
+_OTP_RE = re.compile(r"^[0-9]{6}$")
 
 # LN Markets keys, secrets and passphrases travel in HTTP headers and signatures: printable ASCII, no spaces.
 _CREDENTIAL_RE = re.compile(r"^[\x21-\x7e]+$")
@@ -31,6 +34,60 @@ def _check_credential(value: str, label: str) -> str:
     return value
 
 
+def otp_code_field() -> forms.CharField:
+    return forms.CharField(
+        label=_("Authenticator code"),
+        max_length=6,
+        min_length=6,
+        strip=True,
+        help_text=_("The 6-digit code your authenticator app shows now."),
+        widget=forms.TextInput(
+            attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "pattern": "[0-9]{6}", "size": "8"}
+        ),
+    )
+
+
+def _check_otp_format(value: str) -> str:
+    if not _OTP_RE.match(value):
+        raise forms.ValidationError(_("Enter the 6 digits your authenticator app shows."))
+    return value
+
+
+class OtpCodeForm(forms.Form):
+    """One authenticator code: the second step of the login, and the confirmation of a new 2FA device."""
+
+    otp_token = otp_code_field()
+
+    def clean_otp_token(self) -> str:
+        return _check_otp_format(self.cleaned_data["otp_token"])
+
+
+class TwoFactorDisableForm(forms.Form):
+    """Turning 2FA off needs the password and a current code."""
+
+    password = forms.CharField(
+        label=_("Password"), max_length=4096, strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "current-password"})
+    )
+    otp_token = otp_code_field()
+
+    def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:  # noqa: ANN401
+        self.user = user
+        super().__init__(*args, **kwargs)
+
+    def clean_otp_token(self) -> str:
+        return _check_otp_format(self.cleaned_data["otp_token"])
+
+    def clean(self) -> dict[str, Any] | None:
+        data = super().clean()
+        if self.errors or data is None:
+            return data
+        if not self.user.check_password(data["password"]):
+            raise forms.ValidationError(_("The password is not right."))
+        if two_factor.verify_code(self.user, data["otp_token"], purpose="turning 2FA off") is None:
+            self.add_error("otp_token", _("This code is not valid now. Wait for the next one and try again."))
+        return data
+
+
 class ExchangeAccountForm(forms.Form):
     """Add an exchange account (``instance=None``) or edit one (credentials optional: blank keeps them)."""
 
@@ -46,6 +103,13 @@ class ExchangeAccountForm(forms.Form):
         if instance is not None:
             kwargs.setdefault("initial", {"label": instance.label, "network": instance.network})
         super().__init__(*args, **kwargs)
+        # 2FA on: adding or changing keys asks for a fresh code (reliability.md T25a). Blank when keys stay.
+        self.needs_otp = isinstance(owner, User) and two_factor.is_enabled(owner)
+        if self.needs_otp:
+            self.fields["otp_token"] = otp_code_field()
+            self.fields["otp_token"].required = instance is None
+            if instance is not None:
+                self.fields["otp_token"].help_text = _("Needed when you enter new keys.")
         if instance is not None:
             for name in ("api_key", "api_secret", "passphrase"):
                 self.fields[name].required = False
@@ -83,7 +147,31 @@ class ExchangeAccountForm(forms.Form):
                 raise forms.ValidationError(
                     _("To replace the credentials, enter the API key, the secret and the passphrase together.")
                 )
+            network = data.get("network")
+            if network and network != self.instance.network and not all(given):
+                # Keys are issued per network: the stored ones must be entered again and verified on the new one.
+                raise forms.ValidationError(
+                    _(
+                        "To move this account to another network, enter its API key, secret and passphrase for "
+                        "that network: they are checked with it before saving."
+                    )
+                )
+        if data is not None and not self.errors:
+            self._check_otp(data)
         return data
+
+    def _check_otp(self, data: dict[str, Any]) -> None:
+        """A fresh authenticator code when keys are added or replaced and 2FA is on; checked last, so a code is
+        not used up by a form that fails for another reason."""
+        if not self.needs_otp or not self.credentials_changed:
+            return
+        code = str(data.get("otp_token") or "")
+        if not _OTP_RE.match(code):
+            self.add_error("otp_token", _("Enter the 6 digits your authenticator app shows."))
+            return
+        assert isinstance(self.owner, User)
+        if two_factor.verify_code(self.owner, code, purpose="exchange keys") is None:
+            self.add_error("otp_token", _("This code is not valid now. Wait for the next one and try again."))
 
     @property
     def credentials_changed(self) -> bool:

@@ -3,12 +3,14 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from accounts import views
+from accounts import views, views_auth
 
 app_name = "accounts"
 
 urlpatterns = [
-    path("login/", auth_views.LoginView.as_view(template_name="accounts/login.html"), name="login"),
+    path("login/", views_auth.LoginView.as_view(), name="login"),
+    path("login/code/", views_auth.login_code, name="login-code"),
+    path("two-factor/", views_auth.two_factor_settings, name="two-factor"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("exchange/", views.account_list, name="list"),
     path("exchange/new/", views.account_create, name="create"),

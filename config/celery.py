@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from celery import Celery
+from celery.signals import setup_logging
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -13,9 +14,25 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 
+# The worker heartbeat task (/readyz) lives in config.health, which is not an app: import it with the apps' tasks.
+app.autodiscover_tasks(lambda: ["config"], related_name="health")
+
+
 @app.on_after_finalize.connect
 def _beat_schedule(sender: Celery, **kwargs: object) -> None:
-    """The beat schedule lives in code (``automations.tasks.beat_schedule``)."""
+    """The beat schedule lives in code (``automations.tasks.beat_schedule``), plus the worker heartbeat."""
     from automations.tasks import beat_schedule
+    from config.health import beat_entries
 
-    sender.conf.beat_schedule = beat_schedule()
+    sender.conf.beat_schedule = {**beat_schedule(), **beat_entries()}
+
+
+@setup_logging.connect
+def _django_logging(**kwargs: object) -> None:
+    """Workers and beat log through Django's ``LOGGING`` (secrets in URLs masked, ``LOG_FORMAT=json`` honoured)
+    instead of Celery's own handlers."""
+    from logging.config import dictConfig
+
+    from django.conf import settings
+
+    dictConfig(settings.LOGGING)

@@ -8,8 +8,11 @@ from config import views
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("readyz", views.readyz, name="readyz"),
+    path("metrics", views.metrics, name="metrics"),
     path("accounts/", include("accounts.urls")),
     path("automations/", include("automations.urls")),
     path("realtime/", include("realtime.urls")),
+    path("admin/login/", views.admin_login, name="admin-login"),
     path("admin/", admin.site.urls),
 ]

@@ -33,6 +33,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.utils import timezone
 
 from accounts.models import ExchangeAccount, User
+from config.metrics import SOCKETS_OPEN
 from config.params import MAX_ID
 from realtime import ops
 from realtime import snapshot as snap
@@ -85,6 +86,8 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # ch
             await self.close(code=CLOSE_PAUSED)
             return
         await self.accept()
+        self.counted = True
+        SOCKETS_OPEN.inc()
         await self._join(user_group(user.pk))
         await self._send_snapshot(None)
 
@@ -98,6 +101,9 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # ch
         await handler(message)
 
     async def disconnect(self, code: int) -> None:
+        if getattr(self, "counted", False):
+            self.counted = False
+            SOCKETS_OPEN.dec()
         await self._watch_market(None)
         for group in list(getattr(self, "joined", ())):
             await self.channel_layer.group_discard(group, self.channel_name)

@@ -25,6 +25,7 @@ from typing import Literal, Protocol, TypedDict
 from django.core.cache import cache
 from django.utils import timezone
 
+from config.metrics import count_tick
 from lnmarkets.feed import TickerSnapshot
 from realtime.events import group_send, market_group
 
@@ -250,6 +251,7 @@ class MarketPublisher:
         data = self.build(snapshot, self.feed.state)
         store_market_state(data)
         group_send(market_group(self.network), {"type": "market.tick", "market": data})
+        count_tick(self.network)
         self.published += 1
         return data
 
