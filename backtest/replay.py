@@ -923,21 +923,27 @@ class Replay:
             return cap
         good, bad = p, cap  # silent at good, not at bad
         hint = self.hint_lo if direction < 0 else self.hint_hi
+        outward = True
         if hint is not None and (bad < hint < good if direction < 0 else good < hint < bad):
             if self._silent(hint, t, account):
                 good = hint
             else:
                 bad = hint
+                outward = False
         step = 1
-        while abs(good - bad) > 1:  # gallop from the silent side
-            probe = good + direction * step
-            if (probe <= bad) if direction < 0 else (probe >= bad):
+        while abs(good - bad) > 1:  # gallop from the side nearest the last edge, doubling the step
+            probe = good + direction * step if outward else bad - direction * step
+            if not (min(good, bad) < probe < max(good, bad)):
                 break
             if self._silent(probe, t, account):
                 good = probe
-                step *= 2
+                if not outward:
+                    break
             else:
                 bad = probe
+                if outward:
+                    break
+            step *= 2
         while abs(good - bad) > 1:
             mid = (good + bad) // 2
             if self._silent(mid, t, account):
