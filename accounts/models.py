@@ -54,6 +54,12 @@ class ExchangeAccount(models.Model):
     last_verified_at = models.DateTimeField(null=True, blank=True)
     permissions = models.JSONField(default=list, blank=True)
     verification_error = models.CharField(max_length=300, blank=True)
+    # Credentials the exchange rejected (or that no key decrypts): reconciliation backs off (issue #12).
+    auth_failures = models.PositiveIntegerField(default=0)
+    auth_failed_at = models.DateTimeField(null=True, blank=True)
+    auth_retry_at = models.DateTimeField(
+        null=True, blank=True, help_text="No reconciliation before this time after rejected credentials."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -82,6 +82,9 @@ def exchange_account_update(
     if api_key and api_secret and passphrase:
         _set_secrets(account, api_key=api_key, api_secret=api_secret, passphrase=passphrase)
         fields += ["api_key_encrypted", "api_secret_encrypted", "passphrase_encrypted", "key_hint", "key_fingerprint"]
+        # New keys: end any credential backoff, so the next reconciliation tries them at once.
+        account.auth_retry_at = None
+        fields += ["auth_retry_at"]
     if verification is not None:
         _apply_verification(account, verification)
         fields += ["permissions", "verification_error", "last_verified_at"]

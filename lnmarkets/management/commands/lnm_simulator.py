@@ -25,6 +25,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        from config.var_dir import private_umask
+
+        private_umask()  # its --state-file holds the simulated accounts' keys: 0600 (issue #12)
         config = config_from(options)
         self.stdout.write(f"LN Markets simulator on http://{config.host}:{config.port} (Ctrl-C to stop)")
         serve(config)
