@@ -163,7 +163,10 @@ def parse_csv(data: bytes | str, kind: HistoryKind) -> History:
     Times are ISO 8601 or Unix seconds/milliseconds, ascending; prices are rounded to the 0.5 tick. Raises
     :class:`HistoryError` naming the line of the first problem.
     """
-    text = data.decode("utf-8-sig", errors="strict") if isinstance(data, bytes) else data
+    try:
+        text = data.decode("utf-8-sig", errors="strict") if isinstance(data, bytes) else data
+    except UnicodeDecodeError:
+        raise HistoryError("The file is not UTF-8 text: export it as CSV (comma-separated values).") from None
     reader = csv.reader(io.StringIO(text))
     header = [h.strip().lower() for h in next(reader, [])]
     needed = ("time", "open", "high", "low", "close") if kind == "candles" else ("time", "price")
