@@ -15,6 +15,9 @@ Contract of every call:
   unparseable 2xx body raise ``AmbiguousOutcomeError`` (reconcile with ``find_trade_by_client_id``). 429 raises
   ``RateLimitedError``, 503 and connect-phase errors ``TemporaryError``/``NetworkUnreachableError``: the exchange
   provably did not process them, so the caller may decide to send again.
+* ``send_deadline(not_after)`` bounds when a mutating request may be signed: the timestamp is read once, checked
+  against the deadline and then signed, so every request sent inside the block carries ``lnm-access-timestamp`` ≤
+  ``not_after`` (the fence of ``docs/exactly-once.md``); past it, ``SendDeadlineError`` and nothing is sent.
 * Bodies are parsed with ``Decimal`` for numbers into ``schemas`` models; mismatches raise ``ResponseFormatError``.
 """
 
@@ -24,7 +27,9 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from decimal import Decimal
 from email.utils import parsedate_to_datetime
@@ -49,6 +54,7 @@ from lnmarkets.exceptions import (
     PermissionDeniedError,
     RateLimitedError,
     ResponseFormatError,
+    SendDeadlineError,
     TemporaryError,
 )
 from lnmarkets.ratelimit import Priority, RateLimiter, auth_bucket, default_rate_limiter, public_bucket
@@ -83,6 +89,22 @@ USER_AGENT = "axisor-lnmarkets/1"
 MAX_CLIENT_ID = 64
 TICK = Decimal("0.5")
 _INSUFFICIENT_CODES = frozenset({"INSUFFICIENT_FUNDS", "INSUFFICIENT_BALANCE", "NOT_ENOUGH_BALANCE"})
+
+
+_send_deadline_ms: ContextVar[int | None] = ContextVar("lnmarkets_send_deadline_ms", default=None)
+
+
+@contextmanager
+def send_deadline(not_after: datetime) -> Iterator[None]:
+    """Within the block, a mutating request whose signing timestamp would be later than ``not_after`` is not sent
+    (``SendDeadlineError``). The deadline is per context (thread or task), not per client."""
+    if not_after.tzinfo is None:
+        raise ValueError("naive datetimes are not accepted; pass an aware datetime")
+    token = _send_deadline_ms.set(int(not_after.timestamp() * 1000))
+    try:
+        yield
+    finally:
+        _send_deadline_ms.reset(token)
 
 
 def encode_request_body(body: Mapping[str, BodyValue]) -> str:
@@ -219,7 +241,14 @@ class RestClient:
             headers["Content-Type"] = "application/json"
         if auth:
             creds = self._provide()
-            timestamp = str(time.time_ns() // 1_000_000)
+            now_ms = time.time_ns() // 1_000_000
+            deadline = _send_deadline_ms.get()
+            if method != "GET" and deadline is not None and now_ms > deadline:
+                raise SendDeadlineError(
+                    f"{method} {path}: not sent, its send deadline passed {now_ms - deadline} ms ago",
+                    code="send_deadline",
+                )
+            timestamp = str(now_ms)
             headers["lnm-access-key"] = creds.key
             headers["lnm-access-passphrase"] = creds.passphrase
             headers["lnm-access-timestamp"] = timestamp

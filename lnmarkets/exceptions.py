@@ -3,7 +3,8 @@
     LNMarketsError
     ├── TemporaryError            retry later (network, 5xx, timeouts on GETs); safe to retry a GET
     │   ├── RateLimitedError      wait ``retry_after`` seconds, then retry
-    │   └── NetworkUnreachableError  the host could not be reached (connect phase): nothing was sent
+    │   ├── NetworkUnreachableError  the host could not be reached (connect phase): nothing was sent
+    │   └── SendDeadlineError     a mutating call was not signed: its send deadline had passed; nothing was sent
     ├── PermanentError            the same request will fail again: never retry
     │   ├── AuthError             wrong key / secret / passphrase / signature (401)
     │   │   └── PermissionDeniedError  the key lacks the scope (403)
@@ -66,6 +67,11 @@ class RateLimitedError(TemporaryError):
 
 class NetworkUnreachableError(TemporaryError):
     """The exchange could not be reached (DNS, refused, connect timeout). Nothing was sent."""
+
+
+class SendDeadlineError(TemporaryError):
+    """A mutating request was not sent because its send deadline had passed when it was about to be signed
+    (``client.send_deadline``). Nothing reached the exchange."""
 
 
 class PermanentError(LNMarketsError):
