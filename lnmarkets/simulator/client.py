@@ -126,6 +126,11 @@ class ControlClient:
     def requests_for_client_id(self, client_id: str) -> int:
         return int(self._call("GET", "/requests", params={"clientId": client_id})["count"])
 
+    def requests_for_trade(self, trade_id: str) -> dict[str, int]:
+        """Mutating requests naming ``trade_id`` (close, add-margin, stoploss…), counted per path."""
+        counts: dict[str, int] = self._call("GET", "/requests", params={"tradeId": trade_id})["counts"]
+        return counts
+
     def request_log(self, key: str) -> list[float]:
         return [float(t) for t in self._call("GET", "/requests/log", params={"key": key})["times"]]
 

@@ -206,9 +206,14 @@ class ControlFront:
 
     async def client_id_count(self, request: web.Request, body: dict[str, Any], match: re.Match[str]) -> object:
         body_object(body, set(), set())
+        trade_id = request.query.get("tradeId")
+        if trade_id is not None:
+            suffix = f"#{trade_id}"
+            counts = {k[: -len(suffix)]: n for k, n in self.ctx.stats.trade_requests.items() if k.endswith(suffix)}
+            return {"tradeId": trade_id, "counts": counts}
         client_id = request.query.get("clientId")
         if client_id is None:
-            raise bad_request("clientId is required")
+            raise bad_request("clientId or tradeId is required")
         return {"clientId": client_id, "count": self.ctx.stats.client_ids.get(client_id, 0)}
 
     async def request_log(self, request: web.Request, body: dict[str, Any], match: re.Match[str]) -> object:

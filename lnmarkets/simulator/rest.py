@@ -87,16 +87,11 @@ class RestFront:
             return error_response(bad_request("Request body too large"))
         except UnicodeDecodeError:
             return error_response(bad_request("The body must be UTF-8"))
-        if method == "POST" and path == TRADE_PATH and text:
-            self.ctx.stats.count_client_id(text)
-        for fault in self.ctx.faults.take(method, path, REST_PRE):
-            if fault.kind == "delay":
-                await asyncio.sleep(fault.seconds)
-                if _gone(request):
-                    return web.Response(status=499)
-            else:
-                assert fault.status is not None
-                return error_response(error_for_status(fault.status, fault.retry_after))
+        key = request.headers.get("lnm-access-key")
+        self._count(method, path, text)
+        refused = await self._before(request, method, path, key)
+        if refused is not None:
+            return refused
         try:
             response = self._process(request, method, path, text)
         except ApiError as error:
@@ -107,10 +102,37 @@ class RestFront:
         for fault in self.ctx.faults.take(method, path, REST_POST):
             if fault.kind == "accept_then_delay":
                 await asyncio.sleep(fault.seconds)
+            elif fault.kind == "accept_then_fail_get":
+                if key and response.status < 300:
+                    self.ctx.faults.fail_reads(key, fault)
             else:
                 assert fault.status is not None
                 response = error_response(error_for_status(fault.status, fault.retry_after))
         return response
+
+    def _count(self, method: str, path: str, text: str) -> None:
+        if method == "POST" and path == TRADE_PATH and text:
+            self.ctx.stats.count_client_id(text)
+        elif method != "GET" and path.startswith(TRADE_PATH + "/") and text:
+            self.ctx.stats.count_trade_request(path, text)
+
+    async def _before(self, request: web.Request, method: str, path: str, key: str | None) -> web.Response | None:
+        """The faults that act before processing; a response ends the request unprocessed."""
+        if method == "GET":
+            failing = self.ctx.faults.read_failure(key)
+            if failing is not None:
+                return error_response(error_for_status(failing))
+        for fault in self.ctx.faults.take(method, path, REST_PRE):
+            if fault.kind == "delay":
+                await asyncio.sleep(fault.seconds)
+                if _gone(request):
+                    return web.Response(status=499)
+            elif fault.kind == "hold":
+                await asyncio.sleep(fault.seconds)  # processed afterwards even if the client has gone
+            else:
+                assert fault.status is not None
+                return error_response(error_for_status(fault.status, fault.retry_after))
+        return None
 
     def _process(self, request: web.Request, method: str, path: str, text: str) -> web.Response:
         ctx = self.ctx
