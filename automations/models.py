@@ -55,9 +55,11 @@ def new_client_id() -> str:
 class OrderIntent(models.Model):
     """An order Axisor decided to send, written *before* the exchange is called (reliability.md §1).
 
-    CREATED → SUBMITTING → ACKED / REJECTED / UNKNOWN → RECONCILED. At most one exchange order per intent: the
-    executor claims CREATED → SUBMITTING with a compare-and-set, and an intent found in SUBMITTING or UNKNOWN is
-    reconciled against the exchange (by ``client_id`` for new trades) before anything is re-sent.
+    The state machine and the argument that no interleaving sends a second order are in
+    ``automations/services/intent_machine.py`` and ``docs/exactly-once.md``. In short: ``attempts`` is a fencing
+    token (every transition is a compare-and-set on state *and* attempt), each attempt may only be signed until
+    ``send_deadline``, and an attempt whose outcome is unknown is re-sent only after ``fence_at``, when the exchange
+    can no longer accept its signature, and after the exchange was asked for its effect.
     """
 
     class State(models.TextChoices):
@@ -96,10 +98,20 @@ class OrderIntent(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The current attempt's signing deadline and fence (see the class docstring).
+    send_deadline = models.DateTimeField(null=True, blank=True)
+    fence_at = models.DateTimeField(null=True, blank=True)
+    # Lease: no delivery is expected to be working on the intent after this time; the sweep re-queues it then.
+    next_check_at = models.DateTimeField(null=True, blank=True)
+    # Reconciliation look-ups made for the current attempt (the exponent of the retry backoff).
+    checks = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         ordering: ClassVar[list[str]] = ["-created_at", "-id"]
-        indexes: ClassVar[list[models.Index]] = [models.Index(fields=["account", "state"])]
+        indexes: ClassVar[list[models.Index]] = [
+            models.Index(fields=["account", "state"]),
+            models.Index(fields=["state", "next_check_at"]),
+        ]
 
     def __str__(self) -> str:
         return f"{self.action} {self.client_id} ({self.state})"

@@ -1,19 +1,25 @@
 """Celery tasks: thin wrappers around the services (style guide rec. 6). Arguments are ids, never secrets.
 
 Order tasks run with late ack and reject-on-worker-lost (settings), so a worker killed mid-task leaves the message
-to be redelivered; ``order_intent_execute`` reconciles before it re-sends anything, and counts deliveries.
+to be redelivered; ``order_intent_execute`` is idempotent under any redelivery (docs/exactly-once.md). Every
+countdown goes through ``safe_countdown``: a countdown at or past the broker's visibility timeout would be
+redelivered again and again (reliability.md §2, T09; a test checks every call site).
+
+Periodic tasks run once per schedule slot even when two beats dispatch them (T08): the first execution of a slot
+takes it with an atomic ``cache.add``; a duplicate finds it taken and does nothing.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import time
 
 from celery import shared_task
 from celery.app.task import Task
 from django.conf import settings
+from django.core.cache import cache
 from django.utils import timezone
-
-from automations.locks import LockTimeoutError
 
 logger = logging.getLogger(__name__)
 
@@ -21,6 +27,11 @@ PROTECTIVE_QUEUE = "protective"
 DEFAULT_QUEUE = "celery"
 ENTRY_EXPIRES_S = 60
 PROTECTIVE_EXPIRES_S = 600
+
+
+def safe_countdown(seconds: float) -> float:
+    """``seconds``, capped at half the broker's visibility timeout (a countdown at or past it loops)."""
+    return max(0.0, min(float(seconds), settings.CELERY_VISIBILITY_TIMEOUT / 2))
 
 
 def order_intent_enqueue(intent_id: int, *, protective: bool | None = None, countdown: float = 0) -> None:
@@ -33,23 +44,27 @@ def order_intent_enqueue(intent_id: int, *, protective: bool | None = None, coun
         args=(intent_id,),
         queue=PROTECTIVE_QUEUE if protective else DEFAULT_QUEUE,
         expires=PROTECTIVE_EXPIRES_S if protective else ENTRY_EXPIRES_S,
-        countdown=countdown,
+        countdown=safe_countdown(countdown),
     )
 
 
-@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=6)
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
 def order_intent_execute_task(self: Task[[int], None], intent_id: int) -> None:
-    """Execute one order intent (see ``automations.services.execution``); retries only provably unsent orders."""
+    """Advance one order intent (``automations.services.execution``); the intent bounds its own retries."""
     from automations.services.execution import RetryLaterError, order_intent_execute
 
     try:
         followups = order_intent_execute(intent_id=intent_id)
     except RetryLaterError as exc:
-        raise self.retry(countdown=exc.countdown, exc=exc) from exc
-    except LockTimeoutError as exc:
-        raise self.retry(countdown=1.0, exc=exc) from exc
+        raise self.retry(countdown=safe_countdown(exc.countdown), exc=exc) from exc
     for followup in followups:
         order_intent_enqueue(followup)
+
+
+def _first_in_slot(name: str, interval: float) -> bool:
+    """True for the first execution of ``name`` in the current ``interval``-second slot (wall clock)."""
+    slot = math.floor(time.time() / interval)
+    return bool(cache.add(f"axisor:periodic:{name}:{slot}", 1, timeout=max(int(interval * 3), 1)))
 
 
 @shared_task(acks_late=True, max_retries=0)
@@ -57,15 +72,29 @@ def automations_sweep_task() -> int:
     """Periodic catch-up: evaluate every active automation on a freshly fetched ticker, per network in use."""
     from automations.services.sweep import automations_sweep
 
+    if not _first_in_slot("automations-sweep", settings.AUTOMATION_SWEEP_SECONDS):
+        return 0
     return automations_sweep(now=timezone.now())
 
 
 @shared_task(acks_late=True, max_retries=0)
 def accounts_reconcile_task() -> int:
-    """Periodic: fan out one reconciliation per enabled account, and re-queue intents a lost task left behind."""
+    """Periodic: fan out one reconciliation per enabled account."""
     from automations.services.sweep import accounts_reconcile_fanout
 
+    if not _first_in_slot("accounts-reconcile", settings.RECONCILE_SECONDS):
+        return 0
     return accounts_reconcile_fanout()
+
+
+@shared_task(acks_late=True, max_retries=0)
+def intents_sweep_task() -> int:
+    """Periodic: re-queue unfinished intents whose lease ran out; expire entries that waited too long."""
+    from automations.services.sweep import intents_sweep
+
+    if not _first_in_slot("intents-sweep", settings.INTENT_SWEEP_SECONDS):
+        return 0
+    return intents_sweep(now=timezone.now())
 
 
 @shared_task(bind=True, acks_late=True, max_retries=3)
@@ -78,7 +107,7 @@ def account_reconcile_task(self: Task[[int], None], account_id: int) -> None:
     try:
         account_reconcile(account_id=account_id)
     except TemporaryError as exc:
-        raise self.retry(countdown=min(2**self.request.retries, 8), exc=exc) from exc
+        raise self.retry(countdown=safe_countdown(min(2**self.request.retries, 8)), exc=exc) from exc
     except (PermanentError, CredentialDecryptionError) as exc:
         logger.warning("reconciliation of account %s failed: %s", account_id, type(exc).__name__)
 
@@ -86,14 +115,14 @@ def account_reconcile_task(self: Task[[int], None], account_id: int) -> None:
 def beat_schedule() -> dict[str, dict[str, object]]:
     """Celery beat entries (kept in code; data decides what is due)."""
     return {
-        "automations-sweep": {
-            "task": "automations.tasks.automations_sweep_task",
-            "schedule": float(settings.AUTOMATION_SWEEP_SECONDS),
-            "options": {"expires": float(settings.AUTOMATION_SWEEP_SECONDS)},
-        },
-        "accounts-reconcile": {
-            "task": "automations.tasks.accounts_reconcile_task",
-            "schedule": float(settings.RECONCILE_SECONDS),
-            "options": {"expires": float(settings.RECONCILE_SECONDS)},
-        },
+        name: {
+            "task": f"automations.tasks.{task}",
+            "schedule": float(seconds),
+            "options": {"expires": float(seconds)},
+        }
+        for name, task, seconds in (
+            ("automations-sweep", "automations_sweep_task", settings.AUTOMATION_SWEEP_SECONDS),
+            ("accounts-reconcile", "accounts_reconcile_task", settings.RECONCILE_SECONDS),
+            ("intents-sweep", "intents_sweep_task", settings.INTENT_SWEEP_SECONDS),
+        )
     }

@@ -215,6 +215,14 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 AUTOMATION_SWEEP_SECONDS: int = env.int("AUTOMATION_SWEEP_SECONDS", default=10)
 RECONCILE_SECONDS: int = env.int("RECONCILE_SECONDS", default=30)
+# Re-queues order intents whose delivery was lost (their lease ran out): docs/exactly-once.md.
+INTENT_SWEEP_SECONDS: int = env.int("INTENT_SWEEP_SECONDS", default=10)
+# The exchange refuses a signature whose timestamp is more than this many seconds from its clock (lnmarkets-v3.md
+# §3: 30 s); with the send window it sets an order attempt's fence. Never set it below the exchange's real window.
+LNMARKETS_TIMESTAMP_WINDOW_SECONDS: int = env.int("LNMARKETS_TIMESTAMP_WINDOW_SECONDS", default=30)
+ORDER_SEND_WINDOW_SECONDS: float = env.float("ORDER_SEND_WINDOW_SECONDS", default=10.0)
+# Fault injection for the reliability battery only (tests/faults): pause between an order's claim and its send.
+FAULT_PAUSE_BEFORE_SEND_SECONDS: float = env.float("FAULT_PAUSE_BEFORE_SEND_SECONDS", default=0.0)
 
 # Exchange endpoints (lnmarkets-v3.md §1.2), overridable per network.
 SIMULATOR_HOST: str = env.str("SIMULATOR_HOST", default="127.0.0.1")

@@ -1,30 +1,37 @@
-"""Execute order intents exactly once, whatever Celery redelivers (reliability.md §1–§2, product.md "Execution").
+"""Execute order intents exactly once, whatever Celery redelivers (docs/exactly-once.md; product.md "Execution").
 
-``order_intent_execute`` is the only code that sends an automation's order. Under the account lock it:
+``order_intent_execute`` is the only code that sends an order. A delivery reads the intent and advances it by one
+of the edges of ``intent_machine`` (each a compare-and-set on state and attempt number):
 
-1. counts the delivery (a redelivery cap stops poison loops);
-2. reconciles first when a previous delivery may have sent the order (state SUBMITTING or UNKNOWN): the order is
-   looked up on the exchange (by ``clientId`` for a new trade; by the trade's state for the other actions), and is
-   re-sent only when proven absent;
-3. checks the kill switches and the failure breaker immediately before a new-entry POST (closes, margin additions
-   and SL/TP changes always pass);
-4. claims CREATED → SUBMITTING with a compare-and-set, sends, and records ACKED / REJECTED / UNKNOWN;
-5. confirms the result against the exchange (RECONCILED) and queues follow-ups (the reopen of a reduce, SL/TP given
-   as a percentage of the fill).
+* ACKED: the exchange accepted it and only the bookkeeping is missing: settle from the stored answer (no I/O).
+* SUBMITTING / UNKNOWN: an earlier attempt may have reached the exchange. Look for its effect (by ``clientId`` for a
+  new trade, by the trade's state for the other actions). Found → settled. Absent → it may be sent again only once
+  the attempt's fence has passed (its signature can no longer be accepted) and the look-up was made after the fence;
+  a close is exempt (a trade closes once at the exchange whatever we send). Otherwise look again after a backoff.
+* CREATED: the pre-send checks (kill switches, failure breaker, attempt cap, entry expiry), then the claim
+  (CREATED → SUBMITTING, attempt + 1, a send deadline and a fence), then one POST signed before the deadline.
 
-Errors that prove the order was not processed (429, 503, a refused connection) are retried up to
-``MAX_ATTEMPTS`` with exponential backoff by the caller (``RetryLaterError``); a timeout or a 502/504 on the POST is
-ambiguous and always reconciled, never blindly re-sent.
+Outcomes of the POST: 2xx → ACKED (the answer stored) → RECONCILED with the bookkeeping in one transaction, from the
+answer itself, so no later read can leave a protective action unfinished; a timeout or 500/502/504 → UNKNOWN,
+reconciled; 429/503, a refused connection or a passed send deadline → provably unsent, back to CREATED and retried
+(at most ``MAX_ATTEMPTS`` sends) after a backoff; a 400/404 on a close, SL/TP or margin addition → reconciled: the
+trade being already closed (or already at the value) is "already done", not a failure; any other 4xx → REJECTED.
+
+Retries back off exponentially with full jitter, capped at ``BACKOFF_CAP`` s, for as long as the intent needs; each
+delivery leaves a lease (``next_check_at``) after which the intent sweep re-queues it if the retry was lost.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -33,13 +40,14 @@ from accounts.crypto import CredentialDecryptionError
 from accounts.models import ExchangeAccount
 from automations.engine import Memory, stoploss_from_percent, takeprofit_from_percent
 from automations.exchange import client_for_account
-from automations.locks import account_lock
 from automations.models import AuditEntry, Automation, GlobalSwitch, OrderIntent
-from automations.services.trades import tracked_trade_closed, tracked_trade_upsert
-from lnmarkets.client import RestClient
+from automations.services.intent_machine import IN_FLIGHT, claim, transition
+from automations.services.trades import tracked_trade_fill_exit, tracked_trade_mark_closed, tracked_trade_upsert
+from lnmarkets.client import RestClient, send_deadline
 from lnmarkets.exceptions import (
     AmbiguousOutcomeError,
     AuthError,
+    InvalidOrderError,
     LNMarketsError,
     NotFoundError,
     PermanentError,
@@ -56,16 +64,23 @@ from realtime.events import (
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
-MAX_DELIVERIES = 8
+MAX_DELIVERIES = 40
 FAILURES_TO_HALT = 3
 BACKOFF_BASE = 1.0
 BACKOFF_CAP = 8.0
+ENTRY_TTL = timedelta(seconds=60)
+# How long one delivery may work on an intent before the sweep may assume it was lost (a lost delivery costs
+# only time: correctness never rests on this lease).
+DELIVERY_LEASE = timedelta(seconds=60)
+LEASE_GRACE = timedelta(seconds=10)
 
 State = OrderIntent.State
+Action = OrderIntent.Action
 
 
 class RetryLaterError(Exception):
-    """The order was provably not processed (or the account is busy): run the task again after ``countdown`` s."""
+    """Run the task again after ``countdown`` s: the order was provably not processed, or its effect is not known
+    yet and must be looked up again before anything is sent."""
 
     def __init__(self, countdown: float, reason: str) -> None:
         super().__init__(reason)
@@ -74,19 +89,31 @@ class RetryLaterError(Exception):
 
 @dataclass(frozen=True)
 class Found:
-    """What reconciliation learned: ``done`` (the action took effect) or ``absent`` (it provably did not)."""
+    """What a look-up learned: ``done`` (the action took effect, or there is nothing left to do) or ``absent``.
+    ``ours`` is False when the effect is provably not this intent's (a close refused because the trade was already
+    closed, before any earlier attempt of ours could have closed it)."""
 
     status: Literal["done", "absent"]
     trade: Trade | None = None
     note: str = ""
+    ours: bool = True
 
 
-def backoff(attempt: int) -> float:
-    """Full-jitter exponential backoff: uniform(0, min(cap, base × 2^(attempt−1))), at least 0.2 s."""
-    return max(0.2, random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** max(attempt - 1, 0))))  # noqa: S311
+def backoff(step: int) -> float:
+    """Full-jitter exponential backoff: uniform(0, min(cap, base × 2^(step−1))), at least 0.2 s."""
+    return max(0.2, random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** max(step - 1, 0))))  # noqa: S311
 
 
-# --- state changes ----------------------------------------------------------------------------------------------
+def attempt_windows(now: datetime) -> tuple[datetime, datetime]:
+    """(send deadline, fence) of an attempt claimed at ``now``: the request may be signed until the deadline; the
+    exchange refuses a signature older than its timestamp window W, and the process that later looks for the
+    attempt's effect has a clock within W of the exchange's (its own signed look-up succeeded), so after
+    deadline + 2W the attempt can no longer take effect (docs/exactly-once.md)."""
+    deadline = now + timedelta(seconds=settings.ORDER_SEND_WINDOW_SECONDS)
+    return deadline, deadline + 2 * timedelta(seconds=settings.LNMARKETS_TIMESTAMP_WINDOW_SECONDS)
+
+
+# --- audit and failure accounting ------------------------------------------------------------------------------
 
 
 def _audit(intent: OrderIntent, outcome: str, message: str, event: str = AuditEntry.Event.ORDER) -> None:
@@ -103,29 +130,10 @@ def _audit(intent: OrderIntent, outcome: str, message: str, event: str = AuditEn
     publish_automation_log_on_commit(entry.pk)
 
 
-def _cas(intent: OrderIntent, expected: str, new: str, **fields: object) -> bool:
-    """Move ``intent`` from ``expected`` to ``new`` only if nobody else moved it; refreshes the instance."""
-    updated = OrderIntent.objects.filter(pk=intent.pk, state=expected).update(state=new, **fields)
-    intent.refresh_from_db()
-    return updated == 1
-
-
-def _finish(intent: OrderIntent, state: str, *, error: str = "", trade: Trade | None = None, note: str = "") -> None:
-    fields: dict[str, object] = {"state": state, "finished_at": timezone.now()}
-    if error:
-        fields["error"] = error[:500]
-    if trade is not None:
-        fields["trade_id"] = intent.trade_id or trade.id
-        fields["result"] = trade.model_dump(mode="json", by_alias=True)
-    if note:
-        fields["result"] = {**(fields.get("result") or intent.result or {}), "note": note}  # type: ignore[dict-item]
-    OrderIntent.objects.filter(pk=intent.pk).update(**fields)
-    intent.refresh_from_db()
-
-
 def _record_failure(intent: OrderIntent, error: str) -> None:
     """REJECTED, audit, and the failure breaker: after 3 consecutive failures the account halts new entries."""
-    _finish(intent, State.REJECTED, error=error)
+    if not transition(intent, State.REJECTED, error=error[:500]):
+        return
     _audit(intent, AuditEntry.Outcome.REJECTED, f"{intent.get_action_display()} rejected: {error}")
     ExchangeAccount.objects.filter(pk=intent.account_id).update(consecutive_failures=F("consecutive_failures") + 1)
     account = ExchangeAccount.objects.get(pk=intent.account_id)
@@ -133,17 +141,10 @@ def _record_failure(intent: OrderIntent, error: str) -> None:
         reason = f"{account.consecutive_failures} consecutive order failures: new entries halted until reconciliation."
         ExchangeAccount.objects.filter(pk=account.pk).update(entries_halted=True, halt_reason=reason)
         entry = AuditEntry.objects.create(
-            account=account,
-            event=AuditEntry.Event.STATUS,
-            outcome=AuditEntry.Outcome.ERROR,
-            message=reason,
+            account=account, event=AuditEntry.Event.STATUS, outcome=AuditEntry.Outcome.ERROR, message=reason
         )
         publish_automation_log_on_commit(entry.pk)
         publish_account_changed_on_commit(account.pk)
-
-
-def _record_success(intent: OrderIntent) -> None:
-    ExchangeAccount.objects.filter(pk=intent.account_id, consecutive_failures__gt=0).update(consecutive_failures=0)
 
 
 def _pause_for_credentials(intent: OrderIntent, message: str) -> None:
@@ -151,8 +152,10 @@ def _pause_for_credentials(intent: OrderIntent, message: str) -> None:
         status=Automation.Status.ERROR, status_message=message[:300]
     )
     publish_automations_changed_on_commit(intent.account_id)
-    _finish(intent, State.REJECTED, error=message)
-    _audit(intent, AuditEntry.Outcome.ERROR, message, event=AuditEntry.Event.ERROR)
+    if intent.state in IN_FLIGHT - {State.ACKED}:
+        message += " The earlier attempt's outcome is unknown: reconciliation adopts the trade if it exists."
+    if intent.state != State.ACKED and transition(intent, State.REJECTED, error=message[:500]):
+        _audit(intent, AuditEntry.Outcome.ERROR, message, event=AuditEntry.Event.ERROR)
 
 
 # --- exchange calls ------------------------------------------------------------------------------------------------
@@ -165,7 +168,7 @@ def _decimal_or_none(value: object) -> Decimal | None:
 def _send(client: RestClient, intent: OrderIntent) -> Trade:
     """The one exchange call of an intent. Raises the gateway's typed errors."""
     params = intent.params
-    if intent.action == OrderIntent.Action.OPEN:
+    if intent.action == Action.OPEN:
         return client.isolated_trade_create(
             type="market",
             side=params["side"],
@@ -177,13 +180,13 @@ def _send(client: RestClient, intent: OrderIntent) -> Trade:
             client_id=intent.client_id,
             priority="high" if intent.protective else "normal",
         )
-    if intent.action == OrderIntent.Action.CLOSE:
+    if intent.action == Action.CLOSE:
         return client.isolated_trade_close(intent.trade_id, priority="high")
-    if intent.action == OrderIntent.Action.ADD_MARGIN:
+    if intent.action == Action.ADD_MARGIN:
         return client.isolated_trade_add_margin(intent.trade_id, int(params["amount"]), priority="high")
-    if intent.action == OrderIntent.Action.SET_STOPLOSS:
+    if intent.action == Action.SET_STOPLOSS:
         return client.isolated_trade_stoploss_set(intent.trade_id, Decimal(str(params["price"])), priority="high")
-    if intent.action == OrderIntent.Action.SET_TAKEPROFIT:
+    if intent.action == Action.SET_TAKEPROFIT:
         return client.isolated_trade_takeprofit_set(intent.trade_id, Decimal(str(params["price"])), priority="high")
     raise ValueError(f"unknown intent action {intent.action!r}")
 
@@ -195,23 +198,34 @@ def _running(client: RestClient, trade_id: str) -> Trade | None:
 def reconcile_intent(client: RestClient, intent: OrderIntent) -> Found:
     """Look on the exchange for the effect of ``intent``. GETs only; never sends an order."""
     params = intent.params
-    if intent.action == OrderIntent.Action.OPEN:
+    if intent.action == Action.OPEN:
         trade = client.find_trade_by_client_id(intent.client_id)
         return Found("done", trade) if trade is not None else Found("absent")
     running = _running(client, intent.trade_id)
-    if intent.action == OrderIntent.Action.CLOSE:
+    if intent.action == Action.CLOSE:
         return Found("absent", running) if running is not None else Found("done", note="trade no longer running")
     if running is None:
         return Found("done", note="trade no longer running; nothing left to change")
-    if intent.action == OrderIntent.Action.ADD_MARGIN:
+    if intent.action == Action.ADD_MARGIN:
         expected = int(params.get("margin_before", running.margin)) + int(params["amount"])
         return Found("done", running) if running.margin >= expected else Found("absent", running)
     wanted = Decimal(str(params["price"]))
-    current = running.stoploss if intent.action == OrderIntent.Action.SET_STOPLOSS else running.takeprofit
+    current = running.stoploss if intent.action == Action.SET_STOPLOSS else running.takeprofit
     return Found("done", running) if current == wanted else Found("absent", running)
 
 
-# --- follow-ups ----------------------------------------------------------------------------------------------------
+def _look_up(client: RestClient, intent: OrderIntent) -> Found:
+    """``reconcile_intent``, counted; a failed look-up keeps the state and asks to look again after a backoff."""
+    OrderIntent.objects.filter(pk=intent.pk).update(checks=F("checks") + 1)
+    intent.refresh_from_db(fields=["checks"])
+    try:
+        return reconcile_intent(client, intent)
+    except LNMarketsError as exc:
+        # The exchange cannot be asked now: never send meanwhile, look again later.
+        raise RetryLaterError(backoff(intent.checks), f"reconciliation failed ({exc.code})") from exc
+
+
+# --- settling ------------------------------------------------------------------------------------------------------
 
 
 def _followups(intent: OrderIntent, trade: Trade | None) -> list[int]:
@@ -219,14 +233,14 @@ def _followups(intent: OrderIntent, trade: Trade | None) -> list[int]:
     created: list[OrderIntent] = []
     base = {"account_id": intent.account_id, "automation_id": intent.automation_id, "parent": intent}
     reopen = intent.params.get("reopen")
-    if intent.action == OrderIntent.Action.CLOSE and isinstance(reopen, dict):
-        created.append(OrderIntent(action=OrderIntent.Action.OPEN, params={**reopen}, protective=False, **base))
-    if intent.action == OrderIntent.Action.OPEN and trade is not None:
+    if intent.action == Action.CLOSE and isinstance(reopen, dict):
+        created.append(OrderIntent(action=Action.OPEN, params={**reopen}, protective=False, **base))
+    if intent.action == Action.OPEN and trade is not None:
         fill = trade.entry_price or trade.price
         side = trade.side
         for key, action, fn in (
-            ("stoploss_percent", OrderIntent.Action.SET_STOPLOSS, stoploss_from_percent),
-            ("takeprofit_percent", OrderIntent.Action.SET_TAKEPROFIT, takeprofit_from_percent),
+            ("stoploss_percent", Action.SET_STOPLOSS, stoploss_from_percent),
+            ("takeprofit_percent", Action.SET_TAKEPROFIT, takeprofit_from_percent),
         ):
             percent = _decimal_or_none(intent.params.get(key))
             if percent is not None:
@@ -252,25 +266,51 @@ def _carry_memory(intent: OrderIntent, new_trade: Trade) -> None:
 
 
 def _settle(client: RestClient, intent: OrderIntent, found: Found) -> list[int]:
-    """The action took effect: record the trade, RECONCILED, follow-ups (returned for enqueueing after commit)."""
+    """The action took effect (or nothing is left to do): RECONCILED, with the tracked trade, the audit entry and
+    the follow-ups written in the same transaction, from what is in hand (no I/O before the terminal state)."""
     account = intent.account
-    if intent.action == OrderIntent.Action.CLOSE:
-        tracked_trade_closed(client, account, intent.trade_id, by_axisor=True)
-    elif found.trade is not None:
-        managed = True if intent.action == OrderIntent.Action.OPEN else None
-        tracked_trade_upsert(account, found.trade, managed=managed)
-        if intent.action == OrderIntent.Action.OPEN:
-            _carry_memory(intent, found.trade)
+    fields: dict[str, Any] = {}
+    if found.trade is not None:
+        fields["trade_id"] = intent.trade_id or found.trade.id
+        fields["result"] = {**found.trade.model_dump(mode="json", by_alias=True), "note": found.note}
+    elif found.note:
+        fields["result"] = {**(intent.result or {}), "note": found.note}
     with transaction.atomic():
-        _finish(intent, State.RECONCILED, trade=found.trade, note=found.note)
-        _record_success(intent)
-        _audit(
-            intent,
-            AuditEntry.Outcome.OK,
-            f"{intent.get_action_display()} done" + (f" (trade {found.trade.id})" if found.trade else ""),
-            event=AuditEntry.Event.RECONCILE,
-        )
-        return _followups(intent, found.trade)
+        if not transition(intent, State.RECONCILED, **fields):
+            return []  # another delivery settled it
+        if intent.action == Action.CLOSE:
+            tracked_trade_mark_closed(account, intent.trade_id, closed=found.trade, by_axisor=found.ours)
+        elif found.trade is not None:
+            tracked_trade_upsert(account, found.trade, managed=True if intent.action == Action.OPEN else None)
+            if intent.action == Action.OPEN:
+                _carry_memory(intent, found.trade)
+        ExchangeAccount.objects.filter(pk=intent.account_id, consecutive_failures__gt=0).update(consecutive_failures=0)
+        what = intent.get_action_display()
+        message = f"{what} done" + (f" (trade {found.trade.id})" if found.trade else "")
+        if found.note:
+            message += f": {found.note}"
+        _audit(intent, AuditEntry.Outcome.OK, message, event=AuditEntry.Event.RECONCILE)
+        followups = _followups(intent, found.trade)
+    if intent.action == Action.CLOSE and (found.trade is None or found.trade.exit_price is None):
+        # The terminal state is written: reading the exit for the history is bookkeeping that may fail alone.
+        try:
+            tracked_trade_fill_exit(client, account, intent.trade_id)
+        except LNMarketsError as exc:
+            logger.warning("intent %s: exit details of trade %s not read (%s)", intent.pk, intent.trade_id, exc.code)
+    return followups
+
+
+def _settle_acked(client: RestClient, intent: OrderIntent) -> list[int]:
+    """ACKED: the exchange's answer is stored; only the bookkeeping was lost. Never re-sent, never re-read."""
+    stored = {k: v for k, v in (intent.result or {}).items() if k != "note"}
+    try:
+        trade = Trade.model_validate(stored) if stored else None
+    except ValueError:
+        trade = None
+    if trade is None:
+        found = _look_up(client, intent)
+        trade = found.trade
+    return _settle(client, intent, Found("done", trade, note="confirmed by the order response"))
 
 
 # --- the entry point -----------------------------------------------------------------------------------------------
@@ -287,135 +327,183 @@ def _blocked(intent: OrderIntent) -> str:
         return "the account's kill switch is on"
     if account.entries_halted:
         return f"new entries are halted ({account.halt_reason or 'awaiting reconciliation'})"
+    if intent.created_at < timezone.now() - ENTRY_TTL:
+        return f"it expired: the entry was decided more than {int(ENTRY_TTL.total_seconds())} s ago"
     return ""
 
 
 def order_intent_execute(*, intent_id: int) -> list[int]:
-    """Send the order of one intent, at most once; returns follow-up intent ids to enqueue.
+    """Advance one intent as far as it can go now; returns follow-up intent ids to enqueue.
 
-    Idempotent under redelivery: a terminal intent is left alone; one in SUBMITTING/UNKNOWN is reconciled first.
-    Raises ``RetryLaterError`` when the order provably did not reach the exchange and may be tried again.
+    Idempotent under any redelivery or overlap (see the module docstring). Raises ``RetryLaterError`` when the
+    intent must be looked at again later; its lease is moved past that retry first.
     """
     intent = OrderIntent.objects.select_related("account", "automation", "parent").filter(pk=intent_id).first()
     if intent is None or intent.is_terminal:
         return []
-    with account_lock(intent.account_id):
-        OrderIntent.objects.filter(pk=intent.pk).update(deliveries=F("deliveries") + 1)
-        intent.refresh_from_db()
-        if intent.is_terminal:
-            return []
-        if intent.deliveries > MAX_DELIVERIES:
-            _record_failure(intent, f"gave up after {MAX_DELIVERIES} deliveries")
-            return []
-        client = client_for_account(intent.account_id, intent.account.network)
-        try:
-            return _execute_locked(client, intent)
-        except CredentialDecryptionError:
-            _pause_for_credentials(intent, "Stored credentials cannot be decrypted: automations paused.")
-            return []
-        except AuthError as exc:
-            _pause_for_credentials(intent, f"The exchange rejected the credentials ({exc.code}): automations paused.")
-            return []
-
-
-def _execute_locked(client: RestClient, intent: OrderIntent) -> list[int]:
-    if intent.state in (State.ACKED, State.SUBMITTING, State.UNKNOWN):
-        settled = _resume_in_flight(client, intent)
-        if settled is not None:
-            return settled
-    refusal = _preflight(client, intent)
-    if refusal is not None:
-        return refusal
-    if not _cas(intent, State.CREATED, State.SUBMITTING, attempts=F("attempts") + 1, submitted_at=timezone.now()):
+    now = timezone.now()
+    OrderIntent.objects.filter(pk=intent.pk).update(deliveries=F("deliveries") + 1, next_check_at=now + DELIVERY_LEASE)
+    intent.refresh_from_db()
+    if intent.is_terminal:
         return []
-    return _submit(client, intent)
+    try:
+        return _advance(intent)
+    except RetryLaterError as exc:
+        lease = timezone.now() + timedelta(seconds=exc.countdown) + LEASE_GRACE
+        OrderIntent.objects.filter(pk=intent.pk, state__in=[State.CREATED, *IN_FLIGHT]).update(next_check_at=lease)
+        raise
+
+
+def _advance(intent: OrderIntent) -> list[int]:
+    if intent.deliveries > MAX_DELIVERIES:
+        error = f"gave up after {MAX_DELIVERIES} deliveries"
+        if intent.state in IN_FLIGHT:
+            error += " (its outcome is unknown: reconciliation adopts the trade if it exists)"
+        _record_failure(intent, error)
+        return []
+    client = client_for_account(intent.account_id, intent.account.network)
+    try:
+        if intent.state == State.ACKED:
+            return _settle_acked(client, intent)
+        if intent.state in IN_FLIGHT:
+            settled = _resume_in_flight(client, intent)
+            if settled is not None:
+                return settled
+        if intent.state != State.CREATED:
+            return []
+        return _attempt(client, intent)
+    except CredentialDecryptionError:
+        _pause_for_credentials(intent, "Stored credentials cannot be decrypted: automations paused.")
+        return []
+    except AuthError as exc:
+        _pause_for_credentials(intent, f"The exchange rejected the credentials ({exc.code}): automations paused.")
+        return []
+
+
+def _fence(intent: OrderIntent) -> datetime:
+    """When the current attempt can no longer take effect (a close: at once, a trade closes only once)."""
+    if intent.action == Action.CLOSE:
+        return intent.created_at
+    return intent.fence_at or attempt_windows(intent.submitted_at or intent.updated_at)[1]
 
 
 def _resume_in_flight(client: RestClient, intent: OrderIntent) -> list[int] | None:
-    """A previous delivery may have sent the order: settle it if it took effect; ``None`` when it may be sent."""
-    found = _reconcile_or_retry(client, intent)
-    if intent.state == State.ACKED:
-        # The exchange accepted it; only the confirmation was lost (worker died): settle, never re-send.
-        return _settle(client, intent, found if found.status == "done" else Found("done", note="acknowledged"))
+    """SUBMITTING or UNKNOWN: settle the earlier attempt if it took effect; ``None`` once the intent is CREATED
+    again and may be sent (absent, asked after the fence)."""
+    fence = _fence(intent)
+    fence_passed = timezone.now() >= fence  # read before the look-up: the look-up must be made after the fence
+    found = _look_up(client, intent)
     if found.status == "done":
         return _settle(client, intent, found)
-    # Proven absent, twice for an ambiguous answer (once right after it, once after a backoff): the previous
-    # delivery never reached the exchange, so the order may be sent (again, with the same clientId).
-    return None if _cas(intent, intent.state, State.CREATED) else []
+    if not fence_passed:
+        until_fence = (fence - timezone.now()).total_seconds()
+        raise RetryLaterError(
+            max(0.2, min(backoff(intent.checks), until_fence + 0.2)), "absent; the earlier attempt is not fenced yet"
+        )
+    if transition(intent, State.CREATED, error="not found at the exchange after its fence: may be sent again"):
+        return None
+    return []
 
 
 def _preflight(client: RestClient, intent: OrderIntent) -> list[int] | None:
-    """Checks immediately before the POST; a list (possibly empty) ends the execution, ``None`` lets it send."""
+    """Checks immediately before the claim; a list (possibly empty) ends the execution, ``None`` lets it send."""
     why = _blocked(intent)
     if why:
-        _finish(intent, State.REJECTED, error=f"not sent: {why}")
-        _audit(intent, AuditEntry.Outcome.REJECTED, f"{intent.get_action_display()} not sent: {why}")
+        if transition(intent, State.REJECTED, error=f"not sent: {why}"):
+            _audit(intent, AuditEntry.Outcome.REJECTED, f"{intent.get_action_display()} not sent: {why}")
         return []
     if intent.attempts >= MAX_ATTEMPTS:
         _record_failure(intent, f"gave up after {intent.attempts} attempts")
         return []
-    if intent.action == OrderIntent.Action.ADD_MARGIN and "margin_before" not in intent.params:
+    if intent.action == Action.ADD_MARGIN and "margin_before" not in intent.params:
         # Remember the margin before adding, so an ambiguous answer can be reconciled by reading the trade.
-        running = _running(client, intent.trade_id)
+        try:
+            running = _running(client, intent.trade_id)
+        except LNMarketsError as exc:
+            raise RetryLaterError(backoff(intent.attempts + 1), f"could not read the trade ({exc.code})") from exc
         if running is None:
-            return _settle(client, intent, Found("done", note="trade no longer running; no margin added"))
-        OrderIntent.objects.filter(pk=intent.pk).update(params={**intent.params, "margin_before": running.margin})
+            return _settle(client, intent, Found("done", note="trade no longer running; no margin added", ours=False))
+        params = {**intent.params, "margin_before": running.margin}
+        OrderIntent.objects.filter(pk=intent.pk, state=State.CREATED, attempts=intent.attempts).update(params=params)
         intent.refresh_from_db()
     return None
 
 
-def _submit(client: RestClient, intent: OrderIntent) -> list[int]:
-    """Send the claimed (SUBMITTING) intent and map every outcome to its state."""
-    try:
-        trade = _send(client, intent)
-    except AmbiguousOutcomeError as exc:
-        _cas(intent, State.SUBMITTING, State.UNKNOWN, error=f"ambiguous: {exc.code}"[:500])
-        _audit(intent, AuditEntry.Outcome.UNKNOWN, f"{intent.get_action_display()} outcome unknown ({exc.code})")
-        found = _reconcile_or_retry(client, intent)
-        if found.status == "done":
-            return _settle(client, intent, found)
-        # Not visible yet: stay UNKNOWN and look again after a backoff before anything is re-sent.
-        raise RetryLaterError(backoff(intent.attempts), "absent after an ambiguous answer") from exc
-    except NotFoundError as exc:
-        if intent.action != OrderIntent.Action.OPEN:
-            # The trade is gone (closed by TP/SL, liquidated, or by hand): nothing left to do on it.
-            return _settle(client, intent, Found("done", note=f"trade not found on the exchange ({exc.code})"))
-        _record_failure(intent, f"{exc.code}: {exc}")
+def _attempt(client: RestClient, intent: OrderIntent) -> list[int]:
+    """CREATED: check, claim (attempt + 1), send once before the attempt's deadline, map the outcome."""
+    done = _preflight(client, intent)
+    if done is not None:
+        return done
+    now = timezone.now()
+    deadline, fence = attempt_windows(now)
+    if not claim(intent, now=now, send_deadline=deadline, fence_at=fence):
         return []
-    except TemporaryError as exc:
-        # 429, 503 or a refused connection: provably not processed, so it may be sent again later.
-        _cas(intent, State.SUBMITTING, State.CREATED, error=f"not processed: {exc.code}"[:500])
-        if intent.attempts >= MAX_ATTEMPTS:
-            _record_failure(intent, f"not processed after {intent.attempts} attempts ({exc.code})")
+    pause = float(settings.FAULT_PAUSE_BEFORE_SEND_SECONDS)
+    if pause > 0:
+        time.sleep(pause)  # fault injection for the battery (a worker killed between claim and send); 0 in use
+    try:
+        with send_deadline(deadline):
+            trade = _send(client, intent)
+    except AmbiguousOutcomeError as exc:
+        return _after_ambiguous(client, intent, exc)
+    except (NotFoundError, InvalidOrderError) as exc:
+        if intent.action == Action.OPEN:
+            _record_failure(intent, f"{exc.code}: {exc.message}")
             return []
-        wait = max(exc.retry_after if isinstance(exc, RateLimitedError) else 0.0, backoff(intent.attempts))
-        raise RetryLaterError(wait, f"not processed ({exc.code})") from exc
+        return _after_refusal(client, intent, exc)
+    except TemporaryError as exc:
+        return _after_unprocessed(intent, exc)
     except AuthError:
         raise
     except PermanentError as exc:
-        _record_failure(intent, f"{exc.code}: {exc}")
+        _record_failure(intent, f"{exc.code}: {exc.message}")
         return []
-    _cas(intent, State.SUBMITTING, State.ACKED, trade_id=intent.trade_id or trade.id)
+    return _after_ack(client, intent, trade)
+
+
+def _after_unprocessed(intent: OrderIntent, exc: TemporaryError) -> list[int]:
+    """429, 503, a refused connection or a passed send deadline: provably not processed, may be sent again."""
+    if not transition(intent, State.CREATED, error=f"not processed: {exc.code}"[:500]):
+        return []
+    if intent.attempts >= MAX_ATTEMPTS:
+        _record_failure(intent, f"not processed after {intent.attempts} attempts ({exc.code})")
+        return []
+    wait = max(exc.retry_after if isinstance(exc, RateLimitedError) else 0.0, backoff(intent.attempts))
+    raise RetryLaterError(wait, f"not processed ({exc.code})") from exc
+
+
+def _after_ack(client: RestClient, intent: OrderIntent, trade: Trade) -> list[int]:
+    """2xx: store the answer (ACKED) first, then settle from it."""
+    answer = {**trade.model_dump(mode="json", by_alias=True), "note": "order response"}
+    if not transition(intent, State.ACKED, trade_id=intent.trade_id or trade.id, result=answer, error=""):
+        # Only a delivery that found this attempt's effect at the exchange can have moved it: it is settled.
+        logger.warning("intent %s: acknowledged, but already moved to %s by another delivery", intent.pk, intent.state)
+        return []
     _audit(intent, AuditEntry.Outcome.OK, f"{intent.get_action_display()} accepted by the exchange (trade {trade.id})")
-    return _settle(client, intent, _confirm(client, intent, trade))
+    return _settle(client, intent, Found("done", trade, note="confirmed by the order response"))
 
 
-def _reconcile_or_retry(client: RestClient, intent: OrderIntent) -> Found:
-    try:
-        return reconcile_intent(client, intent)
-    except LNMarketsError as exc:
-        # Reconciliation itself failed (exchange down): keep the state, try again later; never send meanwhile.
-        raise RetryLaterError(backoff(intent.attempts + 1), f"reconciliation failed ({exc.code})") from exc
+def _after_ambiguous(client: RestClient, intent: OrderIntent, exc: AmbiguousOutcomeError) -> list[int]:
+    if not transition(intent, State.UNKNOWN, error=f"ambiguous: {exc.code}"[:500]):
+        return []
+    _audit(intent, AuditEntry.Outcome.UNKNOWN, f"{intent.get_action_display()} outcome unknown ({exc.code})")
+    found = _look_up(client, intent)
+    if found.status == "done":
+        return _settle(client, intent, found)
+    raise RetryLaterError(backoff(intent.checks), "absent after an ambiguous answer; looking again before any send")
 
 
-def _confirm(client: RestClient, intent: OrderIntent, acked: Trade) -> Found:
-    """After an ACK, read the exchange once more so the intent ends RECONCILED against real state."""
+def _after_refusal(client: RestClient, intent: OrderIntent, exc: PermanentError) -> list[int]:
+    """A 400/404 on an action on an existing trade: already done (closed, at the value) or a real refusal."""
     try:
         found = reconcile_intent(client, intent)
-    except LNMarketsError as exc:
-        logger.warning("intent %s acked; confirmation read failed (%s): trusting the ack", intent.pk, exc.code)
-        return Found("done", acked, note="confirmed by the order response")
-    if found.status == "absent":
-        logger.warning("intent %s acked but not visible yet; trusting the ack", intent.pk)
-        return Found("done", acked, note="confirmed by the order response")
-    return Found("done", found.trade or acked, note=found.note)
+    except LNMarketsError as read_error:
+        # The refusal ended the attempt; whether it is done is not known yet: reconcile before anything else.
+        transition(intent, State.UNKNOWN, error=f"refused ({exc.code}); checking the trade"[:500])
+        raise RetryLaterError(backoff(1), f"refused, then the look-up failed ({read_error.code})") from read_error
+    if found.status == "done":
+        # Not this attempt's doing; an earlier attempt of ours may have done it.
+        note = f"already done at the exchange ({exc.code}: {exc.message})"[:300]
+        return _settle(client, intent, Found("done", found.trade, note=note, ours=intent.attempts > 1))
+    _record_failure(intent, f"{exc.code}: {exc.message}")
+    return []

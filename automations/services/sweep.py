@@ -1,24 +1,22 @@
-"""Periodic work: the evaluation sweep (catches anything a tick missed) and the reconciliation fan-out."""
+"""Periodic work: the evaluation sweep (catches anything a tick missed), the reconciliation fan-out and the intent
+sweep (re-queues intents whose delivery was lost)."""
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.db import transaction
-from django.utils import timezone
 
 from accounts.models import ExchangeAccount
 from automations.exchange import public_client
 from automations.models import Automation, OrderIntent
 from automations.services.evaluation import automations_evaluate_network, market_from_ticker
-from automations.services.trades import stale_intents_for_account
+from automations.services.execution import ENTRY_TTL
+from automations.services.trades import intents_due
 from lnmarkets.exceptions import LNMarketsError
 
 logger = logging.getLogger(__name__)
-
-STALE_INTENT_AFTER = timedelta(seconds=120)
-ENTRY_INTENT_TTL = timedelta(seconds=60)
 
 
 def automations_sweep(*, now: datetime) -> int:
@@ -42,19 +40,33 @@ def automations_sweep(*, now: datetime) -> int:
 
 
 def accounts_reconcile_fanout() -> int:
-    """Queue a reconciliation per enabled account; expire stale entries; re-queue protective intents left behind."""
-    from automations.tasks import account_reconcile_task, order_intent_enqueue
+    """Queue a reconciliation per enabled account; returns how many."""
+    from automations.tasks import account_reconcile_task
 
-    now = timezone.now()
-    with transaction.atomic():
-        expired = OrderIntent.objects.filter(
-            state=OrderIntent.State.CREATED, protective=False, created_at__lt=now - ENTRY_INTENT_TTL
-        ).update(state=OrderIntent.State.REJECTED, error="expired before it could be sent", finished_at=now)
-    if expired:
-        logger.info("%d entry intents expired unsent", expired)
     account_ids = list(ExchangeAccount.objects.filter(is_enabled=True).values_list("pk", flat=True))
     for account_id in account_ids:
         account_reconcile_task.delay(account_id)
-        for intent_id in stale_intents_for_account(account_id, older_than=STALE_INTENT_AFTER):
-            order_intent_enqueue(intent_id)
     return len(account_ids)
+
+
+def intents_sweep(*, now: datetime) -> int:
+    """Expire entries that waited too long to be sent; re-queue every unfinished intent whose lease ran out (a
+    lost retry, a lost message, a worker that died). Returns how many were re-queued."""
+    from automations.tasks import order_intent_enqueue
+
+    with transaction.atomic():
+        expired = OrderIntent.objects.filter(
+            state=OrderIntent.State.CREATED, protective=False, created_at__lt=now - ENTRY_TTL
+        ).update(
+            state=OrderIntent.State.REJECTED,
+            error="not sent: it expired before it could be sent",
+            finished_at=now,
+            updated_at=now,
+            next_check_at=None,
+        )
+    if expired:
+        logger.info("%d entry intents expired unsent", expired)
+    due = intents_due(now=now)
+    for intent_id, protective in due:
+        order_intent_enqueue(intent_id, protective=protective)
+    return len(due)

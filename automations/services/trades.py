@@ -8,9 +8,10 @@ closed with its exit price, PnL and reason (closed, stop-loss, take-profit, liqu
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import ExchangeAccount
@@ -110,18 +111,50 @@ def _mark_closed_unseen(row: TrackedTrade) -> None:
     row.save(update_fields=["state", "closed_at", "closed_reason"])
 
 
-def tracked_trade_closed(client: RestClient, account: ExchangeAccount, trade_id: str, *, by_axisor: bool) -> None:
-    """Record that ``trade_id`` is no longer running, with its exit from the closed list when it can be found."""
-    page = client.isolated_trades_closed_list(limit=50)
-    closed: Trade | None = next((t for t in page.data if t.id == trade_id), None)
+def tracked_trade_mark_closed(
+    account: ExchangeAccount, trade_id: str, *, closed: Trade | None, by_axisor: bool
+) -> None:
+    """Record that ``trade_id`` is no longer running, from the exchange's closed trade when it is in hand (no I/O).
+    ``by_axisor`` marks a plain close as Axisor's; a stop-loss, take-profit or liquidation stays the exchange's."""
     row = TrackedTrade.objects.filter(account=account, trade_id=trade_id).first()
-    if closed is not None:
+    if closed is not None and (closed.closed or closed.canceled):
         row = tracked_trade_upsert(account, closed)
-    elif row is not None:
+    elif row is not None and row.state in (TrackedTrade.State.RUNNING, TrackedTrade.State.OPEN):
         _mark_closed_unseen(row)
         publish_account_changed_on_commit(account.pk)
-    if row is not None and by_axisor and not row.closed_by_axisor:
+    if row is not None and by_axisor and not row.closed_by_axisor and row.closed_reason in ("", "closed"):
         TrackedTrade.objects.filter(pk=row.pk).update(closed_by_axisor=True)
+
+
+def tracked_trade_fill_exit(client: RestClient, account: ExchangeAccount, trade_id: str) -> None:
+    """Read a closed trade's exit price, PnL and reason from the exchange's closed list (bookkeeping after the
+    intent that closed it is already terminal). Raises the gateway's read errors."""
+    page = client.isolated_trades_closed_list(limit=50)
+    closed = next((t for t in page.data if t.id == trade_id), None)
+    if closed is not None:
+        row = TrackedTrade.objects.filter(account=account, trade_id=trade_id).first()
+        by_axisor = row is not None and row.closed_by_axisor
+        row = tracked_trade_upsert(account, closed)
+        if by_axisor and row.closed_reason != "closed":
+            # The exchange's own trigger (SL, TP, liquidation) closed it before our close arrived.
+            TrackedTrade.objects.filter(pk=row.pk).update(closed_by_axisor=False)
+
+
+def _closed_by_axisor(account: ExchangeAccount, trade_id: str) -> bool:
+    """True when one of Axisor's close intents for the trade may have reached the exchange (claimed at least once
+    and not refused): its disappearance is then Axisor's doing, never "outside Axisor"."""
+    return (
+        OrderIntent.objects.filter(account=account, action=OrderIntent.Action.CLOSE, trade_id=trade_id, attempts__gte=1)
+        .exclude(state=OrderIntent.State.REJECTED)
+        .exists()
+    )
+
+
+_CLOSED_BY = {
+    "stoploss": "hit its stop-loss",
+    "takeprofit": "hit its take-profit",
+    "liquidation": "was liquidated",
+}
 
 
 def account_reconcile(*, account_id: int) -> dict[str, int]:
@@ -149,22 +182,22 @@ def account_reconcile(*, account_id: int) -> dict[str, int]:
     if gone.exists():
         closed = {t.id: t for t in client.isolated_trades_closed_list(limit=100, priority="low").data}
         for row in gone:
-            closed_trade = closed.get(row.trade_id)
-            if closed_trade is not None:
-                tracked_trade_upsert(account, closed_trade)
-            else:
-                _mark_closed_unseen(row)
-            if not row.closed_by_axisor:
+            ours = _closed_by_axisor(account, row.trade_id)
+            tracked_trade_mark_closed(account, row.trade_id, closed=closed.get(row.trade_id), by_axisor=ours)
+            row.refresh_from_db()
+            if row.closed_by_axisor:
+                continue  # the close intent's own audit entry tells it
+            by_exchange = _CLOSED_BY.get(row.closed_reason)
+            if by_exchange is None:
                 counts["closed_outside"] += 1
-                row.refresh_from_db()
-                outside = AuditEntry.objects.create(
-                    account=account,
-                    event=AuditEntry.Event.RECONCILE,
-                    outcome=AuditEntry.Outcome.INFO,
-                    message=f"Trade {row.trade_id} was {row.closed_reason or 'closed'} outside Axisor "
-                    f"(exit {row.exit_price}, PnL {row.pl} sats).",
-                )
-                publish_automation_log_on_commit(outside.pk)
+            text = by_exchange or "was closed outside Axisor"
+            entry = AuditEntry.objects.create(
+                account=account,
+                event=AuditEntry.Event.RECONCILE,
+                outcome=AuditEntry.Outcome.INFO,
+                message=f"Trade {row.trade_id} {text} (exit {row.exit_price or '—'}, PnL {row.pl} sats).",
+            )
+            publish_automation_log_on_commit(entry.pk)
     now = timezone.now()
     publish_account_changed_on_commit(account.pk)
     ExchangeAccount.objects.filter(pk=account.pk).update(
@@ -178,18 +211,19 @@ def account_reconcile(*, account_id: int) -> dict[str, int]:
     return counts
 
 
-def stale_intents_for_account(account_id: int, *, older_than: timedelta) -> list[int]:
-    """Intents that should have finished by now (a lost task): the reconcile sweep re-queues them."""
-    cutoff = timezone.now() - older_than
+def intents_due(*, now: datetime) -> list[tuple[int, bool]]:
+    """Unfinished intents whose lease has run out (their retry was lost, or no delivery ever ran): the intent
+    sweep re-queues them: ``(id, protective)`` pairs. A delivery that is still working only costs a wasted
+    look-up: nothing rests on this."""
     return list(
         OrderIntent.objects.filter(
-            account_id=account_id,
             state__in=[
                 OrderIntent.State.CREATED,
                 OrderIntent.State.SUBMITTING,
                 OrderIntent.State.UNKNOWN,
                 OrderIntent.State.ACKED,
             ],
-            updated_at__lt=cutoff,
-        ).values_list("pk", flat=True)
+        )
+        .filter(Q(next_check_at__lt=now) | Q(next_check_at__isnull=True, created_at__lt=now - timedelta(seconds=10)))
+        .values_list("pk", "protective")
     )

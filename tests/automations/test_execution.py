@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -180,10 +181,37 @@ def test_t05_redelivery_after_the_worker_died_post_send_reconciles(paper, sim, e
 
 def test_t06_redelivery_after_the_worker_died_pre_send_sends_once(paper, sim, exchange):
     account_reconcile(account_id=paper.pk)
-    intent = _entry(paper, "buy", 10, 70, state=OrderIntent.State.SUBMITTING, attempts=1)
+    claimed = timezone.now() - timedelta(seconds=5)
+    intent = _entry(
+        paper, "buy", 10, 70, state=OrderIntent.State.SUBMITTING, attempts=1, submitted_at=claimed, fence_at=claimed
+    )
     final = _run(intent.pk)
     assert final.state == OrderIntent.State.RECONCILED
+    assert final.attempts == 2
     assert sim.control.requests_for_client_id(intent.client_id) == 1
+
+
+def test_t06_an_unfenced_earlier_attempt_is_never_sent_again(paper, sim, exchange):
+    # the earlier attempt was claimed a moment ago: its request may still reach the exchange, so nothing is sent
+    account_reconcile(account_id=paper.pk)
+    now = timezone.now()
+    intent = _entry(
+        paper,
+        "buy",
+        10,
+        70,
+        state=OrderIntent.State.SUBMITTING,
+        attempts=1,
+        submitted_at=now,
+        fence_at=now + timedelta(seconds=60),
+    )
+    for _ in range(3):
+        with pytest.raises(RetryLaterError) as retry:
+            order_intent_execute(intent_id=intent.pk)
+        assert 0 < retry.value.countdown <= 8
+    intent.refresh_from_db()
+    assert (intent.state, intent.attempts, intent.checks) == (OrderIntent.State.SUBMITTING, 1, 3)
+    assert sim.control.requests_for_client_id(intent.client_id) == 0
 
 
 def test_t08_two_evaluators_of_the_same_tick_create_one_intent(paper, sim, exchange):

@@ -1,0 +1,81 @@
+"""The order-intent state machine: which state may follow which, and the one compare-and-set that moves an intent.
+
+The argument that no interleaving of deliveries, crashes, sweeps and slow answers sends a second order for one
+intent is written out in ``docs/exactly-once.md``; this module is the part of it that the database enforces.
+
+States (``OrderIntent.State``)::
+
+    CREATED ──claim──▶ SUBMITTING ──2xx──▶ ACKED ──bookkeeping──▶ RECONCILED
+       ▲                 │  │  │                                     ▲
+       │ provably unsent │  │  └──effect found by reconciliation────┘
+       └─────────────────┘  │
+       ▲                    └──ambiguous (timeout, 5xx)──▶ UNKNOWN ──effect found──▶ RECONCILED
+       └──absent, asked after the fence────────────────────┘
+    CREATED / SUBMITTING / UNKNOWN ──refused, rejected, gave up──▶ REJECTED
+    CREATED ──nothing left to do (the trade is already gone)──▶ RECONCILED
+
+Every transition is ``UPDATE … WHERE id = ? AND state = ? AND attempts = ?``: ``attempts`` is the fencing token of
+the current attempt. Only the claim (CREATED → SUBMITTING) increments it, so a delivery acting on what it read
+about attempt *n* can never move an intent that another delivery has since moved on, and a failed compare-and-set
+always means "somebody else decided": the caller re-reads and never sends on a stale view.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Final
+
+from django.db.models import F
+from django.utils import timezone
+
+from automations.models import OrderIntent
+
+State = OrderIntent.State
+
+EDGES: Final[Mapping[str, frozenset[str]]] = {
+    # CREATED → RECONCILED: nothing left to send (the trade a close or an addition was for is already gone).
+    State.CREATED: frozenset({State.SUBMITTING, State.RECONCILED, State.REJECTED}),
+    State.SUBMITTING: frozenset({State.ACKED, State.UNKNOWN, State.CREATED, State.RECONCILED, State.REJECTED}),
+    State.UNKNOWN: frozenset({State.CREATED, State.RECONCILED, State.REJECTED}),
+    State.ACKED: frozenset({State.RECONCILED}),
+    State.RECONCILED: frozenset(),
+    State.REJECTED: frozenset(),
+}
+TERMINAL: Final[frozenset[str]] = frozenset(state for state, nexts in EDGES.items() if not nexts)
+# States in which an earlier attempt may have reached the exchange: never sent again without reconciliation.
+IN_FLIGHT: Final[frozenset[str]] = frozenset({State.SUBMITTING, State.UNKNOWN, State.ACKED})
+
+
+class IllegalTransitionError(ValueError):
+    """A programming error: the code asked for an edge the state machine does not have."""
+
+
+def transition(intent: OrderIntent, to: str, *, now: datetime | None = None, **fields: object) -> bool:
+    """Move ``intent`` from the state and attempt it was read in to ``to``; False when another delivery moved it
+    first. The instance is refreshed either way, so the caller always continues from the stored truth."""
+    if to not in EDGES[intent.state]:
+        raise IllegalTransitionError(f"{intent.state} → {to} is not an edge of the intent state machine")
+    moment = now or timezone.now()
+    values: dict[str, object] = {"state": to, "updated_at": moment, **fields}
+    if to in TERMINAL:
+        values.setdefault("finished_at", moment)
+        values.setdefault("next_check_at", None)
+    updated = OrderIntent.objects.filter(pk=intent.pk, state=intent.state, attempts=intent.attempts).update(**values)
+    intent.refresh_from_db()
+    return updated == 1
+
+
+def claim(intent: OrderIntent, *, now: datetime, send_deadline: datetime, fence_at: datetime) -> bool:
+    """CREATED → SUBMITTING for attempt ``attempts + 1``: the only edge that advances the fencing token."""
+    return transition(
+        intent,
+        State.SUBMITTING,
+        now=now,
+        attempts=F("attempts") + 1,
+        submitted_at=now,
+        send_deadline=send_deadline,
+        fence_at=fence_at,
+        next_check_at=fence_at,
+        checks=0,
+    )
