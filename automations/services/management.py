@@ -260,13 +260,29 @@ def automation_delete(*, automation: Automation) -> None:
 # --- switches ---------------------------------------------------------------------------------------------------------
 
 
+RESUME_HALT = "the kill switch was turned off: entries resume once the account is reconciled"
+
+
+def _halt_until_reconciled(account_ids: list[int]) -> None:
+    """Turning a kill switch off resumes entries only after a fresh reconciliation (reliability.md T16): halt the
+    accounts' entries now and queue their reconciliation, which lifts the halt when it succeeds."""
+    from automations.tasks import account_reconcile_task
+
+    ExchangeAccount.objects.filter(pk__in=account_ids).update(entries_halted=True, halt_reason=RESUME_HALT)
+    for account_id in account_ids:
+        transaction.on_commit(lambda pk=account_id: account_reconcile_task.delay(pk))
+
+
 def account_kill_switch_set(*, account: ExchangeAccount, on: bool) -> ExchangeAccount:
     """Turn the account's kill switch on (no new entries, at once, even for queued tasks; closes and protective
-    actions still run) or off. Turning it off only clears ``kill_switch``: if the failure breaker has also halted
-    entries, they resume after the next reconciliation. Writes one audit entry."""
+    actions still run) or off. Turning it off halts entries until a fresh reconciliation of the account has
+    succeeded (queued at once). Writes one audit entry."""
     with transaction.atomic():
         ExchangeAccount.objects.filter(pk=account.pk).update(kill_switch=on)
         account.kill_switch = on
+        if not on:
+            _halt_until_reconciled([account.pk])
+            account.entries_halted, account.halt_reason = True, RESUME_HALT
         if on:
             message = f"Kill switch turned ON for “{account.label}”: no new entries; closes and protection still run."
         else:
@@ -278,7 +294,8 @@ def account_kill_switch_set(*, account: ExchangeAccount, on: bool) -> ExchangeAc
 def global_kill_switch_set(*, on: bool, reason: str = "", actor: User | None = None) -> GlobalSwitch:
     """Turn the system-wide kill switch (row id 1) on or off, with an optional reason (≤ 300 characters).
 
-    While on, no new entry is sent for anyone; closes and protective actions still run. Because every audit entry
+    While on, no new entry is sent for anyone; closes and protective actions still run. Turned off, each enabled
+    account's entries resume after its own fresh reconciliation (queued at once). Because every audit entry
     belongs to an account, one entry per exchange account is written so that every user sees it in their log.
     """
     reason = reason.strip()[:300]
@@ -287,7 +304,13 @@ def global_kill_switch_set(*, on: bool, reason: str = "", actor: User | None = N
         switch.kill_switch = on
         switch.reason = reason
         switch.save(update_fields=["kill_switch", "reason", "updated_at"])
-        state = "ON: no new entries for anyone; closes and protection still run" if on else "off: entries resume"
+        if not on:
+            _halt_until_reconciled(list(ExchangeAccount.objects.filter(is_enabled=True).values_list("pk", flat=True)))
+        state = (
+            "ON: no new entries for anyone; closes and protection still run"
+            if on
+            else "off: entries resume once each account is reconciled"
+        )
         who = f" by {actor.get_username()}" if actor is not None else ""
         why = f" Reason: {reason}" if reason else ""
         message = f"Global kill switch turned {state} (changed{who}).{why}"
