@@ -66,7 +66,10 @@ class TwoFactorDisableForm(forms.Form):
     """Turning 2FA off needs the password and a current code."""
 
     password = forms.CharField(
-        label=_("Password"), max_length=4096, strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "current-password"})
+        label=_("Password"),
+        max_length=4096,
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
     )
     otp_token = otp_code_field()
 

@@ -67,7 +67,7 @@ def login_code(request: HttpRequest) -> HttpResponse:
         if device is not None:
             two_factor.pending_clear(request.session)
             auth_login(request, user, backend=pending.backend)
-            otp_login(request, device)
+            otp_login(request, device)  # type: ignore[no-untyped-call]
             target = safe_redirect_target(pending.next_url, host=request.get_host(), require_https=request.is_secure())
             return HttpResponseRedirect(target or "/")
         two_factor.pending_save(request.session, replace(pending, failures=pending.failures + 1))
@@ -93,7 +93,7 @@ def two_factor_settings(request: HttpRequest) -> HttpResponse:
     if action == "confirm" and not enabled and confirm_form.is_valid():
         device = two_factor.setup_confirm(user, confirm_form.cleaned_data["otp_token"])
         if device is not None:
-            otp_login(request, device)
+            otp_login(request, device)  # type: ignore[no-untyped-call]
             messages.success(request, _("Two-factor authentication is on."))
             return redirect("accounts:two-factor")
         confirm_form.add_error("otp_token", _("This code does not match. Check the app's clock and try again."))

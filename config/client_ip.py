@@ -13,8 +13,6 @@ import ipaddress
 from django.conf import settings
 from django.http import HttpRequest
 
-UNKNOWN = "unknown"
-
 
 def _valid(address: str) -> str | None:
     try:
@@ -23,16 +21,19 @@ def _valid(address: str) -> str | None:
         return None
 
 
-def client_ip(request: HttpRequest) -> str:
-    """The client address of ``request`` (``"unknown"`` when none can be read)."""
+def client_ip(request: HttpRequest | None) -> str | None:
+    """The client address of ``request`` (``None`` when none can be read: axes stores no address then)."""
+    if request is None:
+        return None
+    meta = getattr(request, "META", {})
     proxies: int = settings.TRUSTED_PROXY_COUNT
-    peer = _valid(str(request.META.get("REMOTE_ADDR") or "")) or UNKNOWN
+    peer = _valid(str(meta.get("REMOTE_ADDR") or ""))
     if proxies <= 0:
         return peer
-    hops = [h for h in str(request.META.get("HTTP_X_FORWARDED_FOR") or "").split(",") if h.strip()]
+    hops = [h for h in str(meta.get("HTTP_X_FORWARDED_FOR") or "").split(",") if h.strip()]
     if len(hops) < proxies:
         return peer
-    return _valid(hops[-proxies]) or UNKNOWN
+    return _valid(hops[-proxies])
 
 
 def is_direct_loopback(request: HttpRequest) -> bool:

@@ -86,7 +86,9 @@ def _intent_metrics() -> Iterator[Metric]:
     since = timezone.now() - LATENCY_WINDOW
     rows = OrderIntent.objects.filter(finished_at__gte=since).order_by("-finished_at")[:LATENCY_SAMPLE]
     latencies = sorted(
-        (finished - created).total_seconds() for created, finished in rows.values_list("created_at", "finished_at")
+        (finished - created).total_seconds()
+        for created, finished in rows.values_list("created_at", "finished_at")
+        if finished is not None
     )
     latency = GaugeMetricFamily(
         "axisor_order_latency_seconds",
@@ -105,9 +107,10 @@ def _queue_depth(name: str) -> int:
     from config.celery import app
 
     with app.connection_for_read() as conn:
-        conn.ensure_connection(max_retries=1, timeout=2.0)
+        conn.ensure_connection(max_retries=1, timeout=2)
+        channel: Any = conn.default_channel  # kombu's virtual channel (memory:// or Redis)
         try:
-            declared = conn.default_channel.queue_declare(queue=name, passive=True)
+            declared = channel.queue_declare(queue=name, passive=True)
         except ChannelError:  # a queue nobody declared yet holds nothing
             return 0
         return int(declared.message_count)
@@ -194,6 +197,6 @@ def render() -> bytes:
     mode) followed by the scrape-time ones."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         processes = CollectorRegistry()
-        MultiProcessCollector(processes)
+        MultiProcessCollector(processes)  # type: ignore[no-untyped-call]
         return generate_latest(processes) + generate_latest(_SCRAPE_TIME)
     return generate_latest(REGISTRY) + generate_latest(_SCRAPE_TIME)

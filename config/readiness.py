@@ -25,7 +25,7 @@ from realtime.market import market_state
 logger = logging.getLogger(__name__)
 
 Check = dict[str, Any]
-BROKER_TIMEOUT_S = 2.0
+BROKER_TIMEOUT_S = 2
 
 
 def check_database() -> Check:
@@ -79,7 +79,11 @@ def check_feed() -> Check:
 def check_workers() -> Check:
     limit = float(settings.READYZ_MAX_HEARTBEAT_AGE_S)
     age = health.heartbeat_age_s()
-    return {"ok": age is not None and age <= limit, "max_age_s": limit, "heartbeat_age_s": None if age is None else round(age, 1)}
+    return {
+        "ok": age is not None and age <= limit,
+        "max_age_s": limit,
+        "heartbeat_age_s": None if age is None else round(age, 1),
+    }
 
 
 def readiness() -> tuple[bool, dict[str, Check]]:

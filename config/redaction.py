@@ -45,9 +45,7 @@ def _known_secrets_cached(key: tuple[str, ...]) -> tuple[str, ...]:
 
 def known_secrets() -> tuple[str, ...]:
     """The passwords inside the configured service URLs (database, Redis, broker)."""
-    urls = tuple(
-        str(getattr(settings, name, "") or "") for name in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL")
-    )
+    urls = tuple(str(getattr(settings, name, "") or "") for name in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"))
     return _known_secrets_cached(urls)
 
 

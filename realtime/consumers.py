@@ -11,8 +11,9 @@ Client messages (JSON objects, at most ``MAX_FRAME`` bytes): ``{"type": "refresh
 ``{"type": "switch_account", "account_id": <int>}`` (only an account the user owns; it changes what this socket
 shows, not the stored active account — that is a POST). Anything else gets an ``error``; an oversized frame gets an
 ``error`` and a close (4009: an application may not send 1009 itself, Daphne would turn it into 1011); JSON nested
-deeper than Python's parser allows is ``bad_json`` like any other unparsable frame. Anonymous sockets are refused at the handshake (4401); ``session.ended`` (logout,
-password change) sends ``error`` ``session_ended`` and closes with 4401.
+deeper than Python's parser allows is ``bad_json`` like any other unparsable frame. Anonymous sockets are refused
+at the handshake (4401); ``session.ended`` (logout, password change, 2FA change) sends ``error`` ``session_ended``
+and closes with 4401.
 
 Groups are derived from the authenticated user and the owned account only: ``user.<id>`` (joined by the socket) and
 ``market.<network>`` (joined once per process by ``realtime.hub.MarketHub``, which hands each tick to the sockets

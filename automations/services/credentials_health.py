@@ -37,7 +37,8 @@ def backoff_for(failures: int) -> timedelta:
     """The wait after the ``failures``-th rejection in a row: 5 min doubling per failure, at most 6 h."""
     if failures <= 1:
         return BASE_BACKOFF
-    return min(MAX_BACKOFF, BASE_BACKOFF * 2 ** min(failures - 1, 16))
+    doubled: timedelta = BASE_BACKOFF * (2 ** min(failures - 1, 16))
+    return min(MAX_BACKOFF, doubled)
 
 
 def may_reconcile_now(account: ExchangeAccount, now: datetime | None = None) -> bool:

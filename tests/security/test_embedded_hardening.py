@@ -18,6 +18,7 @@ import pytest
 import requests
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
+from websockets.typing import Origin
 
 from lnmarkets.simulator.server import SAVE_EVERY
 from realtime.consumers import CLOSE_TOO_LARGE
@@ -49,7 +50,7 @@ def _socket(server: EmbeddedServer, session: requests.Session) -> Iterator[Clien
     ws_url = server.url.replace("http://", "ws://") + "/ws/dashboard/"
     with connect(
         ws_url,
-        origin=server.url,  # type: ignore[arg-type]
+        origin=Origin(server.url),
         additional_headers={"Cookie": f"sessionid={session.cookies['sessionid']}"},
         max_size=None,
         open_timeout=10,
@@ -146,7 +147,8 @@ def test_security_headers_on_the_embedded_pages(server, session) -> None:
     page = session.get(f"{server.url}/", timeout=10)
     assert page.status_code == 200
     csp = page.headers["Content-Security-Policy"]
-    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+    assert "script-src 'self'" in csp
+    assert "unsafe-inline" not in csp
     assert "no-store" in page.headers["Cache-Control"]
 
 
@@ -155,5 +157,3 @@ def test_the_server_log_has_no_secret(server) -> None:
     log = server.log.read_text()
     for value in secrets.values():
         assert value not in log
-
-

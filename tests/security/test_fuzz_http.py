@@ -103,7 +103,10 @@ JSON_BODY = st.recursive(
 
 
 @FUZZ
-@given(path=paths(), body=st.one_of(JSON_BODY.map(lambda v: __import__("json").dumps(v)), st.binary(max_size=500).map(repr), NASTY))
+@given(
+    path=paths(),
+    body=st.one_of(JSON_BODY.map(lambda v: __import__("json").dumps(v)), st.binary(max_size=500).map(repr), NASTY),
+)
 def test_every_json_body_answers_below_500(fuzz_client: Client, path: str, body: str) -> None:
     if path == "/accounts/logout/":
         return
