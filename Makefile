@@ -64,5 +64,13 @@ automations: install
 simulator: install
 	$(PY) manage.py lnm_simulator --host 127.0.0.1 --port 8765
 
+# The security fuzz tests with many more examples (FUZZ_EXAMPLES per property, default 1000): every URL, form,
+# JSON body and socket frame must get a 4xx or a message, never a 500 or a 1011.
+.PHONY: fuzz
+FUZZ_EXAMPLES ?= 1000
+fuzz: install-dev
+	AXISOR_FUZZ_PROFILE=fuzz FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q -p no:cacheprovider \
+		tests/security/test_fuzz_http.py tests/security/test_fuzz_socket.py tests/security/test_input_regressions.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

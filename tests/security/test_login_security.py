@@ -50,6 +50,7 @@ def test_item5_wrong_passwords_lock_the_username_at_that_address_with_429(alice:
         locked = _login(client, "alice", "wrong")
     assert locked.status_code == 429
     assert b"Too many failed logins" in locked.content
+    assert f"Try again in {round(settings.AXES_COOLOFF_TIME * 60)} minutes".encode() in locked.content
     # even the right password is refused during the cool-off, before any hashing
     assert _login(client, "alice", PASSWORD).status_code == 429
     assert "_auth_user_id" not in client.session
