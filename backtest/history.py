@@ -172,7 +172,9 @@ def parse_csv(data: bytes | str, kind: HistoryKind) -> History:
     needed = ("time", "open", "high", "low", "close") if kind == "candles" else ("time", "price")
     missing = [name for name in needed if name not in header]
     if missing:
-        raise HistoryError(f"Line 1: the header must name the columns {', '.join(needed)} (missing {', '.join(missing)}).")
+        raise HistoryError(
+            f"Line 1: the header must name the columns {', '.join(needed)} (missing {', '.join(missing)})."
+        )
     index = [header.index(name) for name in needed]
     rows: list[tuple[int, int, int, int, int]] = []
     for line, record in enumerate(reader, start=2):
@@ -202,11 +204,11 @@ def parse_csv(data: bytes | str, kind: HistoryKind) -> History:
         raise HistoryError(str(exc).replace("Row ", "Data row ")) from None
 
 
-def from_candles(
-    rows: Iterable[tuple[datetime, Decimal, Decimal, Decimal, Decimal]], span_ms: int
-) -> History:
+def from_candles(rows: Iterable[tuple[datetime, Decimal, Decimal, Decimal, Decimal]], span_ms: int) -> History:
     """A candle history from ``(time, open, high, low, close)`` tuples in any order (duplicates dropped)."""
-    unique = {ms_of(t): (to_half_ticks(o), to_half_ticks(h), to_half_ticks(low), to_half_ticks(c)) for t, o, h, low, c in rows}
+    unique = {
+        ms_of(t): (to_half_ticks(o), to_half_ticks(h), to_half_ticks(low), to_half_ticks(c)) for t, o, h, low, c in rows
+    }
     return build("candles", span_ms, ((t, *unique[t]) for t in sorted(unique)))
 
 

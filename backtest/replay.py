@@ -526,9 +526,8 @@ class Replay:
             self.next_funding = self._funding_after(t)
         if self.pending and self.pending[0].land_ms <= t:
             self._land(lambda land: land <= t)
-        if self.active:
-            if not fast or self.dirty or not (self.lo <= p <= self.hi) or t >= self.valid_until:
-                self._evaluate(t, p)
+        if self.active and (not fast or self.dirty or not (self.lo <= p <= self.hi) or t >= self.valid_until):
+            self._evaluate(t, p)
         if fast:
             self._band(t, p)
 
@@ -608,7 +607,9 @@ class Replay:
 
     @staticmethod
     def _drop_stoploss_past_liquidation(trade: _Trade) -> None:
-        if trade.stoploss and (trade.stoploss < trade.liquidation if trade.long else trade.stoploss > trade.liquidation):
+        if trade.stoploss and (
+            trade.stoploss < trade.liquidation if trade.long else trade.stoploss > trade.liquidation
+        ):
             trade.set_stoploss(Decimal(0))
 
     def _level(self, trade: _Trade, t: int, *, closed: bool = False) -> None:

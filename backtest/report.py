@@ -54,10 +54,9 @@ def run_comparison(
     return Comparison(baseline, results)
 
 
-def summary(result: ReplayResult, baseline: ReplayResult) -> dict[str, JSONValue]:
+def summary(result: ReplayResult, lost: set[str]) -> dict[str, JSONValue]:
     """The figures of one configuration; ``liquidations_avoided`` counts the trades the baseline lost to a
-    liquidation and this configuration did not."""
-    lost = baseline.liquidated_lineages()
+    liquidation (``lost``: their ids) and this configuration did not."""
     avoided = len(lost - result.liquidated_lineages())
     closed_by: dict[str, JSONValue] = {lineage: o.closed_by for lineage, o in sorted(result.outcomes.items())}
     return {
@@ -93,7 +92,7 @@ def actions_json(result: ReplayResult) -> list[JSONValue]:
 def chart_json(result: ReplayResult) -> dict[str, JSONValue]:
     """Markers of the automation's actions and the exchange's events, and each trade's liquidation level."""
     markers: list[JSONValue] = [
-        {"t": a.time_ms / 1000, "price": float(a.price), "kind": a.kind, "source": a.source, "outcome": a.outcome}
+        _marker(a.time_ms / 1000, float(a.price), a.kind, a.source, a.outcome)
         for a in result.actions
         if a.kind != "skip"
     ][:2000]
@@ -107,6 +106,10 @@ def chart_json(result: ReplayResult) -> dict[str, JSONValue]:
     return {"markers": markers, "levels": levels}
 
 
+def _marker(t: float, price: float, kind: str, source: str, outcome: str) -> JSONValue:
+    return {"t": t, "price": price, "kind": kind, "source": source, "outcome": outcome}
+
+
 def candidate_json(candidate: Candidate) -> dict[str, JSONValue]:
     return {"label": candidate.label, "kind": candidate.kind, "config": config_to_json(candidate.config)}
 
@@ -114,6 +117,7 @@ def candidate_json(candidate: Candidate) -> dict[str, JSONValue]:
 def comparison_json(history: History, comparison: Comparison) -> dict[str, JSONValue]:
     """The whole report as one JSON-safe dict (what ``manage.py backtest --format json`` prints)."""
     baseline = comparison.baseline
+    lost = baseline.liquidated_lineages()
     return {
         "history": {
             "kind": history.kind,
@@ -121,8 +125,8 @@ def comparison_json(history: History, comparison: Comparison) -> dict[str, JSONV
             "start": datetime_of(history.start_ms).isoformat(),
             "end": datetime_of(history.end_ms).isoformat(),
         },
-        "baseline": {**summary(baseline, baseline), "actions_list": actions_json(baseline)},
-        "results": [{**summary(r, baseline), "actions_list": actions_json(r)} for r in comparison.results],
+        "baseline": {**summary(baseline, lost), "actions_list": actions_json(baseline)},
+        "results": [{**summary(r, lost), "actions_list": actions_json(r)} for r in comparison.results],
         "price": downsample(history),  # type: ignore[dict-item]
     }
 
@@ -149,7 +153,7 @@ def summary_csv(comparison: Comparison) -> str:
     writer.writerow(SUMMARY_COLUMNS)
     rows = [(comparison.baseline, "(no automation)"), *((r, r.label) for r in comparison.results)]
     for result, label in rows:
-        data = summary(result, comparison.baseline)
+        data = summary(result, comparison.baseline.liquidated_lineages())
         data["label"] = label
         writer.writerow([data[c] for c in SUMMARY_COLUMNS])
     return out.getvalue()

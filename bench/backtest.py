@@ -79,8 +79,12 @@ MAIN = Candidate(
 
 TEN = [
     MAIN,
-    Candidate("close at 5 %", "margin_guard", guard(trigger="liquidation_distance", threshold=Decimal(5), action="close")),
-    Candidate("close at 10 %", "margin_guard", guard(trigger="liquidation_distance", threshold=Decimal(10), action="close")),
+    Candidate(
+        "close at 5 %", "margin_guard", guard(trigger="liquidation_distance", threshold=Decimal(5), action="close")
+    ),
+    Candidate(
+        "close at 10 %", "margin_guard", guard(trigger="liquidation_distance", threshold=Decimal(10), action="close")
+    ),
     Candidate(
         "reduce 50 % at 6 %",
         "margin_guard",
@@ -109,7 +113,9 @@ TEN = [
             target_distance=Decimal(20),
         ),
     ),
-    Candidate("close at ratio 30", "margin_guard", guard(trigger="margin_ratio", threshold=Decimal(30), action="close")),
+    Candidate(
+        "close at ratio 30", "margin_guard", guard(trigger="margin_ratio", threshold=Decimal(30), action="close")
+    ),
     Candidate(
         "reduce 30 % at ratio 20",
         "margin_guard",
@@ -126,7 +132,9 @@ TEN = [
             add_margin_amount=10_000,
         ),
     ),
-    Candidate("close at 3 %", "margin_guard", guard(trigger="liquidation_distance", threshold=Decimal(3), action="close")),
+    Candidate(
+        "close at 3 %", "margin_guard", guard(trigger="liquidation_distance", threshold=Decimal(3), action="close")
+    ),
 ]
 
 
@@ -144,7 +152,9 @@ def main() -> None:
     baseline = replay(history, PORTFOLIO, RULES, None)
     for candidate in TEN:
         other = replay(history, PORTFOLIO, RULES, candidate)
-        print(f"  {candidate.label:>24}: PnL {other.pnl:>9} liquidations {other.liquidations} calls {other.engine_calls}")
+        print(
+            f"  {candidate.label:>24}: PnL {other.pnl:>9} liquidations {other.liquidations} calls {other.engine_calls}"
+        )
     ten = time.perf_counter() - started
     print(f"  baseline: PnL {baseline.pnl} liquidations {baseline.liquidations}")
     print(

@@ -89,6 +89,7 @@ INSTALLED_APPS = [
     "lnmarkets",
     "automations",
     "realtime",
+    "backtest",
 ]
 
 MIDDLEWARE = [

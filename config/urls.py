@@ -13,6 +13,7 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("automations/", include("automations.urls")),
     path("realtime/", include("realtime.urls")),
+    path("backtests/", include("backtest.urls")),
     path("admin/login/", views.admin_login, name="admin-login"),
     path("admin/", admin.site.urls),
 ]

@@ -27,7 +27,10 @@ def candles(rows: list[tuple[int, int, int, int]], *, start_ms: int = START_MS, 
     return build(
         "candles",
         span_ms,
-        [(start_ms + i * span_ms, *(to_half_ticks(Decimal(v)) for v in row)) for i, row in enumerate(rows)],
+        [
+            (start_ms + i * span_ms, *(to_half_ticks(Decimal(v)) for v in row))  # type: ignore[misc]
+            for i, row in enumerate(rows)
+        ],
     )
 
 

@@ -66,13 +66,21 @@ CANDIDATES = [
         add_margin_amount=5000,
         cooldown_seconds=120,
     ),
-    tpsl("trail", direction="profit", trigger_percent=Decimal(4), action="trailing_stoploss", trailing_distance=Decimal(300)),
+    tpsl(
+        "trail",
+        direction="profit",
+        trigger_percent=Decimal(4),
+        action="trailing_stoploss",
+        trailing_distance=Decimal(300),
+    ),
     tpsl("be", direction="profit", trigger_percent=Decimal(3), action="breakeven"),
     tpsl("loss close", direction="loss", trigger_percent=Decimal(30), action="close"),
     tpsl("sl", direction="loss", trigger_percent=Decimal(20), action="set_stoploss", price=Decimal(90000)),
     tpsl("tp", direction="profit", trigger_percent=Decimal(2), action="set_takeprofit", price=Decimal(110000)),
     entry("dip", trigger="price_below", trigger_price=Decimal(97000), repeat_count=2, repeat_cooldown_seconds=300),
-    entry("breakout short", side="sell", trigger="price_above", trigger_price=Decimal(102000), stoploss_percent=Decimal(3)),
+    entry(
+        "breakout short", side="sell", trigger="price_above", trigger_price=Decimal(102000), stoploss_percent=Decimal(3)
+    ),
     entry("immediate", trigger="immediate", quantity=None, margin=20_000, repeat_count=3, repeat_cooldown_seconds=3600),
     entry("too big", trigger="price_below", trigger_price=Decimal(99000), quantity=400_000),
 ]

@@ -41,7 +41,7 @@ def test_guard_closes_before_liquidation_and_the_report_counts_it_avoided():
     assert result.final_balance == 1_000_000 + 10_000 + pl + 110 - fee(100, Decimal(95000))
     assert result.fees == 100 + 105
     comparison = run_comparison(history, portfolio(long()), NO_FUNDING, [guard(threshold=Decimal(5))])
-    figures = summary(comparison.results[0], comparison.baseline)
+    figures = summary(comparison.results[0], comparison.baseline.liquidated_lineages())
     assert figures["liquidations_avoided"] == 1
     assert figures["closed_by"] == {"a": "automation"}
 
