@@ -103,6 +103,9 @@ class OrderIntent(models.Model):
     fence_at = models.DateTimeField(null=True, blank=True)
     # Lease: no delivery is expected to be working on the intent after this time; the sweep re-queues it then.
     next_check_at = models.DateTimeField(null=True, blank=True)
+    # Attempts whose request may have left this process (``attempts`` less those refused before sending by the
+    # local rate limiter or the send deadline): what the attempt cap counts.
+    sends = models.PositiveSmallIntegerField(default=0)
     # Reconciliation look-ups made for the current attempt (the exponent of the retry backoff).
     checks = models.PositiveSmallIntegerField(default=0)
 

@@ -410,3 +410,23 @@ def decimal_text(value: Decimal) -> str:
     if not value.is_finite():
         raise ValueError("non-finite Decimal")
     return format(value, "f")
+
+
+def to_wire_json(model: BaseModel) -> str:
+    """``model`` as the exchange would send it: camelCase, numbers as JSON numbers from their decimal text (never
+    through ``float``), times as ISO-8601. ``parse_model(type(model), parse_json(text))`` gives it back."""
+    return _wire(model.model_dump(by_alias=True))
+
+
+def _wire(value: object) -> str:
+    if isinstance(value, bool) or value is None or isinstance(value, int | str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, Decimal):
+        return decimal_text(value)
+    if isinstance(value, datetime):
+        return json.dumps(value.isoformat())
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{json.dumps(str(k), ensure_ascii=False)}:{_wire(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_wire(v) for v in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} as exchange JSON")

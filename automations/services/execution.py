@@ -54,7 +54,7 @@ from lnmarkets.exceptions import (
     RateLimitedError,
     TemporaryError,
 )
-from lnmarkets.schemas import Trade
+from lnmarkets.schemas import Trade, parse_json, parse_model, to_wire_json
 from realtime.events import (
     publish_account_changed_on_commit,
     publish_automation_log_on_commit,
@@ -76,6 +76,8 @@ LEASE_GRACE = timedelta(seconds=10)
 
 State = OrderIntent.State
 Action = OrderIntent.Action
+# Error codes of requests refused before they left this process: not a send.
+NEVER_LEFT = frozenset({"local_rate_limit", "send_deadline"})
 
 
 class RetryLaterError(Exception):
@@ -302,10 +304,10 @@ def _settle(client: RestClient, intent: OrderIntent, found: Found) -> list[int]:
 
 def _settle_acked(client: RestClient, intent: OrderIntent) -> list[int]:
     """ACKED: the exchange's answer is stored; only the bookkeeping was lost. Never re-sent, never re-read."""
-    stored = {k: v for k, v in (intent.result or {}).items() if k != "note"}
+    wire = (intent.result or {}).get("wire")
     try:
-        trade = Trade.model_validate(stored) if stored else None
-    except ValueError:
+        trade = parse_model(Trade, parse_json(wire), context="stored answer") if isinstance(wire, str) else None
+    except (ValueError, LNMarketsError):
         trade = None
     if trade is None:
         found = _look_up(client, intent)
@@ -412,8 +414,8 @@ def _preflight(client: RestClient, intent: OrderIntent) -> list[int] | None:
         if transition(intent, State.REJECTED, error=f"not sent: {why}"):
             _audit(intent, AuditEntry.Outcome.REJECTED, f"{intent.get_action_display()} not sent: {why}")
         return []
-    if intent.attempts >= MAX_ATTEMPTS:
-        _record_failure(intent, f"gave up after {intent.attempts} attempts")
+    if intent.sends >= MAX_ATTEMPTS:
+        _record_failure(intent, f"gave up after {intent.sends} attempts")
         return []
     if intent.action == Action.ADD_MARGIN and "margin_before" not in intent.params:
         # Remember the margin before adding, so an ambiguous answer can be reconciled by reading the trade.
@@ -462,19 +464,23 @@ def _attempt(client: RestClient, intent: OrderIntent) -> list[int]:
 
 
 def _after_unprocessed(intent: OrderIntent, exc: TemporaryError) -> list[int]:
-    """429, 503, a refused connection or a passed send deadline: provably not processed, may be sent again."""
-    if not transition(intent, State.CREATED, error=f"not processed: {exc.code}"[:500]):
+    """429, 503, a refused connection or a passed send deadline: provably not processed, may be sent again. A
+    request that never left this process (local rate limiter, send deadline) does not count as a send."""
+    unsent = exc.code in NEVER_LEFT
+    fields: dict[str, Any] = {"sends": F("sends") - 1} if unsent else {}
+    if not transition(intent, State.CREATED, error=f"not processed: {exc.code}"[:500], **fields):
         return []
-    if intent.attempts >= MAX_ATTEMPTS:
-        _record_failure(intent, f"not processed after {intent.attempts} attempts ({exc.code})")
+    _audit(intent, AuditEntry.Outcome.INFO, f"{intent.get_action_display()} not processed ({exc.code}); not sent")
+    if intent.sends >= MAX_ATTEMPTS:
+        _record_failure(intent, f"not processed after {intent.sends} attempts ({exc.code})")
         return []
-    wait = max(exc.retry_after if isinstance(exc, RateLimitedError) else 0.0, backoff(intent.attempts))
+    wait = max(exc.retry_after if isinstance(exc, RateLimitedError) else 0.0, backoff(intent.sends))
     raise RetryLaterError(wait, f"not processed ({exc.code})") from exc
 
 
 def _after_ack(client: RestClient, intent: OrderIntent, trade: Trade) -> list[int]:
     """2xx: store the answer (ACKED) first, then settle from it."""
-    answer = {**trade.model_dump(mode="json", by_alias=True), "note": "order response"}
+    answer = {**trade.model_dump(mode="json", by_alias=True), "note": "order response", "wire": to_wire_json(trade)}
     if not transition(intent, State.ACKED, trade_id=intent.trade_id or trade.id, result=answer, error=""):
         # Only a delivery that found this attempt's effect at the exchange can have moved it: it is settled.
         logger.warning("intent %s: acknowledged, but already moved to %s by another delivery", intent.pk, intent.state)

@@ -73,6 +73,7 @@ def claim(intent: OrderIntent, *, now: datetime, send_deadline: datetime, fence_
         State.SUBMITTING,
         now=now,
         attempts=F("attempts") + 1,
+        sends=F("sends") + 1,
         submitted_at=now,
         send_deadline=send_deadline,
         fence_at=fence_at,

@@ -34,6 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser, host: str = "127.0.0.1", port
     parser.add_argument("--tick-interval", type=float, default=1.0, help="seconds between automatic ticks")
     parser.add_argument("--volatility", type=_decimal, default=Decimal("0.6"), help="annualised random-walk volatility")
     parser.add_argument("--no-auto-tick", action="store_true", help="start frozen (ticks only via /_sim)")
+    parser.add_argument(
+        "--timestamp-window-ms", type=int, default=30_000, help="signature timestamp tolerance (LN Markets: 30 s)"
+    )
 
 
 def config_from(options: dict[str, object]) -> SimulatorConfig:
@@ -50,6 +53,7 @@ def config_from(options: dict[str, object]) -> SimulatorConfig:
         tick_interval=float(str(options["tick_interval"])),
         annual_volatility=Decimal(str(options["volatility"])),
         auto_tick=not options.get("no_auto_tick"),
+        timestamp_window_ms=int(str(options.get("timestamp_window_ms") or 30_000)),
     )
 
 

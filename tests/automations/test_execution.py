@@ -187,7 +187,7 @@ def test_t06_redelivery_after_the_worker_died_pre_send_sends_once(paper, sim, ex
     )
     final = _run(intent.pk)
     assert final.state == OrderIntent.State.RECONCILED
-    assert final.attempts == 2
+    assert final.sends == 2
     assert sim.control.requests_for_client_id(intent.client_id) == 1
 
 

@@ -25,6 +25,7 @@ from lnmarkets.schemas import (
     parse_json,
     parse_model,
     parse_page,
+    to_wire_json,
 )
 from lnmarkets.stream import decode_message
 from tests.lnmarkets.gateway.fakes import load
@@ -58,6 +59,14 @@ def test_running_trade_has_all_v3_fields() -> None:
     assert trade.liquidation == Decimal(90909)
     assert trade.client_id == "cid-1"
     assert trade.filled_at == datetime(2026, 11, 26, 15, 32, 28, 834000, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("name", ["trade_running.json", "trade_open_ts_sdk.json"])
+def test_a_trade_written_as_exchange_json_parses_back_equal(name: str) -> None:
+    trade = parse_model(Trade, obj(name), context="t")
+    text = to_wire_json(trade)
+    assert "E+" not in text
+    assert parse_model(Trade, parse_json(text), context="stored") == trade
 
 
 def test_open_trade_from_the_ts_sdk_live_test_without_2026_fields() -> None:
