@@ -269,8 +269,11 @@ def _halt_until_reconciled(account_ids: list[int]) -> None:
     from automations.tasks import account_reconcile_task
 
     ExchangeAccount.objects.filter(pk__in=account_ids).update(entries_halted=True, halt_reason=RESUME_HALT)
-    for account_id in account_ids:
-        transaction.on_commit(lambda pk=account_id: account_reconcile_task.delay(pk))
+    def queue() -> None:
+        for account_id in account_ids:
+            account_reconcile_task.delay(account_id)
+
+    transaction.on_commit(queue)
 
 
 def account_kill_switch_set(*, account: ExchangeAccount, on: bool) -> ExchangeAccount:

@@ -292,6 +292,7 @@ def test_a_delivery_that_must_retry_moves_its_lease_past_the_retry(paper, sim, e
     assert countdown >= 3  # Retry-After honoured
     intent.refresh_from_db()
     assert intent.state == OrderIntent.State.CREATED
+    assert intent.next_check_at is not None
     assert intent.next_check_at > timezone.now() + timedelta(seconds=countdown)
 
 
