@@ -181,42 +181,7 @@ class BacktestForm(forms.Form):
         return name
 
     def clean_variants(self) -> list[dict[str, Any]]:
-        text = (self.cleaned_data.get("variants") or "").strip()
-        if not text:
-            return []
-        try:
-            data = json.loads(text, parse_float=Decimal, parse_int=int)
-        except (json.JSONDecodeError, RecursionError, InvalidOperation) as exc:
-            raise forms.ValidationError(
-                _("This is not valid JSON: %(error)s"), params={"error": str(exc)[:200]}
-            ) from None
-        if isinstance(data, dict):
-            data = [data]
-        if not isinstance(data, list):
-            raise forms.ValidationError(_("Give a list of configurations."))
-        configs = []
-        for number, item in enumerate(data, start=1):
-            if not isinstance(item, dict) or not isinstance(item.get("config"), dict):
-                raise forms.ValidationError(
-                    _('Configuration %(n)d: give an object with "kind" and "config".'), params={"n": number}
-                )
-            kind = item.get("kind")
-            if kind not in KINDS:
-                raise forms.ValidationError(
-                    _('Configuration %(n)d: "kind" must be margin_guard, tpsl or auto_entry.'), params={"n": number}
-                )
-            label = item.get("label") or f"{KINDS[kind]} {number}"
-            if not isinstance(label, str):
-                raise forms.ValidationError(_("Configuration %(n)d: the label must be text."), params={"n": number})
-            config = {k: (str(v) if isinstance(v, Decimal) else v) for k, v in item["config"].items()}
-            try:
-                configs.append(candidate_json(check_text(label.strip())[:120], kind, config))
-            except SpecError as exc:
-                raise forms.ValidationError(
-                    _("Configuration %(n)d (%(label)s): %(error)s"),
-                    params={"n": number, "label": label[:60], "error": exc.message},
-                ) from None
-        return configs
+        return parse_variants(self.cleaned_data.get("variants") or "")
 
     def clean_trades(self) -> list[TradeSpec]:
         text = self.cleaned_data.get("trades") or ""
@@ -227,48 +192,8 @@ class BacktestForm(forms.Form):
                 continue
             if len(trades) >= MAX_TRADES:
                 raise forms.ValidationError(_("At most %(n)d trades."), params={"n": MAX_TRADES})
-            trades.append(self._trade_line(number, line, f"t{len(trades) + 1}"))
+            trades.append(parse_trade_line(number, line, f"t{len(trades) + 1}"))
         return trades
-
-    @staticmethod
-    def _trade_line(number: int, line: str, trade_id: str) -> TradeSpec:
-        match = _TRADE_LINE.match(line)
-        if match is None:
-            raise forms.ValidationError(
-                _("Line %(n)d: write side, quantity and leverage, like “buy 500 10x”."), params={"n": number}
-            )
-        side: Side = "buy" if match["side"].lower() in ("buy", "long") else "sell"
-        quantity = int(match["quantity"])
-        leverage = Decimal(match["leverage"])
-        if not 1 <= quantity <= 500_000:
-            raise forms.ValidationError(_("Line %(n)d: the quantity must be 1 to 500,000 USD."), params={"n": number})
-        if not 1 <= leverage <= 100:
-            raise forms.ValidationError(_("Line %(n)d: the leverage must be 1 to 100."), params={"n": number})
-        options: dict[str, Decimal] = {}
-        for key, value in _OPTION.findall(match["rest"] or ""):
-            key = key.lower()
-            if key not in ("sl", "tp", "entry"):
-                raise forms.ValidationError(
-                    _("Line %(n)d: unknown option “%(key)s” (use sl=, tp= or entry=)."),
-                    params={"n": number, "key": key[:20]},
-                )
-            try:
-                price = Decimal(value)
-            except InvalidOperation:
-                price = Decimal(-1)
-            if not price.is_finite() or price <= 0 or price > 10_000_000 or price % Decimal("0.5") != 0:
-                raise forms.ValidationError(
-                    _("Line %(n)d: %(key)s must be a price on the 0.5 USD tick."), params={"n": number, "key": key}
-                )
-            options[key] = price
-        long = side == "buy"
-        sl, tp = options.get("sl", Decimal(0)), options.get("tp", Decimal(0))
-        if sl and tp and (sl >= tp if long else sl <= tp):
-            raise forms.ValidationError(
-                _("Line %(n)d: a long's stop-loss must be below its take-profit (a short's above)."),
-                params={"n": number},
-            )
-        return TradeSpec(trade_id, side, quantity, leverage, options.get("entry"), sl, tp)
 
     # -- the whole form --------------------------------------------------------------------------------------------
 
@@ -393,6 +318,85 @@ class BacktestForm(forms.Form):
             }
         upload = data.get("csv_file")
         return {"file": str(getattr(upload, "name", ""))[:200], "kind": data.get("csv_kind") or "candles"}
+
+
+def parse_variants(raw: str) -> list[dict[str, Any]]:
+    """Configurations given as JSON (a list, or one object), validated by the engine's typed configs."""
+    text = raw.strip()
+    if not text:
+        return []
+    try:
+        data = json.loads(text, parse_float=Decimal, parse_int=int)
+    except (json.JSONDecodeError, RecursionError, InvalidOperation) as exc:
+        raise forms.ValidationError(_("This is not valid JSON: %(error)s"), params={"error": str(exc)[:200]}) from None
+    if isinstance(data, dict):
+        data = [data]
+    if not isinstance(data, list):
+        raise forms.ValidationError(_("Give a list of configurations."))
+    configs = []
+    for number, item in enumerate(data, start=1):
+        if not isinstance(item, dict) or not isinstance(item.get("config"), dict):
+            raise forms.ValidationError(
+                _('Configuration %(n)d: give an object with "kind" and "config".'), params={"n": number}
+            )
+        kind = item.get("kind")
+        if kind not in KINDS:
+            raise forms.ValidationError(
+                _('Configuration %(n)d: "kind" must be margin_guard, tpsl or auto_entry.'), params={"n": number}
+            )
+        label = item.get("label") or f"{KINDS[kind]} {number}"
+        if not isinstance(label, str):
+            raise forms.ValidationError(_("Configuration %(n)d: the label must be text."), params={"n": number})
+        config = {k: (str(v) if isinstance(v, Decimal) else v) for k, v in item["config"].items()}
+        try:
+            configs.append(candidate_json(check_text(label.strip())[:120], kind, config))
+        except SpecError as exc:
+            raise forms.ValidationError(
+                _("Configuration %(n)d (%(label)s): %(error)s"),
+                params={"n": number, "label": label[:60], "error": exc.message},
+            ) from None
+    return configs
+
+
+def parse_trade_line(number: int, line: str, trade_id: str) -> TradeSpec:
+    """One described trade: ``side quantity leverage [sl=…] [tp=…] [entry=…]``."""
+    match = _TRADE_LINE.match(line)
+    if match is None:
+        raise forms.ValidationError(
+            _("Line %(n)d: write side, quantity and leverage, like “buy 500 10x”."), params={"n": number}
+        )
+    side: Side = "buy" if match["side"].lower() in ("buy", "long") else "sell"
+    quantity = int(match["quantity"])
+    leverage = Decimal(match["leverage"])
+    if not 1 <= quantity <= 500_000:
+        raise forms.ValidationError(_("Line %(n)d: the quantity must be 1 to 500,000 USD."), params={"n": number})
+    if not 1 <= leverage <= 100:
+        raise forms.ValidationError(_("Line %(n)d: the leverage must be 1 to 100."), params={"n": number})
+    options: dict[str, Decimal] = {}
+    for key, value in _OPTION.findall(match["rest"] or ""):
+        key = key.lower()
+        if key not in ("sl", "tp", "entry"):
+            raise forms.ValidationError(
+                _("Line %(n)d: unknown option “%(key)s” (use sl=, tp= or entry=)."),
+                params={"n": number, "key": key[:20]},
+            )
+        try:
+            price = Decimal(value)
+        except InvalidOperation:
+            price = Decimal(-1)
+        if not price.is_finite() or price <= 0 or price > 10_000_000 or price % Decimal("0.5") != 0:
+            raise forms.ValidationError(
+                _("Line %(n)d: %(key)s must be a price on the 0.5 USD tick."), params={"n": number, "key": key}
+            )
+        options[key] = price
+    long = side == "buy"
+    sl, tp = options.get("sl", Decimal(0)), options.get("tp", Decimal(0))
+    if sl and tp and (sl >= tp if long else sl <= tp):
+        raise forms.ValidationError(
+            _("Line %(n)d: a long's stop-loss must be below its take-profit (a short's above)."),
+            params={"n": number},
+        )
+    return TradeSpec(trade_id, side, quantity, leverage, options.get("entry"), sl, tp)
 
 
 def initial_for(automation: Automation | None, user: User) -> dict[str, Any]:

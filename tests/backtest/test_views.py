@@ -28,7 +28,9 @@ def account(alice, make_account):
 @pytest.fixture
 def guard(account) -> Automation:
     config = MarginGuardConfig(trigger="liquidation_distance", threshold=Decimal(5), action="close")
-    return Automation.objects.create(account=account, name="close at 5", kind="margin_guard", config=config_to_json(config))
+    return Automation.objects.create(
+        account=account, name="close at 5", kind="margin_guard", config=config_to_json(config)
+    )
 
 
 @pytest.fixture
@@ -172,7 +174,11 @@ def test_pages_need_a_login(client):
             "Configuration 1 (x)",
         ),
         (
-            {"variants": json.dumps([{"kind": "margin_guard", "config": {**VARIANT[0]["config"], "threshold": "150"}}])},
+            {
+                "variants": json.dumps(
+                    [{"kind": "margin_guard", "config": {**VARIANT[0]["config"], "threshold": "150"}}]
+                )
+            },
             "variants",
             "less than 100",
         ),
@@ -245,7 +251,10 @@ def test_a_failing_step_marks_the_run_failed_with_a_message(client, alice, guard
     client.force_login(alice)
     client.post(reverse("backtest:new"), form_data(guard))
     run = BacktestRun.objects.get()
-    with mock.patch("backtest.services.scenario_history", side_effect=__import__("backtest.history").history.HistoryError("no prices")):
+    with mock.patch(
+        "backtest.services.scenario_history",
+        side_effect=__import__("backtest.history").history.HistoryError("no prices"),
+    ):
         assert backtest_run_step(run_id=run.pk, step=0) is None
     run.refresh_from_db()
     assert run.status == BacktestRun.Status.FAILED
