@@ -1,0 +1,80 @@
+"""Where prices come from: the exchange's candle endpoint (the simulator serves it from its own ticks), and the
+task chain running in the embedded default's in-process Celery worker (memory:// transport)."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.conf import settings
+from django.utils import timezone
+
+from backtest.history import price_of
+from backtest.models import BacktestResult, BacktestRun
+from backtest.replay import TradeSpec
+from backtest.services import RunSettings, backtest_create, exchange_history
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_exchange_candles_from_the_simulator(sim, sim_network):
+    start = timezone.now() - timedelta(minutes=1)
+    for price in (100000, 95000, 103000, 99000):
+        sim.control.set_price(price)
+    history = exchange_history(network="simulator", start=start, end=timezone.now(), resolution="1m")
+    assert history.kind == "candles"
+    assert history.span_ms == 60_000
+    assert 1 <= len(history) <= 3
+    assert price_of(min(history.lows)) == Decimal(95000)
+    assert price_of(max(history.highs)) == Decimal(103000)
+    assert price_of(history.closes[-1]) == Decimal(99000)
+
+
+def test_a_range_with_no_candles_is_a_clear_error(sim, sim_network):
+    from backtest.history import HistoryError
+
+    start = timezone.now() - timedelta(days=3000)
+    with pytest.raises(HistoryError, match="no candles"):
+        exchange_history(network="simulator", start=start, end=start + timedelta(hours=1), resolution="1m")
+
+
+@pytest.mark.skipif(bool(settings.REDIS_URL), reason="the embedded default's in-process worker uses memory://")
+def test_the_task_runs_in_the_embedded_in_process_worker(alice):
+    from automations.inprocess import start_worker_thread
+    from config.celery import app
+
+    stop = start_worker_thread(app)
+    try:
+        run = backtest_create(
+            owner=alice,
+            name="in-process",
+            source=BacktestRun.Source.SCENARIO,
+            source_params={"scenario": "flash_crash", "seed": 3, "start_price": "100000"},
+            configs=[
+                {
+                    "label": "close 5",
+                    "kind": "margin_guard",
+                    "config": {"trigger": "liquidation_distance", "threshold": "5", "action": "close"},
+                }
+            ],
+            run_settings=RunSettings(
+                balance=1_000_000,
+                trades=(TradeSpec("t1", "buy", 200, Decimal(25)),),
+                rebase=False,
+                funding_rate=Decimal("0.0001"),
+                fee_tier=1,
+                latency_ms=1000,
+            ),
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            run.refresh_from_db()
+            if run.finished:
+                break
+            time.sleep(0.2)
+        assert run.status == BacktestRun.Status.DONE, run.message
+        assert BacktestResult.objects.filter(run=run).count() == 2
+    finally:
+        stop()
