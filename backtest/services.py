@@ -148,10 +148,13 @@ def account_trades(*, account: ExchangeAccount, rebase: bool) -> tuple[TradeSpec
     """The account's running trades as Axisor last saw them (``TrackedTrade``), ready to replay."""
     rows = TrackedTrade.objects.filter(account=account, state=TrackedTrade.State.RUNNING).order_by("first_seen_at")
     trades = []
+    seen: set[str] = set()
     for row in rows:
         side = "buy" if row.side == "buy" else "sell"
+        short_id = row.trade_id[:8] if row.trade_id[:8] not in seen else row.trade_id[:40]
+        seen.add(short_id)
         common = {
-            "id": row.trade_id[:40],
+            "id": short_id,
             "side": side,
             "quantity": row.quantity,
             "leverage": min(max(Decimal(row.leverage), Decimal(1)), Decimal(100)).quantize(Decimal("0.01")),
@@ -238,7 +241,7 @@ class _Progress:
 
     def __call__(self, fraction: float, *, force: bool = False) -> None:
         now = time.monotonic()
-        if not force and now - self.last < PROGRESS_EVERY_S:
+        if not force and self.last and now - self.last < PROGRESS_EVERY_S:
             return
         self.last = now
         percent = int(self.start + (self.end - self.start) * min(max(fraction, 0.0), 1.0))
@@ -376,6 +379,8 @@ def exchange_history(
     if expected > MAX_EXCHANGE_CANDLES:
         raise HistoryError(f"That is {expected:,} candles: at most {MAX_EXCHANGE_CANDLES:,} per backtest.")
     client = public_client(network)
+    if progress is not None:
+        progress(0.0)
     rows: list[tuple[datetime, Decimal, Decimal, Decimal, Decimal]] = []
     cursor: str | None = None
     while len(rows) <= MAX_EXCHANGE_CANDLES:

@@ -108,6 +108,11 @@
     return [lo - pad, hi + pad];
   }
 
+  function xRange() {
+    var t = data.price.t, lo = t[0], hi = t[t.length - 1];
+    return lo === hi ? [lo - 1800, hi + 1800] : [lo, hi];
+  }
+
   var height = window.innerWidth < 640 ? 260 : 380;
   var opts = {
     width: chartEl.clientWidth || 320,
@@ -118,7 +123,10 @@
       { label: "low", stroke: "rgba(247,147,26,0.35)", width: 1 },
       { label: "high", stroke: "rgba(247,147,26,0.35)", width: 1 }
     ],
-    scales: { x: { time: true }, y: { range: yRange } },
+    scales: {
+      x: { time: true, auto: false, range: xRange },
+      y: { range: yRange }
+    },
     axes: [
       { stroke: "#8b96a5", grid: { stroke: "#2a3440" } },
       { stroke: "#8b96a5", grid: { stroke: "#2a3440" }, size: 70,

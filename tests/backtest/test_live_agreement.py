@@ -75,7 +75,10 @@ def _live(paper, sim, exchange, config: AutomationConfig, kind: str, path: list[
         entry.decision
         for entry in AuditEntry.objects.filter(automation=automation, event=AuditEntry.Event.DECISION).order_by("id")
     ]
-    return [_key(d["kind"], d["trade_id"], Decimal(d["inputs"]["last_price"]), d) for d in decisions]
+    keys: list[tuple[object, ...]] = [
+        _key(d["kind"], d["trade_id"], Decimal(d["inputs"]["last_price"]), d) for d in decisions
+    ]
+    return keys
 
 
 def _key(kind: str, trade_id: str, price: Decimal, data: dict[str, object]) -> tuple[object, ...]:
@@ -84,7 +87,7 @@ def _key(kind: str, trade_id: str, price: Decimal, data: dict[str, object]) -> t
 
 
 def _replayed(result: ReplayResult) -> list[tuple[object, ...]]:
-    rows = []
+    rows: list[tuple[object, ...]] = []
     for a in result.actions:
         if a.source == "automation" and a.kind != "skip":
             assert a.outcome == "done", a
@@ -92,7 +95,7 @@ def _replayed(result: ReplayResult) -> list[tuple[object, ...]]:
     return rows
 
 
-def _agree(paper, sim, exchange, config, kind, path, trades, execute: Execute) -> list[tuple[object, ...]]:
+def _agree(paper, sim, exchange, config, kind, path, trades, execute: Execute):
     specs = _open(paper, exchange, trades)
     balance = exchange.account_get().balance
     live = _live(paper, sim, exchange, config, kind, path, execute)
@@ -100,7 +103,7 @@ def _agree(paper, sim, exchange, config, kind, path, trades, execute: Execute) -
         ticks(path),
         Portfolio(balance, tuple(specs)),
         Rules(funding_rate=Decimal(0), latency_ms=0),
-        Candidate("agree", kind, config),  # type: ignore[arg-type]
+        Candidate("agree", kind, config),
     )
     assert _per_tick(live) == _per_tick(_replayed(result))
     assert exchange.account_get().balance == result.final_balance

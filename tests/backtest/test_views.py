@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from typing import Any
 from unittest import mock
 
 import pytest
@@ -39,7 +40,7 @@ def enqueued():
         yield enqueue
 
 
-VARIANT = [
+VARIANT: list[dict[str, Any]] = [
     {
         "label": "add margin at 8",
         "kind": "margin_guard",
