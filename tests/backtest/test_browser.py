@@ -96,6 +96,11 @@ def test_backtest_from_the_automation_page_progress_report_chart_and_comparison(
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    # a CSP violation or a script error shows in the console; the browser's own favicon request may 404
+    page.on(
+        "console",
+        lambda m: errors.append(m.text) if m.type == "error" and "Failed to load resource" not in m.text else None,
+    )
     try:
         _login(page, stack)
 
