@@ -33,6 +33,7 @@ from backtest.services import (
     candidate_json,
     expected_candles,
 )
+from config.params import parse_id
 from lnmarkets.maths import Side
 
 MAX_UPLOAD_BYTES = 64 * 1024 * 1024
@@ -49,6 +50,22 @@ KINDS = {"margin_guard": _("Margin Guard"), "tpsl": _("TP/SL management"), "auto
 class AutomationsField(forms.ModelMultipleChoiceField[Automation]):
     def label_from_instance(self, obj: Automation) -> str:
         return f"{obj.name} · {obj.get_kind_display()} · {obj.account.label}"
+
+    def clean(self, value: Any) -> Any:  # noqa: ANN401 - Django's signature
+        # an id beyond 64 bits would overflow the database driver: refuse it before any query
+        for item in value if isinstance(value, list | tuple) else []:
+            if parse_id(str(item)) is None:
+                raise forms.ValidationError(
+                    self.error_messages["invalid_pk_value"], code="invalid_pk_value", params={"pk": str(item)[:20]}
+                )
+        return super().clean(value)
+
+
+class AccountField(forms.ModelChoiceField[ExchangeAccount]):
+    def to_python(self, value: Any) -> ExchangeAccount | None:  # noqa: ANN401 - Django's signature
+        if value not in self.empty_values and parse_id(str(value)) is None:
+            raise forms.ValidationError(self.error_messages["invalid_choice"], code="invalid_choice")
+        return super().to_python(value)
 
 
 class BacktestForm(forms.Form):
@@ -96,7 +113,7 @@ class BacktestForm(forms.Form):
         initial=Decimal(100000),
         required=False,
     )
-    account = forms.ModelChoiceField(
+    account = AccountField(
         label=_("Exchange account"),
         queryset=ExchangeAccount.objects.none(),
         required=False,
@@ -169,7 +186,7 @@ class BacktestForm(forms.Form):
         self.run_settings: RunSettings | None = None
         automations = cast(AutomationsField, self.fields["automations"])
         automations.queryset = Automation.objects.filter(account__owner=user).select_related("account")
-        account = cast(forms.ModelChoiceField[ExchangeAccount], self.fields["account"])
+        account = cast(AccountField, self.fields["account"])
         account.queryset = ExchangeAccount.objects.filter(owner=user).order_by("-is_active", "label", "id")
 
     # -- fields ----------------------------------------------------------------------------------------------------

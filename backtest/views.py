@@ -17,6 +17,7 @@ from backtest.history import datetime_of
 from backtest.models import BacktestRun
 from backtest.report import ACTION_COLUMNS
 from backtest.services import backtest_create, backtest_is_stalled, backtest_restart
+from config.params import parse_id
 
 ACTIONS_SHOWN = 300
 
@@ -44,9 +45,12 @@ def backtest_new(request: HttpRequest) -> HttpResponse:
     automation = None
     raw = request.GET.get("automation")
     if raw:
-        if not raw.isdigit():
+        automation_id = parse_id(raw)
+        if automation_id is None:
             return HttpResponse("Unknown automation.", status=404)
-        automation = get_object_or_404(Automation.objects.select_related("account"), pk=int(raw), account__owner=user)
+        automation = get_object_or_404(
+            Automation.objects.select_related("account"), pk=automation_id, account__owner=user
+        )
     if request.method == "POST":
         form = BacktestForm(request.POST, request.FILES, user=user)
         if form.is_valid() and form.run_settings is not None:

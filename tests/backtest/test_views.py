@@ -298,3 +298,15 @@ def test_delete(client, alice, guard, enqueued):
     assert client.post(reverse("backtest:delete", args=[run.pk])).status_code == 302
     assert not BacktestRun.objects.exists()
     assert not BacktestResult.objects.exists()
+
+
+def test_ids_beyond_64_bits_are_refused_not_a_500(client, alice, guard, enqueued):
+    client.force_login(alice)
+    huge = "99999999999999999999999"
+    assert client.get(f"{reverse('backtest:new')}?automation={huge}").status_code == 404
+    assert client.get(f"/backtests/{huge}/").status_code == 404
+    response = client.post(reverse("backtest:new"), form_data(guard, automations=[huge], account=huge))
+    assert response.status_code == 200
+    assert set(response.context["form"].errors) >= {"automations", "account"}
+    deep = client.post(reverse("backtest:new"), form_data(guard, variants="[" * 5000))
+    assert "not valid JSON" in " ".join(deep.context["form"].errors["variants"])
