@@ -72,5 +72,16 @@ fuzz: install-dev
 	AXISOR_FUZZ_PROFILE=fuzz FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q -p no:cacheprovider \
 		tests/security/test_fuzz_http.py tests/security/test_fuzz_socket.py tests/security/test_input_regressions.py
 
+# The reliability battery (reliability.md §7) with real processes, at its full trial counts and LN Markets' 30 s
+# signature window, on the local PostgreSQL + Redis; the last line is RESULT trials=… duplicates=… lost=… (CI runs
+# a reduced count of every scenario in its PostgreSQL pass).
+.PHONY: faults
+FAULTS_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
+FAULTS_REDIS_URL ?= redis://127.0.0.1:6379/0
+faults: install-dev
+	DATABASE_URL=$(FAULTS_DATABASE_URL) REDIS_URL=$(FAULTS_REDIS_URL) FAULTS_SCALE=$${FAULTS_SCALE:-full} \
+		$(PY) -m pytest -q -p no:cacheprovider --timeout 2400 tests/faults $(PYTEST_ARGS); rc=$$?; \
+		$(PY) -m tests.faults.report; exit $$rc
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

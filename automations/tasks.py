@@ -64,7 +64,9 @@ def order_intent_execute_task(self: Task[[int], None], intent_id: int) -> None:
 def _first_in_slot(name: str, interval: float) -> bool:
     """True for the first execution of ``name`` in the current ``interval``-second slot (wall clock)."""
     slot = math.floor(time.time() / interval)
-    return bool(cache.add(f"axisor:periodic:{name}:{slot}", 1, timeout=max(int(interval * 3), 1)))
+    first = bool(cache.add(f"axisor:periodic:{name}:{slot}", 1, timeout=max(int(interval * 3), 1)))
+    logger.info("periodic %s slot %d: %s", name, slot, "runs" if first else "already run, skipped")
+    return first
 
 
 @shared_task(acks_late=True, max_retries=0)

@@ -78,6 +78,8 @@ State = OrderIntent.State
 Action = OrderIntent.Action
 # Error codes of requests refused before they left this process: not a send.
 NEVER_LEFT = frozenset({"local_rate_limit", "send_deadline"})
+# A 429 says when to come back: a wait, not an attempt (reliability.md T03); the entry TTL and the delivery cap
+# bound how long it may go on.
 
 
 class RetryLaterError(Exception):
@@ -465,8 +467,9 @@ def _attempt(client: RestClient, intent: OrderIntent) -> list[int]:
 
 def _after_unprocessed(intent: OrderIntent, exc: TemporaryError) -> list[int]:
     """429, 503, a refused connection or a passed send deadline: provably not processed, may be sent again. A
-    request that never left this process (local rate limiter, send deadline) does not count as a send."""
-    unsent = exc.code in NEVER_LEFT
+    request that never left this process (local rate limiter, send deadline), or that the exchange asked us to
+    send later (429), does not count as a send."""
+    unsent = exc.code in NEVER_LEFT or isinstance(exc, RateLimitedError)
     fields: dict[str, Any] = {"sends": F("sends") - 1} if unsent else {}
     if not transition(intent, State.CREATED, error=f"not processed: {exc.code}"[:500], **fields):
         return []
