@@ -1,7 +1,8 @@
 """Act on the tick: evaluate every active automation of a network as soon as the market feed has a new ticker.
 
 The feed's callback only stores the latest ticker and wakes this runner's thread, so a slow evaluation never
-blocks the feed; ticks that arrive while an evaluation runs are coalesced (the newest one is evaluated next).
+blocks the feed; ticks that arrive while an evaluation runs are coalesced (the newest one is evaluated next). An
+outlier tick is held until the next tick confirms it (``automations.outliers``, T13).
 Started by ``manage.py run_automations`` in production and by the embedded default in its own process.
 """
 
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from django.db import close_old_connections
 from django.utils import timezone
 
+from automations.outliers import OutlierGate
 from automations.services.evaluation import automations_evaluate_network, market_from_ticker
 from lnmarkets.feed import MarketFeed, TickerSnapshot
 
@@ -28,6 +30,7 @@ class TickRunner:
         self.network = network
         self.evaluations = 0
         self.errors = 0
+        self.gate = OutlierGate()
         self._latest: TickerSnapshot | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -65,6 +68,9 @@ class TickRunner:
         """Evaluate once on ``snapshot``; the one error boundary of this thread (logged, counted, moved on)."""
         market = market_from_ticker(snapshot)
         if market is None:
+            return []
+        if not self.gate.admit(market.last_price, market.index, market.time):
+            logger.info("outlier tick %s on %s held until a second tick confirms it", market.last_price, self.network)
             return []
         close_old_connections()
         try:

@@ -11,6 +11,7 @@ from django.db import transaction
 from accounts.models import ExchangeAccount
 from automations.exchange import public_client
 from automations.models import Automation, OrderIntent
+from automations.outliers import OutlierGate
 from automations.services.evaluation import automations_evaluate_network, market_from_ticker
 from automations.services.execution import ENTRY_TTL
 from automations.services.trades import intents_due
@@ -34,6 +35,11 @@ def automations_sweep(*, now: datetime) -> int:
             logger.warning("sweep: no ticker for %s (%s)", network, exc.code)
             continue
         market = market_from_ticker(ticker)
+        if market is not None and OutlierGate().is_outlier(market.last_price, market.index, market.time):
+            logger.warning(
+                "sweep: %s last price %s is an outlier against its index %s", network, market.last_price, market.index
+            )
+            continue
         if market is not None:
             created += len(automations_evaluate_network(network=network, market=market, now=now))
     return created
