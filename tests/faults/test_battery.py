@@ -33,6 +33,8 @@ TRADE = "/v3/futures/isolated/trade"
 TERMINAL_WITHIN = 120.0
 # A trial's intents must all be terminal this long after the last of them was created.
 SETTLE = TERMINAL_WITHIN + 15
+# Worker processes for the scenarios with many trials at once (a held request occupies a process for its timeout).
+WORKERS = 12 if FULL else 4
 
 
 def _entry(account, quantity: int = 10, protective: bool = False) -> OrderIntent:
@@ -92,9 +94,10 @@ def _check(record, name: str, intents, control, **expected):
 
 def test_t01_read_timeout_after_the_exchange_accepted(rig, control, accounts, record):
     n = trials(10, 200)
-    intents = [_entry(account) for account, _ in accounts(n)]
+    pairs = accounts(n)
     control.inject_fault("accept_then_delay", method="POST", path=TRADE, seconds=TIMING.http_timeout_s + 1.5, count=n)
-    rig.start_worker(concurrency=4)
+    rig.start_worker(concurrency=WORKERS)
+    intents = [_entry(account) for account, _ in pairs]
     _enqueue(rig, intents)
     _settle(intents)
     result = _check(record, "T01 read timeout after accept", intents, control)
@@ -103,10 +106,11 @@ def test_t01_read_timeout_after_the_exchange_accepted(rig, control, accounts, re
 
 def test_t02_gateway_errors_after_the_exchange_accepted(rig, control, accounts, record):
     n = trials(10, 100)
-    intents = [_entry(account) for account, _ in accounts(n)]
+    pairs = accounts(n)
     control.inject_fault("accept_then_status", method="POST", path=TRADE, status=504, count=(n + 1) // 2)
     control.inject_fault("accept_then_status", method="POST", path=TRADE, status=502, count=n // 2)
-    rig.start_worker(concurrency=4)
+    rig.start_worker(concurrency=WORKERS)
+    intents = [_entry(account) for account, _ in pairs]
     _enqueue(rig, intents)
     _settle(intents)
     _check(record, "T02 502/504 after accept", intents, control)
@@ -389,7 +393,7 @@ def test_a_close_whose_follow_up_reads_fail_is_terminal_at_once(rig, control, ac
     control.inject_fault(
         "accept_then_fail_get", method="POST", path=f"{TRADE}/close", seconds=60, status=504, count=len(closes)
     )
-    rig.start_worker(concurrency=4)
+    rig.start_worker(concurrency=WORKERS)
     _enqueue(rig, closes)
     _settle(closes, timeout=60)
     result = _check(record, "close with failed follow-up reads", closes, control)
