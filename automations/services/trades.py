@@ -115,15 +115,18 @@ def tracked_trade_mark_closed(
     account: ExchangeAccount, trade_id: str, *, closed: Trade | None, by_axisor: bool
 ) -> None:
     """Record that ``trade_id`` is no longer running, from the exchange's closed trade when it is in hand (no I/O).
-    ``by_axisor`` marks a plain close as Axisor's; a stop-loss, take-profit or liquidation stays the exchange's."""
+    ``by_axisor`` says whether it was Axisor's close (a stop-loss, take-profit or liquidation stays the exchange's);
+    the later, better-informed call wins (a close of ours refused as "already closed" unmarks it)."""
     row = TrackedTrade.objects.filter(account=account, trade_id=trade_id).first()
     if closed is not None and (closed.closed or closed.canceled):
         row = tracked_trade_upsert(account, closed)
     elif row is not None and row.state in (TrackedTrade.State.RUNNING, TrackedTrade.State.OPEN):
         _mark_closed_unseen(row)
         publish_account_changed_on_commit(account.pk)
-    if row is not None and by_axisor and not row.closed_by_axisor and row.closed_reason in ("", "closed"):
-        TrackedTrade.objects.filter(pk=row.pk).update(closed_by_axisor=True)
+    if row is not None:
+        ours = by_axisor and row.closed_reason in ("", "closed")
+        if row.closed_by_axisor != ours:
+            TrackedTrade.objects.filter(pk=row.pk).update(closed_by_axisor=ours)
 
 
 def tracked_trade_fill_exit(client: RestClient, account: ExchangeAccount, trade_id: str) -> None:
