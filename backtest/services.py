@@ -24,7 +24,18 @@ from accounts.models import ExchangeAccount, User
 from automations.configs import config_from_json, config_to_json
 from automations.models import Automation, TrackedTrade
 from automations.specs import JSONValue, SpecError
-from backtest.history import History, HistoryError, downsample, from_candles, pack, price_of, unpack
+from backtest.history import (
+    History,
+    HistoryError,
+    build,
+    downsample,
+    from_candles,
+    ms_of,
+    pack,
+    price_of,
+    to_half_ticks,
+    unpack,
+)
 from backtest.models import BacktestResult, BacktestRun
 from backtest.replay import Candidate, Portfolio, ReplayError, ReplayResult, Rules, TradeSpec, replay
 from backtest.report import actions_json, chart_json, summary
@@ -37,6 +48,8 @@ logger = logging.getLogger(__name__)
 MAX_CONFIGS = 10
 MAX_EXCHANGE_CANDLES = 600_000
 EXCHANGE_PAGE = 1000
+FETCH_PAGES_PER_STEP = 20  # one task fetches at most this many pages (the public limit is 1 request a second)
+FETCH_STEP = -1  # the step number of "go on fetching the exchange's candles"
 RESOLUTION_SECONDS: dict[str, int] = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "4h": 14400, "1d": 86400}
 PROGRESS_EVERY_S = 0.5
 STALLED_AFTER_S = 15 * 60
@@ -279,7 +292,10 @@ def _step(run_id: int, step: int) -> int | None:
         return None
     count = len(run.configs)
     share = 95 / (count + 1)
-    if step == 0:
+    if step <= 0 and run.source == BacktestRun.Source.EXCHANGE and not _fetch_some(run):
+        return FETCH_STEP  # more pages to fetch: in another task, so the worker is free in between
+    if step <= 0:
+        step = 0
         history = _load_history(run)
         BacktestRun.objects.filter(pk=run.pk).update(
             history=pack(history),
@@ -349,17 +365,65 @@ def _load_history(run: BacktestRun) -> History:
         return scenario_history(
             str(params["scenario"]), int(params["seed"]), start_price=Decimal(str(params.get("start_price", "100000")))
         )
+    return unpack(_blob(run))  # the exchange's candles, fetched by _fetch_some
+
+
+def _fetch_some(run: BacktestRun) -> bool:
+    """Fetch up to ``FETCH_PAGES_PER_STEP`` pages of the run's exchange candles, keeping what was fetched (packed)
+    and where to go on (``source_params["fetch"]``) on the run; True once every page is in."""
+    params = dict(run.source_params)
+    state = params.get("fetch") or {}
+    if state.get("done"):
+        return True
     account = run.account
     if account is None:
         raise HistoryError("The exchange account of this backtest was deleted.")
+    start = datetime.fromisoformat(str(params["from"]))
+    end = datetime.fromisoformat(str(params["to"]))
+    resolution = str(params["resolution"])
+    expected = expected_candles(start, end, resolution)
+    partial = unpack(_blob(run)) if run.history else None
+    have = len(partial) if partial is not None else 0
     progress = _Progress(run.pk, 1, 5, "Fetching candles from the exchange…")
-    return exchange_history(
+    progress(have / max(expected, 1), force=True)
+    rows, cursor = exchange_pages(
         network=account.network,
-        start=datetime.fromisoformat(str(params["from"])),
-        end=datetime.fromisoformat(str(params["to"])),
-        resolution=str(params["resolution"]),
-        progress=progress,
+        start=start,
+        end=end,
+        resolution=resolution,
+        cursor=state.get("cursor"),
+        max_pages=FETCH_PAGES_PER_STEP,
+        progress=lambda fetched: progress((have + fetched) / max(expected, 1)),
     )
+    history = merge_candles(partial, rows, RESOLUTION_SECONDS[resolution] * 1000) if rows or partial else None
+    if cursor is not None and history is not None and len(history) > MAX_EXCHANGE_CANDLES:
+        raise HistoryError(f"The exchange returned more than {MAX_EXCHANGE_CANDLES:,} candles.")
+    if cursor is None and history is None:
+        raise HistoryError("The exchange has no candles for this range.")
+    params["fetch"] = {"cursor": cursor, "done": cursor is None, "rows": 0 if history is None else len(history)}
+    BacktestRun.objects.filter(pk=run.pk).update(
+        source_params=params,
+        history=pack(history) if history is not None else None,
+        rows=0 if history is None else len(history),
+        updated_at=timezone.now(),
+    )
+    run.source_params = params
+    run.history = pack(history) if history is not None else None
+    return cursor is None
+
+
+Candle = tuple[datetime, Decimal, Decimal, Decimal, Decimal]
+
+
+def merge_candles(partial: History | None, rows: Sequence[Candle], span_ms: int) -> History:
+    """``partial`` plus newly fetched candles (a later copy of the same minute wins), in time order."""
+    merged: dict[int, tuple[int, int, int, int]] = {}
+    if partial is not None:
+        for i in range(len(partial)):
+            merged[partial.times[i]] = (partial.opens[i], partial.highs[i], partial.lows[i], partial.closes[i])
+    for t, o, h, low, c in rows:
+        merged[ms_of(t)] = (to_half_ticks(o), to_half_ticks(h), to_half_ticks(low), to_half_ticks(c))
+    return build("candles", span_ms, ((t, *merged[t]) for t in sorted(merged)))
 
 
 def expected_candles(start: datetime, end: datetime, resolution: str) -> int:
@@ -371,29 +435,53 @@ def exchange_history(
 ) -> History:
     """The exchange's OHLC candles of ``[start, end]`` at ``resolution`` (public ``GET /v3/futures/candles``,
     newest first, paginated), as a history."""
-    from automations.exchange import public_client
 
     if resolution not in RESOLUTION_SECONDS:
         raise HistoryError(f"Unknown resolution {resolution!r}.")
     expected = expected_candles(start, end, resolution)
     if expected > MAX_EXCHANGE_CANDLES:
         raise HistoryError(f"That is {expected:,} candles: at most {MAX_EXCHANGE_CANDLES:,} per backtest.")
-    client = public_client(network)
-    if progress is not None:
-        progress(0.0)
-    rows: list[tuple[datetime, Decimal, Decimal, Decimal, Decimal]] = []
-    cursor: str | None = None
-    while len(rows) <= MAX_EXCHANGE_CANDLES:
-        page = client.futures_candles_list(from_=start, to=end, limit=EXCHANGE_PAGE, range=resolution, cursor=cursor)
-        rows.extend((c.time, c.open, c.high, c.low, c.close) for c in page.data)
-        if progress is not None:
-            progress(len(rows) / max(expected, 1))
-        if not page.next_cursor or not page.data:
-            break
-        cursor = page.next_cursor
+    rows, _ = exchange_pages(
+        network=network,
+        start=start,
+        end=end,
+        resolution=resolution,
+        cursor=None,
+        max_pages=MAX_EXCHANGE_CANDLES // EXCHANGE_PAGE + 1,
+        progress=None if progress is None else (lambda fetched: progress(fetched / max(expected, 1))),
+    )
     if not rows:
         raise HistoryError("The exchange has no candles for this range.")
     return from_candles(rows, RESOLUTION_SECONDS[resolution] * 1000)
+
+
+def exchange_pages(
+    *,
+    network: str,
+    start: datetime,
+    end: datetime,
+    resolution: str,
+    cursor: str | None,
+    max_pages: int,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[list[Candle], str | None]:
+    """Up to ``max_pages`` pages of candles from ``cursor`` on; the cursor to go on from, None when there is no more.
+    ``progress`` gets the number of candles fetched so far (here)."""
+    from automations.exchange import public_client
+
+    client = public_client(network)
+    if progress is not None:
+        progress(0)
+    rows: list[Candle] = []
+    for _ in range(max_pages):
+        page = client.futures_candles_list(from_=start, to=end, limit=EXCHANGE_PAGE, range=resolution, cursor=cursor)
+        rows.extend((c.time, c.open, c.high, c.low, c.close) for c in page.data)
+        if progress is not None:
+            progress(len(rows))
+        if not page.next_cursor or not page.data:
+            return rows, None
+        cursor = page.next_cursor
+    return rows, cursor
 
 
 def backtest_is_stalled(run: BacktestRun) -> bool:
@@ -410,7 +498,7 @@ def backtest_restart(*, run: BacktestRun) -> BacktestRun:
         owner=run.owner,
         name=run.name,
         source=run.source,
-        source_params=run.source_params,
+        source_params={k: v for k, v in run.source_params.items() if k != "fetch"},
         configs=list(run.configs),
         run_settings=RunSettings.from_json(run.settings),
         account=run.account,
