@@ -310,3 +310,19 @@ def test_ids_beyond_64_bits_are_refused_not_a_500(client, alice, guard, enqueued
     assert set(response.context["form"].errors) >= {"automations", "account"}
     deep = client.post(reverse("backtest:new"), form_data(guard, variants="[" * 5000))
     assert "not valid JSON" in " ".join(deep.context["form"].errors["variants"])
+
+
+def test_a_stalled_run_offers_to_start_again(client, alice, guard, enqueued):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    client.force_login(alice)
+    client.post(reverse("backtest:new"), form_data(guard))
+    run = BacktestRun.objects.get()
+    page = client.get(reverse("backtest:detail", args=[run.pk])).content.decode()
+    assert '<div id="bt-stalled" hidden>' in page  # a fresh run: no restart button shown
+    BacktestRun.objects.filter(pk=run.pk).update(updated_at=timezone.now() - timedelta(hours=1))
+    page = client.get(reverse("backtest:detail", args=[run.pk])).content.decode()
+    assert '<div id="bt-stalled">' in page
+    assert client.get(reverse("backtest:progress", args=[run.pk])).json()["stalled"] is True
