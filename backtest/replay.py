@@ -1,9 +1,9 @@
 """The replay: one automation (or none, for the baseline) over a price history, under LN Markets' rules.
 
 Pure: no ORM, no clock, no network. Decisions come from the live engine's public entry point
-(``automations.engine.evaluate``), called with the same typed inputs the live service builds; everything the
-exchange does is modelled here with ``lnmarkets.maths`` and mirrors the local simulator (``lnmarkets.simulator``),
-which is the reference for the rules (see docs/backtest.md):
+(``automations.engine.evaluate_safe``, as live), called with the same typed inputs the live service builds;
+everything the exchange does is modelled here with ``lnmarkets.maths`` and mirrors the local simulator
+(``lnmarkets.simulator``), which is the reference for the rules (see docs/backtest.md):
 
 * the path: each candle is four ticks, open → the extreme that hurts the portfolio first → the other extreme →
   close, at 0, ¼, ½ and ¾ of the candle; a tick history is walked as it is. The price holds between ticks;
@@ -47,7 +47,7 @@ from automations.engine import (
     SetTakeProfit,
     Skip,
     TradeState,
-    evaluate,
+    evaluate_safe,
     stoploss_from_percent,
     takeprofit_from_percent,
 )
@@ -631,7 +631,7 @@ class Replay:
 
     def _call(self, t: int, p: int, account: AccountState) -> Evaluation:
         self.result.engine_calls += 1
-        return evaluate(self._spec(), self.market(p, t), account, _dt(t))
+        return evaluate_safe(self._spec(), self.market(p, t), account, _dt(t))
 
     def _evaluate(self, t: int, p: int) -> None:
         evaluation = self._call(t, p, self._account())

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from accounts.models import ExchangeAccount, User
 from automations.configs import config_from_json, config_to_json
+from automations.engine import EngineError
 from automations.models import Automation, TrackedTrade
 from automations.specs import JSONValue, SpecError
 from backtest.history import (
@@ -269,6 +270,9 @@ def backtest_run_step(*, run_id: int, step: int) -> int | None:
         return _step(run_id, step)
     except (HistoryError, ReplayError, SpecError) as exc:
         _fail(run_id, str(exc))
+    except EngineError as exc:
+        logger.warning("backtest %s step %s: %s", run_id, step, exc)
+        _fail(run_id, f"The automation engine failed on this configuration: {exc}")
     except LNMarketsError as exc:
         _fail(run_id, f"The exchange did not give the candles: {exc}")
     except SoftTimeLimitExceeded:

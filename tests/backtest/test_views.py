@@ -326,3 +326,15 @@ def test_a_stalled_run_offers_to_start_again(client, alice, guard, enqueued):
     page = client.get(reverse("backtest:detail", args=[run.pk])).content.decode()
     assert '<div id="bt-stalled">' in page
     assert client.get(reverse("backtest:progress", args=[run.pk])).json()["stalled"] is True
+
+
+def test_an_engine_failure_fails_the_run_with_its_message(client, alice, guard, enqueued):
+    from automations.engine import EngineError
+
+    client.force_login(alice)
+    client.post(reverse("backtest:new"), form_data(guard))
+    run = BacktestRun.objects.get()
+    with mock.patch("backtest.replay.evaluate_safe", side_effect=EngineError(1, "ValueError: boom")):
+        run = run_all(run.pk)
+    assert run.status == BacktestRun.Status.FAILED
+    assert run.message == "The automation engine failed on this configuration: automation 1: ValueError: boom"

@@ -23,6 +23,7 @@ from django import forms
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.models import ExchangeAccount
+from automations.engine import EngineError
 from automations.models import Automation
 from automations.specs import SpecError
 from backtest.forms import parse_trade_line, parse_variants
@@ -85,7 +86,7 @@ class Command(BaseCommand):
             comparison = run_comparison(
                 history, run_settings.portfolio(history), run_settings.rules(), candidates, progress=self._progress
             )
-        except (ReplayError, SpecError) as exc:
+        except (ReplayError, SpecError, EngineError) as exc:
             raise CommandError(str(exc)) from None
         sys.stderr.write("\n")
         if options["format"] == "json":
