@@ -101,17 +101,27 @@ def intents_sweep_task() -> int:
 
 @shared_task(bind=True, acks_late=True, max_retries=3)
 def account_reconcile_task(self: Task[[int], None], account_id: int) -> None:
-    """Reconcile one account's tracked trades and balance with the exchange (GETs only)."""
+    """Reconcile one account's tracked trades and balance with the exchange (GETs only). Rejected credentials
+    pause the account's automations and back off for minutes to hours (``credentials_health``)."""
     from accounts.crypto import CredentialDecryptionError
+    from accounts.models import ExchangeAccount
+    from automations.services.credentials_health import may_reconcile_now, record_auth_failure, record_auth_success
     from automations.services.trades import account_reconcile
-    from lnmarkets.exceptions import PermanentError, TemporaryError
+    from lnmarkets.exceptions import AuthError, PermanentError, TemporaryError
 
+    account = ExchangeAccount.objects.filter(pk=account_id).first()
+    if account is None or not may_reconcile_now(account):
+        return
     try:
         account_reconcile(account_id=account_id)
     except TemporaryError as exc:
         raise self.retry(countdown=safe_countdown(min(2**self.request.retries, 8)), exc=exc) from exc
-    except (PermanentError, CredentialDecryptionError) as exc:
+    except (AuthError, CredentialDecryptionError) as exc:
+        record_auth_failure(account_id=account_id, reason=type(exc).__name__)
+    except PermanentError as exc:
         logger.warning("reconciliation of account %s failed: %s", account_id, type(exc).__name__)
+    else:
+        record_auth_success(account_id=account_id)
 
 
 def beat_schedule() -> dict[str, dict[str, object]]:

@@ -41,6 +41,7 @@ from accounts.models import ExchangeAccount
 from automations.engine import Memory, stoploss_from_percent, takeprofit_from_percent
 from automations.exchange import client_for_account
 from automations.models import AuditEntry, Automation, GlobalSwitch, OrderIntent
+from automations.services.credentials_health import record_auth_failure
 from automations.services.intent_machine import IN_FLIGHT, claim, transition
 from automations.services.trades import tracked_trade_fill_exit, tracked_trade_mark_closed, tracked_trade_upsert
 from lnmarkets.client import RestClient, send_deadline
@@ -55,11 +56,7 @@ from lnmarkets.exceptions import (
     TemporaryError,
 )
 from lnmarkets.schemas import Trade, parse_json, parse_model, to_wire_json
-from realtime.events import (
-    publish_account_changed_on_commit,
-    publish_automation_log_on_commit,
-    publish_automations_changed_on_commit,
-)
+from realtime.events import publish_account_changed_on_commit, publish_automation_log_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -151,11 +148,10 @@ def _record_failure(intent: OrderIntent, error: str) -> None:
         publish_account_changed_on_commit(account.pk)
 
 
-def _pause_for_credentials(intent: OrderIntent, message: str) -> None:
-    Automation.objects.filter(account_id=intent.account_id, status=Automation.Status.ACTIVE).update(
-        status=Automation.Status.ERROR, status_message=message[:300]
-    )
-    publish_automations_changed_on_commit(intent.account_id)
+def _pause_for_credentials(intent: OrderIntent, message: str, reason: str) -> None:
+    """The credentials failed: the account's automations pause and it backs off (``credentials_health``, the one
+    way to pause for credentials); the intent ends REJECTED unless the exchange already accepted it."""
+    record_auth_failure(account_id=intent.account_id, reason=reason)
     if intent.state in IN_FLIGHT - {State.ACKED}:
         message += " The earlier attempt's outcome is unknown: reconciliation adopts the trade if it exists."
     if intent.state != State.ACKED and transition(intent, State.REJECTED, error=message[:500]):
@@ -376,11 +372,13 @@ def _advance(intent: OrderIntent) -> list[int]:
         if intent.state != State.CREATED:
             return []
         return _attempt(client, intent)
-    except CredentialDecryptionError:
-        _pause_for_credentials(intent, "Stored credentials cannot be decrypted: automations paused.")
+    except CredentialDecryptionError as exc:
+        message = "Stored credentials cannot be decrypted: automations paused."
+        _pause_for_credentials(intent, message, type(exc).__name__)
         return []
     except AuthError as exc:
-        _pause_for_credentials(intent, f"The exchange rejected the credentials ({exc.code}): automations paused.")
+        message = f"The exchange rejected the credentials ({exc.code}): automations paused."
+        _pause_for_credentials(intent, message, type(exc).__name__)
         return []
 
 

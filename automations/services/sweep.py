@@ -7,6 +7,8 @@ import logging
 from datetime import datetime
 
 from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
 
 from accounts.models import ExchangeAccount
 from automations.exchange import public_client
@@ -46,10 +48,12 @@ def automations_sweep(*, now: datetime) -> int:
 
 
 def accounts_reconcile_fanout() -> int:
-    """Queue a reconciliation per enabled account; returns how many."""
+    """Queue a reconciliation per enabled account not waiting out a credential backoff; returns how many."""
     from automations.tasks import account_reconcile_task
 
-    account_ids = list(ExchangeAccount.objects.filter(is_enabled=True).values_list("pk", flat=True))
+    now = timezone.now()
+    due = Q(auth_retry_at__isnull=True) | Q(auth_retry_at__lte=now)
+    account_ids = list(ExchangeAccount.objects.filter(due, is_enabled=True).values_list("pk", flat=True))
     for account_id in account_ids:
         account_reconcile_task.delay(account_id)
     return len(account_ids)

@@ -183,7 +183,15 @@ def test_t06_redelivery_after_the_worker_died_pre_send_sends_once(paper, sim, ex
     account_reconcile(account_id=paper.pk)
     claimed = timezone.now() - timedelta(seconds=5)
     intent = _entry(
-        paper, "buy", 10, 70, state=OrderIntent.State.SUBMITTING, attempts=1, submitted_at=claimed, fence_at=claimed
+        paper,
+        "buy",
+        10,
+        70,
+        state=OrderIntent.State.SUBMITTING,
+        attempts=1,
+        sends=1,
+        submitted_at=claimed,
+        fence_at=claimed,
     )
     final = _run(intent.pk)
     assert final.state == OrderIntent.State.RECONCILED
