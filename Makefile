@@ -76,7 +76,7 @@ fuzz: install-dev
 # signature window, on the local PostgreSQL + Redis; the last line is RESULT trials=… duplicates=… lost=… (CI runs
 # a reduced count of every scenario in its PostgreSQL pass).
 .PHONY: faults
-FAULTS_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
+FAULTS_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/axisor_faults
 FAULTS_REDIS_URL ?= redis://127.0.0.1:6379/0
 faults: install-dev
 	DATABASE_URL=$(FAULTS_DATABASE_URL) REDIS_URL=$(FAULTS_REDIS_URL) FAULTS_SCALE=$${FAULTS_SCALE:-full} \

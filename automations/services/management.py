@@ -269,6 +269,7 @@ def _halt_until_reconciled(account_ids: list[int]) -> None:
     from automations.tasks import account_reconcile_task
 
     ExchangeAccount.objects.filter(pk__in=account_ids).update(entries_halted=True, halt_reason=RESUME_HALT)
+
     def queue() -> None:
         for account_id in account_ids:
             account_reconcile_task.delay(account_id)
