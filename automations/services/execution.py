@@ -43,7 +43,12 @@ from automations.exchange import client_for_account
 from automations.models import AuditEntry, Automation, GlobalSwitch, OrderIntent
 from automations.services.credentials_health import record_auth_failure
 from automations.services.intent_machine import IN_FLIGHT, claim, transition
-from automations.services.trades import tracked_trade_fill_exit, tracked_trade_mark_closed, tracked_trade_upsert
+from automations.services.trades import (
+    closed_by_axisor,
+    tracked_trade_fill_exit,
+    tracked_trade_mark_closed,
+    tracked_trade_upsert,
+)
 from lnmarkets.client import RestClient, send_deadline
 from lnmarkets.exceptions import (
     AmbiguousOutcomeError,
@@ -509,8 +514,9 @@ def _after_refusal(client: RestClient, intent: OrderIntent, exc: PermanentError)
         transition(intent, State.UNKNOWN, error=f"refused ({exc.code}); checking the trade"[:500])
         raise RetryLaterError(backoff(1), f"refused, then the look-up failed ({read_error.code})") from read_error
     if found.status == "done":
-        # Not this attempt's doing; an earlier attempt of ours may have done it.
+        # Not this attempt's doing; an earlier attempt of this intent, or another close of ours, may have done it.
         note = f"already done at the exchange ({exc.code}: {exc.message})"[:300]
-        return _settle(client, intent, Found("done", found.trade, note=note, ours=intent.attempts > 1))
+        ours = intent.attempts > 1 or closed_by_axisor(intent.account_id, intent.trade_id, besides=intent.pk)
+        return _settle(client, intent, Found("done", found.trade, note=note, ours=ours))
     _record_failure(intent, f"{exc.code}: {exc.message}")
     return []

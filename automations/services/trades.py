@@ -143,14 +143,15 @@ def tracked_trade_fill_exit(client: RestClient, account: ExchangeAccount, trade_
             TrackedTrade.objects.filter(pk=row.pk).update(closed_by_axisor=False)
 
 
-def _closed_by_axisor(account: ExchangeAccount, trade_id: str) -> bool:
-    """True when one of Axisor's close intents for the trade may have reached the exchange (claimed at least once
-    and not refused): its disappearance is then Axisor's doing, never "outside Axisor"."""
-    return (
-        OrderIntent.objects.filter(account=account, action=OrderIntent.Action.CLOSE, trade_id=trade_id, attempts__gte=1)
-        .exclude(state=OrderIntent.State.REJECTED)
-        .exists()
-    )
+def closed_by_axisor(account_id: int, trade_id: str, *, besides: int | None = None) -> bool:
+    """True when one of Axisor's close intents for the trade (other than ``besides``) may have reached the exchange
+    (claimed at least once and not refused): its disappearance is then Axisor's doing, never "outside Axisor"."""
+    intents = OrderIntent.objects.filter(
+        account_id=account_id, action=OrderIntent.Action.CLOSE, trade_id=trade_id, attempts__gte=1
+    ).exclude(state=OrderIntent.State.REJECTED)
+    if besides is not None:
+        intents = intents.exclude(pk=besides)
+    return intents.exists()
 
 
 _CLOSED_BY = {
@@ -185,7 +186,7 @@ def account_reconcile(*, account_id: int) -> dict[str, int]:
     if gone.exists():
         closed = {t.id: t for t in client.isolated_trades_closed_list(limit=100, priority="low").data}
         for row in gone:
-            ours = _closed_by_axisor(account, row.trade_id)
+            ours = closed_by_axisor(account.pk, row.trade_id)
             tracked_trade_mark_closed(account, row.trade_id, closed=closed.get(row.trade_id), by_axisor=ours)
             row.refresh_from_db()
             if row.closed_by_axisor:

@@ -236,6 +236,18 @@ def test_closing_an_already_closed_trade_is_done_not_a_failure(paper, sim, excha
     assert not TrackedTrade.objects.get(trade_id=trade.id).closed_by_axisor  # not ours: it was closed before
 
 
+def test_a_second_close_of_ours_refused_as_already_closed_keeps_axisor_as_the_closer(paper, sim, exchange):
+    trade = _managed_long(paper, exchange)
+    first = OrderIntent.objects.create(account=paper, action="close", trade_id=trade.id, protective=True)
+    second = OrderIntent.objects.create(account=paper, action="close", trade_id=trade.id, protective=True)
+    assert _execute(first.pk) is None
+    assert _execute(second.pk) is None  # 400: the first one closed it
+    assert OrderIntent.objects.get(pk=second.pk).state == OrderIntent.State.RECONCILED
+    assert TrackedTrade.objects.get(trade_id=trade.id).closed_by_axisor
+    account_reconcile(account_id=paper.pk)
+    assert not AuditEntry.objects.filter(message__contains="outside Axisor").exists()
+
+
 # --- 6. kill switch off --------------------------------------------------------------------------------------------
 
 

@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+from pathlib import Path
 
-from tests.faults.tally import artifacts_dir
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def artifacts_dir() -> Path:
+    """Where the battery writes ``result.json`` (``$AXISOR_TEST_ARTIFACTS/faults``). No Django import here: this
+    module runs on its own after the test session (``make faults``)."""
+    base = Path(os.environ.get("AXISOR_TEST_ARTIFACTS", ROOT / "var" / "test-artifacts"))
+    path = base / "faults"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def main() -> int:

@@ -4,22 +4,13 @@ and the slowest time to a terminal state. ``make faults`` prints the total as it
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from automations.models import AuditEntry, OrderIntent, TrackedTrade
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def artifacts_dir() -> Path:
-    base = Path(os.environ.get("AXISOR_TEST_ARTIFACTS", ROOT / "var" / "test-artifacts"))
-    path = base / "faults"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+from tests.faults.report import artifacts_dir
 
 
 @dataclass

@@ -97,11 +97,13 @@ def test_t01_read_timeout_after_the_exchange_accepted(rig, control, accounts, re
     pairs = accounts(n)
     control.inject_fault("accept_then_delay", method="POST", path=TRADE, seconds=TIMING.http_timeout_s + 1.5, count=n)
     rig.start_worker(concurrency=WORKERS)
-    intents = [_entry(account) for account, _ in pairs]
+    # protective opens (a reduce's re-open): no entry expiry, so every trial must end with its one trade
+    intents = [_entry(account, protective=True) for account, _ in pairs]
     _enqueue(rig, intents)
     _settle(intents)
     result = _check(record, "T01 read timeout after accept", intents, control)
     assert all(control.requests_for_client_id(i.client_id) == 1 for i in intents), result
+    assert all(OrderIntent.objects.get(pk=i.pk).state == OrderIntent.State.RECONCILED for i in intents)
 
 
 def test_t02_gateway_errors_after_the_exchange_accepted(rig, control, accounts, record):
@@ -110,7 +112,7 @@ def test_t02_gateway_errors_after_the_exchange_accepted(rig, control, accounts, 
     control.inject_fault("accept_then_status", method="POST", path=TRADE, status=504, count=(n + 1) // 2)
     control.inject_fault("accept_then_status", method="POST", path=TRADE, status=502, count=n // 2)
     rig.start_worker(concurrency=WORKERS)
-    intents = [_entry(account) for account, _ in pairs]
+    intents = [_entry(account, protective=True) for account, _ in pairs]
     _enqueue(rig, intents)
     _settle(intents)
     _check(record, "T02 502/504 after accept", intents, control)
