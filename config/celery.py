@@ -20,11 +20,13 @@ app.autodiscover_tasks(lambda: ["config"], related_name="health")
 
 @app.on_after_finalize.connect
 def _beat_schedule(sender: Celery, **kwargs: object) -> None:
-    """The beat schedule lives in code (``automations.tasks.beat_schedule``), plus the worker heartbeat."""
+    """The beat schedule lives in code (``automations.tasks.beat_schedule``), plus the worker heartbeat and the
+    notification sweep and daily summary (``notifications.tasks.beat_entries``)."""
     from automations.tasks import beat_schedule
     from config.health import beat_entries
+    from notifications.tasks import beat_entries as notification_beat_entries
 
-    sender.conf.beat_schedule = {**beat_schedule(), **beat_entries()}
+    sender.conf.beat_schedule = {**beat_schedule(), **beat_entries(), **notification_beat_entries()}
 
 
 @setup_logging.connect

@@ -90,6 +90,7 @@ INSTALLED_APPS = [
     "automations",
     "realtime",
     "backtest",
+    "notifications",
 ]
 
 MIDDLEWARE = [
@@ -245,6 +246,32 @@ LNMARKETS_URLS: dict[str, dict[str, str]] = {
 }
 LNMARKETS_HTTP_TIMEOUT: float = env.float("LNMARKETS_HTTP_TIMEOUT", default=10.0)
 
+# Notifications (docs/notifications.md): Telegram Bot API, e-mail and signed webhooks, on the `notify` queue.
+TELEGRAM_API_BASE_URL: str = env.str("TELEGRAM_API_BASE_URL", default="https://api.telegram.org")
+TELEGRAM_BOT_TOKEN: str = env.str("TELEGRAM_BOT_TOKEN", default="")
+TELEGRAM_BOT_USERNAME: str = env.str("TELEGRAM_BOT_USERNAME", default="")
+# Production option: Telegram posts updates to /notifications/telegram/webhook with this secret in its header.
+TELEGRAM_WEBHOOK_SECRET: str = env.str("TELEGRAM_WEBHOOK_SECRET", default="")
+TELEGRAM_COMMANDS_PER_MINUTE: int = env.int("TELEGRAM_COMMANDS_PER_MINUTE", default=20)
+NOTIFY_HTTP_TIMEOUT: float = env.float("NOTIFY_HTTP_TIMEOUT", default=10.0)
+NOTIFY_MAX_ATTEMPTS: int = env.int("NOTIFY_MAX_ATTEMPTS", default=6)
+NOTIFY_LEASE_SECONDS: int = env.int("NOTIFY_LEASE_SECONDS", default=60)
+NOTIFY_SWEEP_SECONDS: int = env.int("NOTIFY_SWEEP_SECONDS", default=30)
+NOTIFY_BURST: int = env.int("NOTIFY_BURST", default=3)
+NOTIFY_DAILY_SUMMARY_HOUR: int = env.int("NOTIFY_DAILY_SUMMARY_HOUR", default=7)
+EMAIL_BACKEND: str = env.str(
+    "EMAIL_BACKEND",
+    default=f"django.core.mail.backends.{'smtp' if REDIS_URL else 'console'}.EmailBackend",
+)
+EMAIL_FILE_PATH: str = env.str("EMAIL_FILE_PATH", default=str(VAR_DIR / "mail"))
+EMAIL_HOST: str = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT: int = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER: str = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD: str = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS: bool = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_TIMEOUT: int = env.int("EMAIL_TIMEOUT", default=10)
+DEFAULT_FROM_EMAIL: str = env.str("DEFAULT_FROM_EMAIL", default="axisor@localhost")
+
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("pt-br", "Português (Brasil)")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
@@ -328,7 +355,8 @@ LOGGING = {
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "INFO"}, "axes": {"level": "INFO"}},
+    # urllib3 logs request paths at DEBUG: the Telegram Bot API path holds the bot token.
+    "loggers": {"django.db.backends": {"level": "INFO"}, "axes": {"level": "INFO"}, "urllib3": {"level": "INFO"}},
 }
 
 # Operations (README "Operations"): /readyz thresholds and the worker heartbeat (config.health).

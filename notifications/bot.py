@@ -1,0 +1,424 @@
+"""The Telegram bot: linking a chat with ``/start CODE`` and the commands of a linked chat.
+
+Only chats linked to a user (``Channel.kind == telegram``, ``verified``) are answered; any other chat gets nothing
+(not even an error). Commands are rate limited per chat and every one is recorded in ``BotCommandLog`` (the command
+name and its result, never a link code). Trade actions go through the same path as the web UI and the engine: an
+``OrderIntent`` (``close``, protective) queued with ``automations.tasks.order_intent_enqueue``; the kill switch and
+pause/resume through ``automations.services.management``. ``/close`` and ``/closeall`` ask first, with an inline
+button whose data expires after ``CONFIRM_TTL`` seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import Count, Sum
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from accounts.models import ExchangeAccount, User
+from automations.models import AuditEntry, Automation, OrderIntent, TrackedTrade
+from automations.services import management
+from notifications import senders
+from notifications.models import BotCommandLog, BotState, Channel, TelegramLinkCode
+
+logger = logging.getLogger(__name__)
+
+CONFIRM_TTL = 300
+HELP = (
+    "Axisor bot commands:\n"
+    "/status: accounts, switches and counts\n"
+    "/positions: running trades\n"
+    "/balance: balances\n"
+    "/pnl [days]: realised PnL (default 1 day)\n"
+    "/automations: your automations and their ids\n"
+    "/pause ID, /resume ID: pause or resume an automation\n"
+    "/stopentries, /startentries: every account's kill switch on or off\n"
+    "/close TRADE: close one trade (asks first)\n"
+    "/closeall: close every running trade (asks first)\n"
+    "/help: this list"
+)
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str
+    markup: dict[str, Any] | None = None
+
+
+def _linked_user(chat_id: str) -> User | None:
+    channel = (
+        Channel.objects.filter(kind=Channel.Kind.TELEGRAM, address=chat_id, verified=True, is_enabled=True)
+        .select_related("owner")
+        .order_by("id")
+        .first()
+    )
+    return channel.owner if channel is not None else None
+
+
+def _rate_limited(chat_id: str) -> bool:
+    key = f"notifications:bot:rate:{chat_id}:{int(time.time() // 60)}"
+    cache.add(key, 0, timeout=120)
+    try:
+        count = cache.incr(key)
+    except ValueError:
+        count = 1
+    return count > settings.TELEGRAM_COMMANDS_PER_MINUTE
+
+
+def _record(chat_id: str, user: User | None, command: str, result: str) -> None:
+    BotCommandLog.objects.create(chat_id=chat_id[:40], user=user, command=command[:100], result=result[:300])
+
+
+def link_chat(chat_id: str, code: str) -> Channel | None:
+    """Link ``chat_id`` to the channel of an unused, unexpired one-time ``code`` (compare-and-set on ``used_at``)."""
+    now = timezone.now()
+    with transaction.atomic():
+        link = TelegramLinkCode.objects.select_for_update().filter(code=code, used_at__isnull=True).first()
+        if link is None or link.expires_at < now:
+            return None
+        if not TelegramLinkCode.objects.filter(pk=link.pk, used_at__isnull=True).update(used_at=now):
+            return None
+        Channel.objects.filter(pk=link.channel_id).update(address=chat_id, verified=True)
+        return Channel.objects.get(pk=link.channel_id)
+
+
+# --- read-only commands ---
+
+
+def _accounts(user: User) -> list[ExchangeAccount]:
+    return list(ExchangeAccount.objects.filter(owner=user).order_by("label"))
+
+
+def cmd_status(user: User, args: list[str]) -> Reply:
+    lines = []
+    for account in _accounts(user):
+        running = TrackedTrade.objects.filter(account=account, state=TrackedTrade.State.RUNNING).count()
+        active = Automation.objects.filter(account=account, status=Automation.Status.ACTIVE).count()
+        flags = []
+        if account.kill_switch:
+            flags.append("kill switch ON")
+        if account.entries_halted:
+            flags.append(f"entries halted ({account.halt_reason})")
+        if not account.is_enabled:
+            flags.append("disabled")
+        state = ", ".join(flags) or "entries allowed"
+        lines.append(
+            f"{account.label} [{account.network}]: {running} running trade(s), {active} active automation(s); {state}"
+        )
+    return Reply("\n".join(lines) or "No exchange account yet.")
+
+
+def cmd_positions(user: User, args: list[str]) -> Reply:
+    trades = TrackedTrade.objects.filter(account__owner=user, state=TrackedTrade.State.RUNNING).select_related(
+        "account"
+    )
+    lines = [
+        f"{t.trade_id} {t.account.label}: {t.side} {t.quantity} USD @ {t.entry_price}, liq {t.liquidation}, "
+        f"PnL {t.pl} sats"
+        for t in trades.order_by("account__label", "first_seen_at")[:30]
+    ]
+    return Reply("\n".join(lines) or "No running trade.")
+
+
+def cmd_balance(user: User, args: list[str]) -> Reply:
+    lines = [
+        f"{a.label}: {'—' if a.balance is None else f'{a.balance} sats'}"
+        + (f" (at {a.balance_updated_at:%Y-%m-%d %H:%M} UTC)" if a.balance_updated_at else "")
+        for a in _accounts(user)
+    ]
+    return Reply("\n".join(lines) or "No exchange account yet.")
+
+
+def cmd_pnl(user: User, args: list[str]) -> Reply:
+    days = 1
+    if args:
+        if not args[0].isdigit() or not 1 <= int(args[0]) <= 365:
+            return Reply("Usage: /pnl [days], days from 1 to 365.")
+        days = int(args[0])
+    since = timezone.now() - timedelta(days=days)
+    lines = []
+    for account in _accounts(user):
+        totals = TrackedTrade.objects.filter(
+            account=account, state=TrackedTrade.State.CLOSED, closed_at__gte=since
+        ).aggregate(pnl=Coalesce(Sum("pl"), 0), fees=Coalesce(Sum("opening_fee"), 0), n=Count("id"))
+        lines.append(
+            f"{account.label}: {totals['n']} closed, realised PnL {totals['pnl']} sats, "
+            f"opening fees {totals['fees']} sats"
+        )
+    return Reply(f"Last {days} day(s):\n" + ("\n".join(lines) or "No exchange account yet."))
+
+
+def cmd_automations(user: User, args: list[str]) -> Reply:
+    rows = Automation.objects.filter(account__owner=user).select_related("account").order_by("account__label", "id")
+    lines = [f"#{a.pk} {a.name} ({a.get_kind_display()}, {a.account.label}): {a.status}" for a in rows[:50]]
+    return Reply("\n".join(lines) or "No automation yet.")
+
+
+# --- actions ---
+
+
+def _automation_arg(user: User, args: list[str]) -> Automation | None:
+    if len(args) != 1 or not args[0].lstrip("#").isdigit():
+        return None
+    return Automation.objects.filter(pk=int(args[0].lstrip("#")), account__owner=user).first()
+
+
+def _set_automation(user: User, args: list[str], *, pause: bool) -> Reply:
+    automation = _automation_arg(user, args)
+    if automation is None:
+        return Reply(f"Usage: /{'pause' if pause else 'resume'} ID (ids from /automations).")
+    try:
+        if pause:
+            management.automation_pause(automation=automation)
+        else:
+            management.automation_resume(automation=automation)
+    except management.AutomationStateError as exc:
+        return Reply(str(exc))
+    return Reply(f"Automation #{automation.pk} “{automation.name}” {'paused' if pause else 'resumed'}.")
+
+
+def cmd_pause(user: User, args: list[str]) -> Reply:
+    return _set_automation(user, args, pause=True)
+
+
+def cmd_resume(user: User, args: list[str]) -> Reply:
+    return _set_automation(user, args, pause=False)
+
+
+def _kill_switch(user: User, *, on: bool) -> Reply:
+    accounts = _accounts(user)
+    for account in accounts:
+        if account.kill_switch != on:
+            management.account_kill_switch_set(account=account, on=on)
+    if not accounts:
+        return Reply("No exchange account yet.")
+    if on:
+        return Reply(f"Kill switch ON for {len(accounts)} account(s): no new entries; closes and protection still run.")
+    return Reply(f"Kill switch off for {len(accounts)} account(s): entries resume after the next reconciliation.")
+
+
+def cmd_stopentries(user: User, args: list[str]) -> Reply:
+    return _kill_switch(user, on=True)
+
+
+def cmd_startentries(user: User, args: list[str]) -> Reply:
+    return _kill_switch(user, on=False)
+
+
+def _confirm_markup(action: str, target: str) -> dict[str, Any]:
+    data = f"{action}:{target}:{int(time.time())}"
+    return {
+        "inline_keyboard": [
+            [{"text": "Confirm", "callback_data": data}, {"text": "Cancel", "callback_data": "cancel"}],
+        ]
+    }
+
+
+def cmd_close(user: User, args: list[str]) -> Reply:
+    if len(args) != 1:
+        return Reply("Usage: /close TRADE (trade ids from /positions).")
+    trade = (
+        TrackedTrade.objects.filter(account__owner=user, trade_id=args[0][:64], state=TrackedTrade.State.RUNNING)
+        .select_related("account")
+        .first()
+    )
+    if trade is None:
+        return Reply("No running trade with that id.")
+    text = (
+        f"Close trade {trade.trade_id} on {trade.account.label} ({trade.side} {trade.quantity} USD @ "
+        f"{trade.entry_price}, PnL {trade.pl} sats)?"
+    )
+    return Reply(text, _confirm_markup("close", str(trade.pk)))
+
+
+def cmd_closeall(user: User, args: list[str]) -> Reply:
+    count = TrackedTrade.objects.filter(account__owner=user, state=TrackedTrade.State.RUNNING).count()
+    if count == 0:
+        return Reply("No running trade.")
+    return Reply(f"Close all {count} running trade(s) on every account?", _confirm_markup("closeall", str(user.pk)))
+
+
+def close_trade(user: User, tracked_trade_id: int, *, chat_id: str) -> tuple[str, int | None]:
+    """Create (at most one) close intent for a running trade of ``user``; queued after the commit."""
+    from automations.tasks import order_intent_enqueue
+
+    with transaction.atomic():
+        trade = (
+            TrackedTrade.objects.select_for_update()
+            .filter(pk=tracked_trade_id, account__owner=user)
+            .select_related("account")
+            .first()
+        )
+        if trade is None or trade.state != TrackedTrade.State.RUNNING:
+            return "That trade is no longer running.", None
+        busy = (
+            OrderIntent.objects.filter(account=trade.account, action=OrderIntent.Action.CLOSE, trade_id=trade.trade_id)
+            .exclude(state=OrderIntent.State.REJECTED)
+            .exists()
+        )
+        if busy:
+            return f"Trade {trade.trade_id} is already being closed.", None
+        intent = OrderIntent.objects.create(
+            account=trade.account,
+            action=OrderIntent.Action.CLOSE,
+            trade_id=trade.trade_id,
+            protective=True,
+            params={"source": "telegram"},
+        )
+        AuditEntry.objects.create(
+            account=trade.account,
+            intent=intent,
+            event=AuditEntry.Event.STATUS,
+            outcome=AuditEntry.Outcome.INFO,
+            message=f"Close of trade {trade.trade_id} requested from Telegram.",
+            inputs={"source": "telegram", "chat_id": chat_id},
+        )
+        intent_id = intent.pk
+        transaction.on_commit(lambda: order_intent_enqueue(intent_id, protective=True))
+    return f"Closing trade {trade.trade_id}: order queued.", intent_id
+
+
+def _callback(user: User, data: str, chat_id: str) -> str:
+    if data == "cancel":
+        return "Cancelled."
+    parts = data.split(":")
+    if len(parts) != 3 or not parts[1].isdigit() or not parts[2].isdigit():
+        return "Unknown button."
+    action, target, stamp = parts[0], int(parts[1]), int(parts[2])
+    if time.time() - stamp > CONFIRM_TTL:
+        return "This confirmation expired: send the command again."
+    if action == "close":
+        return close_trade(user, target, chat_id=chat_id)[0]
+    if action == "closeall" and target == user.pk:
+        ids = list(
+            TrackedTrade.objects.filter(account__owner=user, state=TrackedTrade.State.RUNNING).values_list(
+                "pk", flat=True
+            )
+        )
+        results = [close_trade(user, pk, chat_id=chat_id) for pk in ids]
+        queued = sum(1 for _, intent_id in results if intent_id is not None)
+        return f"Closing {queued} trade(s): orders queued." + (
+            f" {len(ids) - queued} already closing or closed." if len(ids) - queued else ""
+        )
+    return "Unknown button."
+
+
+COMMANDS: dict[str, Callable[[User, list[str]], Reply]] = {
+    "/help": lambda user, args: Reply(HELP),
+    "/status": cmd_status,
+    "/positions": cmd_positions,
+    "/balance": cmd_balance,
+    "/pnl": cmd_pnl,
+    "/automations": cmd_automations,
+    "/pause": cmd_pause,
+    "/resume": cmd_resume,
+    "/stopentries": cmd_stopentries,
+    "/startentries": cmd_startentries,
+    "/close": cmd_close,
+    "/closeall": cmd_closeall,
+}
+
+
+def _reply(chat_id: str, reply: Reply) -> None:
+    try:
+        senders.send_telegram(chat_id, reply.text, reply_markup=reply.markup)
+    except senders.DeliveryError as exc:
+        logger.warning("bot reply to a chat not sent: %s", exc)
+
+
+def handle_update(update: dict[str, Any]) -> None:
+    """Process one Bot API update (a message or an inline button press)."""
+    if not isinstance(update, dict):
+        return
+    callback = update.get("callback_query")
+    if isinstance(callback, dict):
+        _handle_callback(callback)
+        return
+    message = update.get("message")
+    if not isinstance(message, dict) or not isinstance(message.get("chat"), dict):
+        return
+    chat_id = str(message["chat"].get("id", ""))[:40]
+    text = message.get("text")
+    if not chat_id or not isinstance(text, str) or not text.startswith("/"):
+        return
+    words = text.strip().split()
+    command = words[0].split("@", 1)[0].lower()[:40]
+    args = words[1:6]
+    if _rate_limited(chat_id):
+        _record(chat_id, None, command, "rate limited")
+        return
+    if command == "/start":
+        channel = link_chat(chat_id, args[0]) if len(args) == 1 else None
+        if channel is None:
+            _record(chat_id, None, command, "ignored: no valid link code")
+            return
+        _record(chat_id, channel.owner, command, f"linked to channel {channel.pk}")
+        _reply(
+            chat_id, Reply(f"Linked to Axisor as {channel.owner.get_username()} (channel “{channel.name}”).\n\n{HELP}")
+        )
+        return
+    user = _linked_user(chat_id)
+    if user is None:
+        _record(chat_id, None, command, "ignored: chat not linked")
+        return
+    handler = COMMANDS.get(command)
+    reply = handler(user, args) if handler is not None else Reply("Unknown command. /help lists them.")
+    _record(chat_id, user, " ".join([command, *args]), reply.text.splitlines()[0] if reply.text else "")
+    _reply(chat_id, reply)
+
+
+def _handle_callback(callback: dict[str, Any]) -> None:
+    message = callback.get("message")
+    chat = message.get("chat") if isinstance(message, dict) else None
+    if not isinstance(chat, dict):
+        return
+    chat_id = str(chat.get("id", ""))[:40]
+    data = callback.get("data")
+    if not chat_id or not isinstance(data, str):
+        return
+    if _rate_limited(chat_id):
+        _record(chat_id, None, "button", "rate limited")
+        return
+    user = _linked_user(chat_id)
+    if user is None:
+        _record(chat_id, None, "button", "ignored: chat not linked")
+        return
+    result = _callback(user, data[:64], chat_id)
+    _record(chat_id, user, f"button {data[:40]}", result)
+    try:
+        senders.telegram_call("answerCallbackQuery", {"callback_query_id": str(callback.get("id", ""))[:64]})
+    except senders.DeliveryError as exc:
+        logger.warning("callback answer not sent: %s", exc)
+    _reply(chat_id, Reply(result))
+
+
+def poll_once(*, timeout: int = 25) -> int:
+    """One long-polling round (``getUpdates``): process each update, then move the stored offset past it. An
+    update is processed at least once; a crash before the offset is saved replays it (a close is guarded)."""
+    state, _ = BotState.objects.get_or_create(pk=1)
+    updates = senders.telegram_call(
+        "getUpdates",
+        {"offset": state.update_offset, "timeout": timeout, "allowed_updates": ["message", "callback_query"]},
+        timeout=timeout + 10,
+    )
+    handled = 0
+    for update in updates if isinstance(updates, list) else []:
+        update_id = update.get("update_id") if isinstance(update, dict) else None
+        if not isinstance(update_id, int):
+            continue
+        if update_id < state.update_offset:
+            continue
+        handle_update(update)
+        state.update_offset = update_id + 1
+        BotState.objects.filter(pk=1).update(update_offset=state.update_offset)
+        handled += 1
+    return handled

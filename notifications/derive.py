@@ -1,0 +1,141 @@
+"""Notification rows derived from what automations already writes: audit entries.
+
+``automations`` never imports this app. A ``post_save`` receiver on ``AuditEntry`` (``signals.py``) classifies each
+new entry and, in the same transaction, writes one ``Notification`` per channel of the account's owner that wants the
+event; the delivery task is queued on commit. A rolled-back outcome therefore never notifies, and a committed one
+always has its rows (the sweep re-queues any whose enqueue was lost).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import IntegrityError, transaction
+
+from automations.models import AuditEntry, OrderIntent
+from notifications.models import Channel, Event, Notification
+
+logger = logging.getLogger(__name__)
+
+# account_reconcile writes "Trade {id} hit its stop-loss|hit its take-profit|was liquidated|was closed outside Axisor
+# (exit …, PnL … sats)." for a trade that closed without Axisor (automations/services/trades.py).
+_CLOSED_RE = re.compile(
+    r"^Trade (?P<trade>\S+) (?P<how>hit its stop-loss|hit its take-profit|was liquidated|was closed outside Axisor)"
+)
+_CLOSED_TITLE = {
+    "hit its stop-loss": "Trade closed by its stop-loss",
+    "hit its take-profit": "Trade closed by its take-profit",
+    "was liquidated": "Trade liquidated",
+    "was closed outside Axisor": "Trade closed outside Axisor",
+}
+
+
+@dataclass(frozen=True)
+class Derived:
+    event: str
+    title: str
+    body: str
+    protective: bool = False
+
+
+def _price(intent: OrderIntent) -> str:
+    result: dict[str, Any] = intent.result if isinstance(intent.result, dict) else {}
+    for key in ("exitPrice", "exit_price", "price"):
+        if result.get(key) not in (None, ""):
+            return str(result[key])
+    params: dict[str, Any] = intent.params if isinstance(intent.params, dict) else {}
+    return str(params.get("price", "—"))
+
+
+def classify(entry: AuditEntry) -> Derived | None:
+    """The notification an audit entry calls for, or None (decisions and skips are frequent: no query for them)."""
+    if entry.event in (AuditEntry.Event.DECISION, AuditEntry.Event.SKIP):
+        return None
+    account_label = entry.account.label
+    if entry.intent_id is not None:
+        intent = entry.intent
+        assert intent is not None
+        who = f"“{entry.automation.name}”" if entry.automation_id and entry.automation else "A manual action"
+        trade = intent.trade_id or "—"
+        if entry.event == AuditEntry.Event.RECONCILE and entry.outcome == AuditEntry.Outcome.OK:
+            title = f"{who} acted: {intent.get_action_display().lower()} on trade {trade}"
+            body = f"{title}\nAccount: {account_label}\nPrice: {_price(intent)}\nResult: {entry.message}"
+            return Derived(Event.AUTOMATION_ACTED, title, body, protective=intent.protective)
+        if entry.outcome in (AuditEntry.Outcome.REJECTED, AuditEntry.Outcome.ERROR):
+            title = f"Action failed: {intent.get_action_display().lower()} on trade {trade}"
+            body = f"{title}\nAccount: {account_label}\nBy: {who}\nResult: {entry.message}"
+            return Derived(Event.ACTION_FAILED, title, body, protective=intent.protective)
+        return None
+    if entry.event == AuditEntry.Event.RECONCILE and entry.outcome == AuditEntry.Outcome.INFO:
+        match = _CLOSED_RE.match(entry.message)
+        if match is None:
+            return None
+        title = f"{_CLOSED_TITLE[match['how']]}: {match['trade']}"
+        return Derived(Event.TRADE_CLOSED, title, f"{title}\nAccount: {account_label}\n{entry.message}", True)
+    if entry.event == AuditEntry.Event.ERROR and entry.outcome == AuditEntry.Outcome.ERROR:
+        title = f"Credentials rejected: automations of “{account_label}” paused"
+        return Derived(Event.CREDENTIALS, title, f"{title}\n{entry.message}")
+    if entry.event == AuditEntry.Event.STATUS and entry.outcome == AuditEntry.Outcome.ERROR:
+        title = f"New entries halted on “{account_label}”"
+        return Derived(Event.ACTION_FAILED, title, f"{title}\n{entry.message}")
+    inputs = entry.inputs if isinstance(entry.inputs, dict) else {}
+    if entry.event == AuditEntry.Event.STATUS and "kill_switch" in inputs:
+        title = f"Kill switch {'ON' if inputs['kill_switch'] else 'off'} for “{account_label}”"
+        return Derived(Event.KILL_SWITCH, title, f"{title}\n{entry.message}")
+    return None
+
+
+def notifications_create(
+    *,
+    owner_id: int,
+    event: str,
+    title: str,
+    body: str,
+    source: str,
+    protective: bool = False,
+    source_at: datetime | None = None,
+    channel_ids: list[int] | None = None,
+) -> list[int]:
+    """One pending row per ready channel of ``owner_id`` that wants ``event`` (or per ``channel_ids``); the delivery
+    tasks are queued after the commit. Keys are ``{event}:{source}:{channel}``: deriving twice creates nothing."""
+    channels = Channel.objects.filter(owner_id=owner_id, is_enabled=True).exclude(address="")
+    if channel_ids is not None:
+        channels = channels.filter(pk__in=channel_ids)
+    created: list[int] = []
+    for channel in channels:
+        if not channel.is_ready or not channel.wants(event):
+            continue
+        fields: dict[str, Any] = {"channel": channel, "event": event, "title": title[:200], "body": body}
+        fields["protective"] = protective
+        if source_at is not None:
+            fields["source_at"] = source_at
+        try:
+            with transaction.atomic():
+                row = Notification.objects.create(idempotency_key=f"{event}:{source}:{channel.pk}"[:200], **fields)
+        except IntegrityError:
+            continue  # derived already
+        created.append(row.pk)
+    if created:
+        from notifications.tasks import notifications_enqueue
+
+        transaction.on_commit(lambda: notifications_enqueue(created), robust=True)
+    return created
+
+
+def notifications_from_audit(entry: AuditEntry) -> list[int]:
+    derived = classify(entry)
+    if derived is None:
+        return []
+    return notifications_create(
+        owner_id=entry.account.owner_id,
+        event=derived.event,
+        title=derived.title,
+        body=derived.body,
+        source=f"audit{entry.pk}",
+        protective=derived.protective,
+        source_at=entry.created_at,
+    )

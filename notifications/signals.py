@@ -1,0 +1,34 @@
+"""The one way notifications learn of outcomes: a receiver on new audit entries (connected in ``ready``).
+
+It runs inside the writer's transaction. A failure here must never undo a trading outcome, so the work runs in a
+savepoint and any error is logged (with its traceback) and swallowed: a lost notification is reported, a lost
+audit entry or order would be far worse.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db import transaction
+from django.db.models.signals import post_save
+
+from automations.models import AuditEntry
+
+logger = logging.getLogger(__name__)
+
+
+def on_audit_entry_saved(sender: Any, instance: AuditEntry, created: bool, raw: bool = False, **kwargs: Any) -> None:  # noqa: ANN401
+    if not created or raw or instance.event in (AuditEntry.Event.DECISION, AuditEntry.Event.SKIP):
+        return
+    from notifications.derive import notifications_from_audit
+
+    try:
+        with transaction.atomic():
+            notifications_from_audit(instance)
+    except Exception:  # noqa: BLE001 — never let a notification break the outcome it reports
+        logger.exception("notifications for audit entry %s not derived", instance.pk)
+
+
+def connect() -> None:
+    post_save.connect(on_audit_entry_saved, sender=AuditEntry, dispatch_uid="notifications.audit_entry")

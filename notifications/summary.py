@@ -1,0 +1,70 @@
+"""The daily summary: per account, balance, realised PnL and fees of the trades closed in the last 24 h, and what
+the automations did. Sent once per user and UTC date (the date is in the idempotency key)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import Count, Sum
+from django.db.models.functions import Coalesce
+
+from accounts.models import ExchangeAccount
+from automations.models import AuditEntry, TrackedTrade
+from notifications.derive import notifications_create
+from notifications.models import Channel, Event
+
+
+def summary_text(user_id: int, *, now: datetime) -> str:
+    since = now - timedelta(hours=24)
+    lines = [f"Daily summary ({now:%Y-%m-%d} UTC)"]
+    for account in ExchangeAccount.objects.filter(owner_id=user_id).order_by("label"):
+        closed = TrackedTrade.objects.filter(account=account, closed_at__gte=since, state=TrackedTrade.State.CLOSED)
+        totals = closed.aggregate(pnl=Coalesce(Sum("pl"), 0), fees=Coalesce(Sum("opening_fee"), 0), n=Count("id"))
+        acted = AuditEntry.objects.filter(
+            account=account,
+            created_at__gte=since,
+            event=AuditEntry.Event.RECONCILE,
+            outcome=AuditEntry.Outcome.OK,
+            automation__isnull=False,
+        ).count()
+        balance = "—" if account.balance is None else f"{account.balance} sats"
+        lines.append(
+            f"{account.label}: balance {balance}; {totals['n']} trade(s) closed, realised PnL {totals['pnl']} sats, "
+            f"opening fees {totals['fees']} sats; automations acted {acted} time(s)."
+        )
+    return "\n".join(lines)
+
+
+def daily_summaries_send(*, now: datetime) -> int:
+    """Send today's summary to every user who wants it, once the configured UTC hour has come."""
+    if now.hour < settings.NOTIFY_DAILY_SUMMARY_HOUR:
+        return 0
+    user_ids = (
+        set(
+            Channel.objects.filter(is_enabled=True, events__contains=Event.DAILY_SUMMARY).values_list(
+                "owner_id", flat=True
+            )
+        )
+        if _json_contains_supported()
+        else {c.owner_id for c in Channel.objects.filter(is_enabled=True) if Event.DAILY_SUMMARY in (c.events or [])}
+    )
+    created = 0
+    for user_id in sorted(user_ids):
+        text = summary_text(user_id, now=now)
+        created += len(
+            notifications_create(
+                owner_id=user_id,
+                event=Event.DAILY_SUMMARY,
+                title=text.splitlines()[0],
+                body=text,
+                source=f"{user_id}:{now:%Y-%m-%d}",
+            )
+        )
+    return created
+
+
+def _json_contains_supported() -> bool:
+    from django.db import connection
+
+    return connection.vendor == "postgresql"

@@ -1,0 +1,185 @@
+"""From an automation's outcome to one message per channel: derivation, delivery, idempotency, retries, floods."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.core import mail
+from django.utils import timezone
+
+from automations.models import AuditEntry, OrderIntent
+from automations.services.trades import account_reconcile
+from notifications.delivery import notification_deliver
+from notifications.derive import notifications_create
+from notifications.models import Channel, DeliveryLog, Notification
+from tests.automations.conftest import margin_guard
+from tests.automations.test_execution import _run, _tick
+from tests.notifications.conftest import BOT_TOKEN, CHAT_ID, WEBHOOK_SECRET
+
+pytestmark = pytest.mark.django_db
+
+
+def _deliver_all() -> list[str]:
+    return [
+        notification_deliver(notification_id=pk).status
+        for pk in Notification.objects.order_by("id").values_list("pk", flat=True)
+    ]
+
+
+def _guard_acts(paper, sim, exchange) -> OrderIntent:
+    exchange.isolated_trade_create(type="market", side="buy", quantity=100, leverage=Decimal(10), client_id="n-open-1")
+    OrderIntent.objects.create(account=paper, action="open", client_id="n-open-1", state="reconciled")
+    account_reconcile(account_id=paper.pk)
+    margin_guard(paper, threshold="5")
+    (intent_id,) = _tick(sim, 95000)
+    return _run(intent_id)
+
+
+def test_a_guard_that_acts_sends_one_message_per_channel(paper, sim, exchange, telegram, receiver, channels, settings):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    intent = _guard_acts(paper, sim, exchange)
+    assert intent.state == OrderIntent.State.RECONCILED
+    rows = Notification.objects.filter(event="automation_acted")
+    assert rows.count() == 3
+    assert _deliver_all() == ["sent", "sent", "sent"]
+
+    (message,) = telegram.sent(CHAT_ID)
+    assert "“guard” acted: close trade on trade" in message["text"]
+    assert intent.trade_id in message["text"]
+    assert len(mail.outbox) == 1
+    assert mail.outbox[0].to == ["alice@example.com"]
+    assert intent.trade_id in mail.outbox[0].subject
+    (hook,) = receiver.requests
+    timestamp = hook.headers["X-Axisor-Timestamp"]
+    expected = hmac.new(WEBHOOK_SECRET.encode(), timestamp.encode() + b"." + hook.body, hashlib.sha256).hexdigest()
+    assert hook.headers["X-Axisor-Signature"] == f"sha256={expected}"
+    assert hook.payload["event"] == "automation_acted"
+    assert hook.headers["X-Axisor-Idempotency-Key"] == hook.payload["idempotency_key"]
+
+    # a redelivered task (or a second derivation) sends nothing twice
+    assert set(_deliver_all()) == {"sent"}
+    assert len(telegram.sent()) == 1
+    assert len(mail.outbox) == 1
+    assert len(receiver.requests) == 1
+    entry = AuditEntry.objects.filter(intent=intent, event="reconcile", outcome="ok").get()
+    from notifications.derive import notifications_from_audit
+
+    assert notifications_from_audit(entry) == []
+    # and no secret in any message, log line or row
+    everything = [message["text"], mail.outbox[0].body, hook.body.decode()]
+    everything += [d.detail for d in DeliveryLog.objects.all()]
+    assert not any(WEBHOOK_SECRET in text or BOT_TOKEN in text for text in everything)
+    assert WEBHOOK_SECRET not in Channel.objects.get(kind="webhook").secret_encrypted
+
+
+def test_skips_and_decisions_notify_nobody(paper, channels):
+    AuditEntry.objects.create(account=paper, event="skip", outcome="skipped", message="price too old")
+    AuditEntry.objects.create(account=paper, event="decision", outcome="pending", message="close")
+    assert not Notification.objects.exists()
+
+
+def test_trade_closed_by_its_stoploss_is_told(paper, channels, telegram):
+    AuditEntry.objects.create(
+        account=paper,
+        event="reconcile",
+        outcome="info",
+        message="Trade abc-1 hit its stop-loss (exit 90000, PnL -5 sats).",
+    )
+    rows = Notification.objects.filter(event="trade_closed")
+    assert rows.count() == 3
+    first = rows.first()
+    assert first is not None
+    assert first.title == "Trade closed by its stop-loss: abc-1"
+    assert first.protective
+
+
+def test_channel_preferences_filter_events(paper, channels):
+    Channel.objects.filter(kind="email").update(events=["trade_closed"])
+    AuditEntry.objects.create(
+        account=paper, event="status", outcome="info", message="kill", inputs={"kill_switch": True}
+    )
+    assert sorted(Notification.objects.values_list("channel__kind", flat=True)) == ["telegram", "webhook"]
+
+
+def test_an_unlinked_telegram_channel_gets_nothing(alice, paper):
+    Channel.objects.create(owner=alice, kind="telegram", name="tg", address="", verified=False, events=["kill_switch"])
+    AuditEntry.objects.create(account=paper, event="status", outcome="info", message="k", inputs={"kill_switch": True})
+    assert not Notification.objects.exists()
+
+
+def test_telegram_retry_after_is_honoured_and_bounded(alice, telegram, channels, settings):
+    (pk,) = notifications_create(
+        owner_id=alice.pk, event="kill_switch", title="t", body="b", source="x", channel_ids=[channels["telegram"].pk]
+    )
+    telegram.fail_next("sendMessage", 429, retry_after=7)
+    outcome = notification_deliver(notification_id=pk)
+    assert outcome.status == "pending"
+    assert outcome.retry_in == 7
+    row = Notification.objects.get(pk=pk)
+    assert row.next_attempt_at > timezone.now() + timedelta(seconds=5)
+    assert notification_deliver(notification_id=pk).status == "not_due"
+    Notification.objects.filter(pk=pk).update(next_attempt_at=timezone.now())
+    assert notification_deliver(notification_id=pk).status == "sent"
+    assert len(telegram.sent()) == 1
+    assert list(DeliveryLog.objects.order_by("id").values_list("status", flat=True)) == ["pending", "sent"]
+
+    # a failing receiver is retried a bounded number of times, then the row fails
+    settings.NOTIFY_MAX_ATTEMPTS = 3
+    (pk2,) = notifications_create(
+        owner_id=alice.pk, event="kill_switch", title="t", body="b", source="y", channel_ids=[channels["telegram"].pk]
+    )
+    telegram.fail_next("sendMessage", 500, count=5)
+    statuses = []
+    for _ in range(5):
+        Notification.objects.filter(pk=pk2).update(next_attempt_at=timezone.now())
+        statuses.append(notification_deliver(notification_id=pk2).status)
+    assert statuses == ["pending", "pending", "failed", "failed", "failed"]
+    assert Notification.objects.get(pk=pk2).attempts == 3
+
+
+def test_a_crash_mid_send_is_claimed_again_only_after_the_lease(alice, telegram, channels, settings):
+    (pk,) = notifications_create(
+        owner_id=alice.pk, event="kill_switch", title="t", body="b", source="z", channel_ids=[channels["telegram"].pk]
+    )
+    # a claimant that died after its claim
+    Notification.objects.filter(pk=pk).update(status="sending", attempts=1, claimed_at=timezone.now())
+    assert notification_deliver(notification_id=pk).status == "in_flight"
+    assert telegram.sent() == []
+    Notification.objects.filter(pk=pk).update(
+        claimed_at=timezone.now() - timedelta(seconds=settings.NOTIFY_LEASE_SECONDS + 1)
+    )
+    assert notification_deliver(notification_id=pk).status == "sent"
+    assert Notification.objects.get(pk=pk).attempts == 2
+    assert len(telegram.sent()) == 1
+
+
+def test_a_flood_is_grouped_into_one_summary_and_nothing_is_lost(alice, paper, telegram, channels, settings):
+    Channel.objects.exclude(kind="telegram").update(is_enabled=False)
+    for n in range(40):
+        AuditEntry.objects.create(
+            account=paper,
+            event="reconcile",
+            outcome="info",
+            message=f"Trade t-{n} was liquidated (exit 1, PnL -1 sats).",
+        )
+    statuses = _deliver_all()
+    assert statuses.count("sent") == settings.NOTIFY_BURST
+    assert statuses.count("held") == 40 - settings.NOTIFY_BURST
+    assert len(telegram.sent()) == settings.NOTIFY_BURST
+    # a minute later the held ones go out as one summary that lists every one of them
+    Notification.objects.filter(held=True).update(next_attempt_at=timezone.now())
+    Notification.objects.filter(status="sent").update(claimed_at=timezone.now() - timedelta(seconds=61))
+    statuses = _deliver_all()
+    assert statuses.count("sent") >= 1
+    messages = telegram.sent()
+    assert len(messages) == settings.NOTIFY_BURST + 1
+    summary = messages[-1]["text"]
+    assert summary.startswith(f"{40 - settings.NOTIFY_BURST} notifications in the last minute")
+    for n in range(settings.NOTIFY_BURST, 40):
+        assert f"Trade liquidated: t-{n}\n" in summary + "\n"
+    assert Notification.objects.filter(status="grouped").count() == 40 - settings.NOTIFY_BURST
+    assert not Notification.objects.filter(status__in=["pending", "sending", "failed"]).exists()
