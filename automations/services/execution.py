@@ -443,7 +443,10 @@ def _attempt(client: RestClient, intent: OrderIntent) -> list[int]:
         return done
     now = timezone.now()
     deadline, fence = attempt_windows(now)
-    if not claim(intent, now=now, send_deadline=deadline, fence_at=fence):
+    # Lost if not finished by the deadline plus one HTTP timeout: the sweep then looks it up (settled at once when
+    # it was sent; waited out to the fence when it was not).
+    lease = deadline + timedelta(seconds=settings.LNMARKETS_HTTP_TIMEOUT) + LEASE_GRACE
+    if not claim(intent, now=now, send_deadline=deadline, fence_at=fence, lease=lease):
         return []
     pause = float(settings.FAULT_PAUSE_BEFORE_SEND_SECONDS)
     if pause > 0:

@@ -66,8 +66,11 @@ def transition(intent: OrderIntent, to: str, *, now: datetime | None = None, **f
     return updated == 1
 
 
-def claim(intent: OrderIntent, *, now: datetime, send_deadline: datetime, fence_at: datetime) -> bool:
-    """CREATED → SUBMITTING for attempt ``attempts + 1``: the only edge that advances the fencing token."""
+def claim(
+    intent: OrderIntent, *, now: datetime, send_deadline: datetime, fence_at: datetime, lease: datetime | None = None
+) -> bool:
+    """CREATED → SUBMITTING for attempt ``attempts + 1``: the only edge that advances the fencing token. ``lease``:
+    when the sweep may assume the sending delivery was lost (default: the fence)."""
     return transition(
         intent,
         State.SUBMITTING,
@@ -77,6 +80,6 @@ def claim(intent: OrderIntent, *, now: datetime, send_deadline: datetime, fence_
         submitted_at=now,
         send_deadline=send_deadline,
         fence_at=fence_at,
-        next_check_at=fence_at,
+        next_check_at=lease or fence_at,
         checks=0,
     )
