@@ -9,7 +9,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 from django_stubs_ext import StrOrPromise
 
-from accounts import two_factor
+from accounts import paper, two_factor
 from accounts.models import ExchangeAccount, Network, User
 
 _OTP_RE = re.compile(r"^[0-9]{6}$")
@@ -179,3 +179,55 @@ class ExchangeAccountForm(forms.Form):
     @property
     def credentials_changed(self) -> bool:
         return self.instance is None or bool(self.cleaned_data.get("api_key"))
+
+
+class PaperAccountForm(forms.Form):
+    """One click for a paper account: a label (pre-filled) and the starting balance in sats."""
+
+    label = forms.CharField(label=_("Label"), max_length=100, strip=True, initial=_("Paper"))
+    balance = forms.IntegerField(
+        label=_("Starting balance (sats)"),
+        min_value=paper.MIN_BALANCE,
+        max_value=paper.MAX_BALANCE,
+        initial=paper.DEFAULT_BALANCE,
+        help_text=_("Simulated sats: 1,000,000 sats = 0.01 BTC. You can reset the account to a new balance later."),
+        widget=forms.NumberInput(attrs={"step": "1", "inputmode": "numeric"}),
+    )
+
+    def __init__(self, *args: Any, owner: User, **kwargs: Any) -> None:  # noqa: ANN401
+        self.owner = owner
+        super().__init__(*args, **kwargs)
+
+    def clean_label(self) -> str:
+        label: str = self.cleaned_data["label"]
+        if not label:
+            raise forms.ValidationError(_("Give the account a name."))
+        if any(ord(c) < 32 for c in label):
+            raise forms.ValidationError(_("The label may not contain control characters."))
+        if ExchangeAccount.objects.filter(owner=self.owner, label=label).exists():
+            raise forms.ValidationError(_("You already have an account with this label."))
+        return label
+
+
+class PaperResetForm(forms.Form):
+    """Reset a paper account: every trade closed, a new balance."""
+
+    balance = forms.IntegerField(
+        label=_("New balance (sats)"),
+        min_value=paper.MIN_BALANCE,
+        max_value=paper.MAX_BALANCE,
+        initial=paper.DEFAULT_BALANCE,
+        widget=forms.NumberInput(attrs={"step": "1", "inputmode": "numeric"}),
+    )
+
+
+def paper_label_suggestion(owner: User) -> str:
+    """“Paper”, or “Paper 2”, “Paper 3”… when the user already has one."""
+    base = str(_("Paper"))
+    taken = set(ExchangeAccount.objects.filter(owner=owner).values_list("label", flat=True))
+    n = 1
+    label = base
+    while label in taken:
+        n += 1
+        label = f"{base} {n}"
+    return label

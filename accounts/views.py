@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
+from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts import selectors, services
-from accounts.forms import ExchangeAccountForm
+from accounts import paper, selectors, services
+from accounts.forms import ExchangeAccountForm, PaperAccountForm, PaperResetForm, paper_label_suggestion
 from accounts.models import User
 from accounts.verification import verify_form_credentials
 from config.params import safe_redirect_target
@@ -27,7 +28,7 @@ def _user(request: HttpRequest) -> User:
 @login_required
 def account_list(request: HttpRequest) -> HttpResponse:
     accounts = selectors.exchange_account_list_for_user(user=_user(request))
-    return render(request, "accounts/list.html", {"accounts": accounts})
+    return render(request, "accounts/list.html", {"accounts": accounts, "paper_available": paper.paper_available()})
 
 
 @sensitive_post_parameters(*SECRET_FIELDS)
@@ -102,3 +103,49 @@ def account_activate(request: HttpRequest, account_id: int) -> HttpResponse:
         # A URL, never a URL name or a model: redirect("foo") would try to reverse "foo" (a 500).
         return HttpResponseRedirect(target)
     return redirect("accounts:list")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def paper_create(request: HttpRequest) -> HttpResponse:
+    """“Add paper account”: the simulator creates the credentials server-side; the user never sees the token."""
+    user = _user(request)
+    initial = {"label": paper_label_suggestion(user), "balance": paper.DEFAULT_BALANCE}
+    form = PaperAccountForm(request.POST or None, owner=user, initial=initial)
+    if request.method == "POST" and paper.paper_available() and form.is_valid():
+        try:
+            account = paper.paper_account_create(
+                owner=user, label=form.cleaned_data["label"], balance=form.cleaned_data["balance"]
+            )
+        except paper.PaperError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(
+                request,
+                _("Paper account “%(label)s” added with %(balance)s sats.")
+                % {"label": account.label, "balance": number_format(form.cleaned_data["balance"], force_grouping=True)},
+            )
+            return redirect("accounts:list")
+    return render(request, "accounts/paper_form.html", {"form": form, "paper_available": paper.paper_available()})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def paper_reset(request: HttpRequest, account_id: int) -> HttpResponse:
+    account = selectors.exchange_account_get_for_user(user=_user(request), account_id=account_id)
+    if not account.is_paper:
+        raise Http404
+    form = PaperResetForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            paper.paper_account_reset(account=account, balance=form.cleaned_data["balance"])
+        except paper.PaperError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(
+                request,
+                _("“%(label)s” starts again with %(balance)s sats; its trades are closed.")
+                % {"label": account.label, "balance": number_format(form.cleaned_data["balance"], force_grouping=True)},
+            )
+            return redirect("accounts:list")
+    return render(request, "accounts/paper_reset.html", {"form": form, "account": account})

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
@@ -91,6 +92,16 @@ class ControlClient:
 
     def set_balance(self, account_id: str, balance: int) -> Any:
         return self._call("POST", f"/accounts/{account_id}/balance", {"balance": balance})
+
+    def reset_account(self, account_id: str, balance: int) -> dict[str, Any]:
+        """Close the account's running trades, cancel its open orders and set its balance."""
+        result: dict[str, Any] = self._call("POST", f"/accounts/{account_id}/reset", {"balance": balance})
+        return result
+
+    def account_of_key(self, key: str) -> dict[str, Any]:
+        """The account ``key`` belongs to (``ControlError`` 404 for an unknown key)."""
+        result: dict[str, Any] = self._call("GET", f"/keys/{quote(key, safe='')}")
+        return result
 
     def set_price(self, price: Decimal | str | int, index: Decimal | str | int | None = None) -> Any:
         return self._call("POST", "/price", {"price": _num(price), "index": _num(index)})

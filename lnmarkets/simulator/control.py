@@ -67,6 +67,8 @@ class ControlFront:
             ("POST", re.compile(r"accounts"), self.create_account),
             ("POST", re.compile(r"accounts/(?P<id>[^/]+)/keys"), self.add_key),
             ("POST", re.compile(r"accounts/(?P<id>[^/]+)/balance"), self.set_balance),
+            ("POST", re.compile(r"accounts/(?P<id>[^/]+)/reset"), self.reset_account),
+            ("GET", re.compile(r"keys/(?P<key>[^/]+)"), self.key_account),
             ("POST", re.compile(r"price"), self.set_price),
             ("POST", re.compile(r"step"), self.step),
             ("POST", re.compile(r"freeze"), self.freeze),
@@ -124,6 +126,27 @@ class ControlFront:
         body = body_object(body, {"balance"}, {"balance"})
         balance = as_int(body["balance"], "balance", minimum=0, maximum=10**15)
         return self.ctx.exchange.set_balance(match["id"], balance).as_json()
+
+    async def reset_account(self, request: web.Request, body: dict[str, Any], match: re.Match[str]) -> object:
+        """Start one paper account again: close its running trades at market, cancel its open orders, then set its
+        balance (the other accounts and the market are untouched)."""
+        body = body_object(body, {"balance"}, {"balance"})
+        balance = as_int(body["balance"], "balance", minimum=0, maximum=10**15)
+        exchange = self.ctx.exchange
+        account = exchange.account(match["id"])
+        closed = [exchange.close_trade(account.id, t.id).id for t in exchange.trades_of(account.id, "running")]
+        canceled = [t.id for t in exchange.cancel_all(account.id)]
+        exchange.set_balance(account.id, balance)
+        return {**account.as_json(), "closed": closed, "canceled": canceled}
+
+    async def key_account(self, request: web.Request, body: dict[str, Any], match: re.Match[str]) -> object:
+        """The account an API key belongs to (404 for an unknown key), without the key's secret parts."""
+        body_object(body, set(), set())
+        exchange = self.ctx.exchange
+        key = exchange.keys.get(match["key"])
+        if key is None:
+            raise ApiError("not_found", "Key not found")
+        return exchange.account(key.account_id).as_json()
 
     # -- prices --------------------------------------------------------------------------------------------------
     async def set_price(self, request: web.Request, body: dict[str, Any], match: re.Match[str]) -> object:
