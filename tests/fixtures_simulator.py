@@ -16,7 +16,7 @@ from decimal import Decimal
 import pytest
 
 from accounts import services as account_services
-from accounts.models import ExchangeAccount
+from accounts.models import ExchangeAccount, User
 from automations.exchange import clients_reset
 from lnmarkets.client import RestClient
 from lnmarkets.credentials import Credentials, static_provider
@@ -71,18 +71,23 @@ def sim_network(sim, settings) -> Iterator[None]:
     clients_reset()
 
 
-@pytest.fixture
-def paper(alice, sim, sim_network, sim_account) -> ExchangeAccount:
-    """alice's exchange account holding the simulator account's credentials."""
+def exchange_account_for(owner: User, sim_account: SimAccount, label: str) -> ExchangeAccount:
+    """An exchange account of ``owner`` holding ``sim_account``'s credentials (not verified again)."""
     return account_services.exchange_account_create(
-        owner=alice,
-        label="paper",
+        owner=owner,
+        label=label,
         network="simulator",
         api_key=sim_account.key,
         api_secret=sim_account.secret,
         passphrase=sim_account.passphrase,
         verification=account_services.Verification(permissions=tuple(sim_account.scopes)),
     )
+
+
+@pytest.fixture
+def paper(alice, sim, sim_network, sim_account) -> ExchangeAccount:
+    """alice's exchange account holding the simulator account's credentials."""
+    return exchange_account_for(alice, sim_account, "paper")
 
 
 @pytest.fixture

@@ -18,12 +18,12 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from accounts import services as account_services
 from accounts.models import ExchangeAccount, User
 from automations.exchange import clients_reset
 from lnmarkets.simulator.client import ControlClient, SimAccount
 from tests.faults.harness import Stack, Timing, stack
 from tests.faults.tally import Result, Tally
+from tests.fixtures_simulator import exchange_account_for
 
 SCALE = os.environ.get("FAULTS_SCALE", "ci")
 FULL = SCALE == "full"
@@ -94,16 +94,7 @@ def accounts(control: ControlClient, trader: User) -> Callable[[int], list[tuple
         made = []
         for i in itertools.islice(labels, n):
             sim = control.create_account(balance=50_000_000)
-            account = account_services.exchange_account_create(
-                owner=trader,
-                label=f"trial {i}",
-                network="simulator",
-                api_key=sim.key,
-                api_secret=sim.secret,
-                passphrase=sim.passphrase,
-                verification=account_services.Verification(permissions=tuple(sim.scopes)),
-            )
-            made.append((account, sim))
+            made.append((exchange_account_for(trader, sim, f"trial {i}"), sim))
         return made
 
     return make

@@ -34,6 +34,7 @@ from automations.services.intent_machine import claim
 from automations.services.trades import account_reconcile
 from lnmarkets.exceptions import RateLimitedError
 from tests.faults.conftest import FULL, needs_real_services
+from tests.fixtures_simulator import exchange_account_for
 
 pytestmark = [needs_real_services, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -185,22 +186,12 @@ _CURRENT: dict[str, Any] = {}
 
 @pytest.fixture
 def model_world(sim, alice, settings_fixture):
-    from accounts import services as account_services
     from lnmarkets.client import RestClient
     from lnmarkets.credentials import Credentials, static_provider
     from lnmarkets.ratelimit import InProcessRateLimiter
 
     def make_account(sim_account):
-        label = f"model {time.monotonic_ns()}"
-        return account_services.exchange_account_create(
-            owner=alice,
-            label=label,
-            network="simulator",
-            api_key=sim_account.key,
-            api_secret=sim_account.secret,
-            passphrase=sim_account.passphrase,
-            verification=account_services.Verification(permissions=tuple(sim_account.scopes)),
-        )
+        return exchange_account_for(alice, sim_account, f"model {time.monotonic_ns()}")
 
     def make_client(sim_account):
         creds = Credentials(key=sim_account.key, secret=sim_account.secret, passphrase=sim_account.passphrase)
