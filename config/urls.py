@@ -14,6 +14,7 @@ urlpatterns = [
     path("automations/", include("automations.urls")),
     path("realtime/", include("realtime.urls")),
     path("backtests/", include("backtest.urls")),
+    path("notifications/", include("notifications.urls")),
     path("admin/login/", views.admin_login, name="admin-login"),
     path("admin/", admin.site.urls),
 ]

@@ -27,6 +27,7 @@ from django.utils import timezone
 from accounts.models import ExchangeAccount, User
 from automations.models import AuditEntry, Automation, OrderIntent, TrackedTrade
 from automations.services import management
+from config.params import parse_id
 from notifications import senders
 from notifications.models import BotCommandLog, BotState, Channel, TelegramLinkCode
 
@@ -167,9 +168,10 @@ def cmd_automations(user: User, args: list[str]) -> Reply:
 
 
 def _automation_arg(user: User, args: list[str]) -> Automation | None:
-    if len(args) != 1 or not args[0].lstrip("#").isdigit():
+    automation_id = parse_id(args[0].lstrip("#")) if len(args) == 1 else None
+    if automation_id is None:
         return None
-    return Automation.objects.filter(pk=int(args[0].lstrip("#")), account__owner=user).first()
+    return Automation.objects.filter(pk=automation_id, account__owner=user).first()
 
 
 def _set_automation(user: User, args: list[str], *, pause: bool) -> Reply:
@@ -226,6 +228,7 @@ def _confirm_markup(action: str, target: str) -> dict[str, Any]:
 def cmd_close(user: User, args: list[str]) -> Reply:
     if len(args) != 1:
         return Reply("Usage: /close TRADE (trade ids from /positions).")
+    # trade ids are UUIDs or simulator ids: plain text, bounded
     trade = (
         TrackedTrade.objects.filter(account__owner=user, trade_id=args[0][:64], state=TrackedTrade.State.RUNNING)
         .select_related("account")
@@ -291,9 +294,11 @@ def _callback(user: User, data: str, chat_id: str) -> str:
     if data == "cancel":
         return "Cancelled."
     parts = data.split(":")
-    if len(parts) != 3 or not parts[1].isdigit() or not parts[2].isdigit():
+    target = parse_id(parts[1]) if len(parts) == 3 else None
+    stamp = parse_id(parts[2]) if len(parts) == 3 else None
+    if target is None or stamp is None:
         return "Unknown button."
-    action, target, stamp = parts[0], int(parts[1]), int(parts[2])
+    action = parts[0]
     if time.time() - stamp > CONFIRM_TTL:
         return "This confirmation expired: send the command again."
     if action == "close":
@@ -350,7 +355,9 @@ def handle_update(update: dict[str, Any]) -> None:
     text = message.get("text")
     if not chat_id or not isinstance(text, str) or not text.startswith("/"):
         return
-    words = text.strip().split()
+    words = "".join(c for c in text[:500] if c.isprintable() or c.isspace()).strip().split()
+    if not words:
+        return
     command = words[0].split("@", 1)[0].lower()[:40]
     args = words[1:6]
     if _rate_limited(chat_id):

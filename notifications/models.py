@@ -14,19 +14,20 @@ from typing import ClassVar
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 
 class Event(models.TextChoices):
-    AUTOMATION_ACTED = "automation_acted", "An automation acted"
-    ACTION_FAILED = "action_failed", "An action failed or was rejected"
-    TRADE_CLOSED = "trade_closed", "A trade closed by its TP, SL, a liquidation or outside Axisor"
-    MARGIN_WARNING = "margin_warning", "Margin warning"
-    CREDENTIALS = "credentials", "Credentials rejected, automations paused"
-    FEED = "feed", "Exchange feed stale or recovered"
-    KILL_SWITCH = "kill_switch", "Kill switch turned on or off"
-    DAILY_SUMMARY = "daily_summary", "Daily summary"
-    TEST = "test", "Test message"
-    DIGEST = "digest", "Summary of held notifications"
+    AUTOMATION_ACTED = "automation_acted", _("An automation acted")
+    ACTION_FAILED = "action_failed", _("An action failed or was rejected")
+    TRADE_CLOSED = "trade_closed", _("A trade closed by its TP, SL, a liquidation or outside Axisor")
+    MARGIN_WARNING = "margin_warning", _("Margin warning")
+    CREDENTIALS = "credentials", _("Credentials rejected, automations paused")
+    FEED = "feed", _("Exchange feed stale or recovered")
+    KILL_SWITCH = "kill_switch", _("Kill switch turned on or off")
+    DAILY_SUMMARY = "daily_summary", _("Daily summary")
+    TEST = "test", _("Test message")
+    DIGEST = "digest", _("Summary of held notifications")
 
 
 # Outcomes of protective work: never dropped, never folded away without being listed.
@@ -41,7 +42,7 @@ class Channel(models.Model):
 
     class Kind(models.TextChoices):
         TELEGRAM = "telegram", "Telegram"
-        EMAIL = "email", "E-mail"
+        EMAIL = "email", _("E-mail")
         WEBHOOK = "webhook", "Webhook"
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notification_channels")

@@ -38,7 +38,7 @@ pytestmark = [
 
 
 @pytest.fixture
-def mail_dir(tmp_path) -> Path:
+def mail_dir(tmp_path: Path) -> Path:
     path = tmp_path / "mail"
     path.mkdir()
     return path
