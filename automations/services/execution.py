@@ -291,9 +291,10 @@ def _settle(client: RestClient, intent: OrderIntent, found: Found) -> list[int]:
                 _carry_memory(intent, found.trade)
         ExchangeAccount.objects.filter(pk=intent.account_id, consecutive_failures__gt=0).update(consecutive_failures=0)
         what = intent.get_action_display()
-        message = f"{what} done" + (f" (trade {found.trade.id})" if found.trade else "")
-        if found.note:
-            message += f": {found.note}"
+        if found.trade is not None:
+            message = f"{what} done (trade {found.trade.id})" + (f": {found.note}" if found.note else "")
+        else:
+            message = f"{what}: {found.note or 'done'}"
         _audit(intent, AuditEntry.Outcome.OK, message, event=AuditEntry.Event.RECONCILE)
         followups = _followups(intent, found.trade)
     if intent.action == Action.CLOSE and (found.trade is None or found.trade.exit_price is None):
