@@ -7,7 +7,7 @@ embedded default, where the in-process transport cannot be shared across process
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from celery import Celery
@@ -17,14 +17,17 @@ from celery.worker import WorkController
 from automations.tasks import DEFAULT_QUEUE, PROTECTIVE_QUEUE
 
 
-def start_worker_thread(app: Celery, *, loglevel: str = "WARNING") -> Callable[[], None]:
-    """Start a one-slot worker consuming the protective queue and the default one; returns its stop function."""
+def start_worker_thread(
+    app: Celery, *, loglevel: str = "WARNING", extra_queues: Sequence[str] = ()
+) -> Callable[[], None]:
+    """Start a one-slot worker consuming the protective queue, the default one, then ``extra_queues`` (lower
+    priority, e.g. ``notify``); returns its stop function."""
     worker = WorkController(
         app=app,
         concurrency=1,
         pool="solo",
         hostname="embedded@axisor",
-        queues=[PROTECTIVE_QUEUE, DEFAULT_QUEUE],
+        queues=[PROTECTIVE_QUEUE, DEFAULT_QUEUE, *extra_queues],
         loglevel=loglevel,
         without_heartbeat=True,
         without_mingle=True,

@@ -93,9 +93,12 @@ def _start_automation_services() -> list[Callable[[], None]]:
     from automations.services.startup import accounts_reconcile_at_startup
     from config.celery import app
     from lnmarkets.feed import get_market_feed, stop_market_feeds
+    from notifications.inprocess import start_bot_thread
+    from notifications.tasks import NOTIFY_QUEUE
     from realtime.market import MarketPublisher
 
-    stops = [start_worker_thread(app)]
+    stops = [start_worker_thread(app, extra_queues=[NOTIFY_QUEUE])]
+    stops.append(start_bot_thread())
     stops.append(start_beat_thread(app, schedule_file=Path(settings.VAR_DIR) / "celerybeat-schedule"))
     logger.info("start-up reconciliation: %s", accounts_reconcile_at_startup())
     feed = get_market_feed(Network.SIMULATOR)
