@@ -259,6 +259,8 @@ NOTIFY_LEASE_SECONDS: int = env.int("NOTIFY_LEASE_SECONDS", default=60)
 NOTIFY_SWEEP_SECONDS: int = env.int("NOTIFY_SWEEP_SECONDS", default=30)
 NOTIFY_BURST: int = env.int("NOTIFY_BURST", default=3)
 NOTIFY_DAILY_SUMMARY_HOUR: int = env.int("NOTIFY_DAILY_SUMMARY_HOUR", default=7)
+NOTIFY_WATCH_SECONDS: int = env.int("NOTIFY_WATCH_SECONDS", default=15)
+NOTIFY_FEED_STALE_SECONDS: int = env.int("NOTIFY_FEED_STALE_SECONDS", default=30)
 EMAIL_BACKEND: str = env.str(
     "EMAIL_BACKEND",
     default=f"django.core.mail.backends.{'smtp' if REDIS_URL else 'console'}.EmailBackend",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -72,3 +73,14 @@ class ChannelEventsForm(forms.Form):
         label=_("Events"), choices=EVENT_CHOICES, required=False, widget=forms.CheckboxSelectMultiple
     )
     is_enabled = forms.BooleanField(label=_("Enabled"), required=False)
+
+
+class PreferenceForm(forms.Form):
+    margin_warning_percent = forms.DecimalField(
+        label=_("Margin warning level (% from liquidation)"),
+        min_value=Decimal("0.5"),
+        max_value=Decimal(50),
+        decimal_places=2,
+        max_digits=5,
+        help_text=_("Set it above your Margin Guard's threshold to hear before the guard acts."),
+    )

@@ -183,3 +183,16 @@ class BotCommandLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.chat_id}: {self.command}"
+
+
+class FeedStatus(models.Model):
+    """The exchange feed's last observed state per network, for stale/recovered notifications on transitions only.
+    ``episode`` counts stale spells (it is in the notification's idempotency key)."""
+
+    network = models.CharField(max_length=16, unique=True)
+    stale = models.BooleanField(default=False)
+    episode = models.PositiveIntegerField(default=0)
+    changed_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.network}: {'stale' if self.stale else 'live'}"

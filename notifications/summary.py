@@ -40,15 +40,11 @@ def daily_summaries_send(*, now: datetime) -> int:
     """Send today's summary to every user who wants it, once the configured UTC hour has come."""
     if now.hour < settings.NOTIFY_DAILY_SUMMARY_HOUR:
         return 0
-    user_ids = (
-        set(
-            Channel.objects.filter(is_enabled=True, events__contains=Event.DAILY_SUMMARY).values_list(
-                "owner_id", flat=True
-            )
-        )
-        if _json_contains_supported()
-        else {c.owner_id for c in Channel.objects.filter(is_enabled=True) if Event.DAILY_SUMMARY in (c.events or [])}
-    )
+    user_ids = {
+        owner_id
+        for owner_id, events in Channel.objects.filter(is_enabled=True).values_list("owner_id", "events")
+        if Event.DAILY_SUMMARY in (events or [])
+    }
     created = 0
     for user_id in sorted(user_ids):
         text = summary_text(user_id, now=now)
@@ -62,9 +58,3 @@ def daily_summaries_send(*, now: datetime) -> int:
             )
         )
     return created
-
-
-def _json_contains_supported() -> bool:
-    from django.db import connection
-
-    return connection.vendor == "postgresql"

@@ -48,6 +48,17 @@ def notifications_sweep_task() -> int:
 
 
 @shared_task(acks_late=True, max_retries=0)
+def notifications_watch_task() -> int:
+    """Periodic: the exchange feed's stale/recovered transitions and margin warnings (``notifications.watch``)."""
+    from notifications.watch import feed_watch, margin_watch
+
+    if not _first_in_slot("notifications-watch", settings.NOTIFY_WATCH_SECONDS):
+        return 0
+    now = timezone.now()
+    return feed_watch(now=now) + margin_watch(now=now)
+
+
+@shared_task(acks_late=True, max_retries=0)
 def notifications_daily_summary_task() -> int:
     """Periodic (hourly): each user whose daily summary is due gets it once a day (idempotency key per date)."""
     from notifications.summary import daily_summaries_send
@@ -63,6 +74,11 @@ def beat_entries() -> dict[str, dict[str, object]]:
             "task": "notifications.tasks.notifications_sweep_task",
             "schedule": float(settings.NOTIFY_SWEEP_SECONDS),
             "options": {"expires": float(settings.NOTIFY_SWEEP_SECONDS), "queue": NOTIFY_QUEUE},
+        },
+        "notifications-watch": {
+            "task": "notifications.tasks.notifications_watch_task",
+            "schedule": float(settings.NOTIFY_WATCH_SECONDS),
+            "options": {"expires": float(settings.NOTIFY_WATCH_SECONDS), "queue": NOTIFY_QUEUE},
         },
         "notifications-daily-summary": {
             "task": "notifications.tasks.notifications_daily_summary_task",

@@ -23,8 +23,9 @@ from accounts.models import User
 from config.params import MAX_ID
 from notifications import services
 from notifications.bot import handle_update
-from notifications.forms import ChannelEventsForm, ChannelForm
-from notifications.models import Channel, DeliveryLog, TelegramLinkCode
+from notifications.forms import ChannelEventsForm, ChannelForm, PreferenceForm
+from notifications.models import Channel, DeliveryLog, Preference, TelegramLinkCode
+from notifications.watch import DEFAULT_WARNING_PERCENT
 
 logger = logging.getLogger(__name__)
 MAX_WEBHOOK_BODY = 64 * 1024
@@ -60,7 +61,13 @@ def channel_list(request: HttpRequest) -> HttpResponse:
         }
         for c in channels
     ]
-    context = {"rows": rows, "form": ChannelForm(owner=_user(request)), "bot": settings.TELEGRAM_BOT_USERNAME}
+    pref = Preference.objects.filter(user=_user(request)).first()
+    level = pref.margin_warning_percent if pref is not None else DEFAULT_WARNING_PERCENT
+    context = {
+        "rows": rows,
+        "bot": settings.TELEGRAM_BOT_USERNAME,
+        "pref_form": PreferenceForm(initial={"margin_warning_percent": level}),
+    }
     return render(request, "notifications/list.html", context)
 
 
@@ -100,6 +107,20 @@ def channel_events(request: HttpRequest, channel_id: int) -> HttpResponse:
         messages.success(request, _("Channel “%(name)s” saved.") % {"name": channel.name})
     else:
         messages.error(request, _("Choose events from the list."))
+    return redirect("notifications:list")
+
+
+@login_required
+@require_POST
+def preferences(request: HttpRequest) -> HttpResponse:
+    form = PreferenceForm(request.POST)
+    if form.is_valid():
+        Preference.objects.update_or_create(
+            user=_user(request), defaults={"margin_warning_percent": form.cleaned_data["margin_warning_percent"]}
+        )
+        messages.success(request, _("Margin warning level saved."))
+    else:
+        messages.error(request, _("Enter a level between 0.5 and 50 %."))
     return redirect("notifications:list")
 
 

@@ -138,3 +138,14 @@ def test_the_bot_webhook_needs_its_secret_and_handles_an_update_once(settings, a
     assert len(telegram.sent(CHAT_ID)) == 1
     assert client.post(url, "{not json", content_type="application/json", headers=headers).status_code == 400
     assert client.post(url, "[1]", content_type="application/json", headers=headers).status_code == 400
+
+
+def test_the_margin_warning_level_is_saved_and_bounded(client_alice, alice):
+    from notifications.models import Preference
+
+    client_alice.post(reverse("notifications:preferences"), {"margin_warning_percent": "12.5"})
+    assert str(Preference.objects.get(user=alice).margin_warning_percent) == "12.50"
+    for bad in ("0", "99", "x", ""):
+        client_alice.post(reverse("notifications:preferences"), {"margin_warning_percent": bad})
+    assert str(Preference.objects.get(user=alice).margin_warning_percent) == "12.50"
+    assert b'value="12.50"' in client_alice.get(reverse("notifications:list")).content
