@@ -51,42 +51,61 @@ def _price(intent: OrderIntent) -> str:
     return str(params.get("price", "—"))
 
 
+def _kind(entry: AuditEntry) -> str | None:
+    """Which notification an entry calls for, from its own fields only (no query): most entries call for none."""
+    event, outcome = entry.event, entry.outcome
+    if event in (AuditEntry.Event.DECISION, AuditEntry.Event.SKIP):
+        return None
+    if entry.intent_id is not None:
+        if event == AuditEntry.Event.RECONCILE and outcome == AuditEntry.Outcome.OK:
+            return Event.AUTOMATION_ACTED
+        if outcome in (AuditEntry.Outcome.REJECTED, AuditEntry.Outcome.ERROR):
+            return Event.ACTION_FAILED
+        return None
+    if event == AuditEntry.Event.RECONCILE and outcome == AuditEntry.Outcome.INFO:
+        return Event.TRADE_CLOSED if _CLOSED_RE.match(entry.message) else None
+    if event == AuditEntry.Event.ERROR and outcome == AuditEntry.Outcome.ERROR:
+        return Event.CREDENTIALS
+    if event == AuditEntry.Event.STATUS and outcome == AuditEntry.Outcome.ERROR:
+        return "halted"
+    inputs = entry.inputs if isinstance(entry.inputs, dict) else {}
+    if event == AuditEntry.Event.STATUS and "kill_switch" in inputs:
+        return Event.KILL_SWITCH
+    return None
+
+
 def classify(entry: AuditEntry) -> Derived | None:
-    """The notification an audit entry calls for, or None (decisions and skips are frequent: no query for them)."""
-    if entry.event in (AuditEntry.Event.DECISION, AuditEntry.Event.SKIP):
+    """The notification an audit entry calls for, or None (decided before any query)."""
+    kind = _kind(entry)
+    if kind is None:
         return None
     account_label = entry.account.label
-    if entry.intent_id is not None:
+    if kind in (Event.AUTOMATION_ACTED, Event.ACTION_FAILED) and entry.intent_id is not None:
         intent = entry.intent
         assert intent is not None
         who = f"“{entry.automation.name}”" if entry.automation_id and entry.automation else "A manual action"
         trade = intent.trade_id or "—"
-        if entry.event == AuditEntry.Event.RECONCILE and entry.outcome == AuditEntry.Outcome.OK:
-            title = f"{who} acted: {intent.get_action_display().lower()} on trade {trade}"
+        action = intent.get_action_display().lower()
+        if kind == Event.AUTOMATION_ACTED:
+            title = f"{who} acted: {action} on trade {trade}"
             body = f"{title}\nAccount: {account_label}\nPrice: {_price(intent)}\nResult: {entry.message}"
-            return Derived(Event.AUTOMATION_ACTED, title, body, protective=intent.protective)
-        if entry.outcome in (AuditEntry.Outcome.REJECTED, AuditEntry.Outcome.ERROR):
-            title = f"Action failed: {intent.get_action_display().lower()} on trade {trade}"
+        else:
+            title = f"Action failed: {action} on trade {trade}"
             body = f"{title}\nAccount: {account_label}\nBy: {who}\nResult: {entry.message}"
-            return Derived(Event.ACTION_FAILED, title, body, protective=intent.protective)
-        return None
-    if entry.event == AuditEntry.Event.RECONCILE and entry.outcome == AuditEntry.Outcome.INFO:
+        return Derived(kind, title, body, protective=intent.protective)
+    if kind == Event.TRADE_CLOSED:
         match = _CLOSED_RE.match(entry.message)
-        if match is None:
-            return None
+        assert match is not None
         title = f"{_CLOSED_TITLE[match['how']]}: {match['trade']}"
         return Derived(Event.TRADE_CLOSED, title, f"{title}\nAccount: {account_label}\n{entry.message}", True)
-    if entry.event == AuditEntry.Event.ERROR and entry.outcome == AuditEntry.Outcome.ERROR:
+    if kind == Event.CREDENTIALS:
         title = f"Credentials rejected: automations of “{account_label}” paused"
         return Derived(Event.CREDENTIALS, title, f"{title}\n{entry.message}")
-    if entry.event == AuditEntry.Event.STATUS and entry.outcome == AuditEntry.Outcome.ERROR:
+    if kind == "halted":
         title = f"New entries halted on “{account_label}”"
         return Derived(Event.ACTION_FAILED, title, f"{title}\n{entry.message}")
-    inputs = entry.inputs if isinstance(entry.inputs, dict) else {}
-    if entry.event == AuditEntry.Event.STATUS and "kill_switch" in inputs:
-        title = f"Kill switch {'ON' if inputs['kill_switch'] else 'off'} for “{account_label}”"
-        return Derived(Event.KILL_SWITCH, title, f"{title}\n{entry.message}")
-    return None
+    title = f"Kill switch {'ON' if entry.inputs['kill_switch'] else 'off'} for “{account_label}”"
+    return Derived(Event.KILL_SWITCH, title, f"{title}\n{entry.message}")
 
 
 def notifications_create(

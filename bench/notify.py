@@ -1,0 +1,259 @@
+"""Benchmark: 1,000 guards act on one tick → every notification delivered at a (fake, local) Telegram Bot API.
+
+Setup (PostgreSQL + Redis on loopback, as in production): a bench database ``axisor_bench_notify``, the simulator in
+its own process, a real ``celery worker -Q protective,celery,notify`` process, and in this process the fake Bot
+API server of the tests (real HTTP). N users each own one exchange account with one running 10x long (liquidation
+90 909) under a Margin Guard that closes at 5 % from liquidation, and one linked Telegram channel. One tick at
+95 000 makes all N guards act: N close intents on the protective queue, then N notifications on the notify queue.
+
+Latency of a notification = its arrival at the fake server − the moment the exchange's answer was recorded (the
+``reconcile``/``ok`` audit entry the notification is derived from; both clocks are this machine's). Each user has
+one message, so the flood rule does not hold any back ("grouped" counts those it did).
+
+Run: ``.venv/bin/python bench/notify.py`` (last line ``RESULT accounts=1000 notify_p99_ms=… delivered=… lost=0``).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench._postgres import PG, recreate_database  # noqa: E402 - needs the project root on sys.path
+
+HOST = "127.0.0.1"
+TOKEN = "bench-token"  # noqa: S105 - the local simulator's control token
+BOT_TOKEN = "999:bench-bot-token"  # noqa: S105 - the fake Bot API's token
+DB_NAME = os.environ.get("BENCH_NOTIFY_DB", "axisor_bench_notify")
+REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/4")
+SIZE = int(os.environ.get("BENCH_ACCOUNTS", "1000"))
+CONCURRENCY = os.environ.get("BENCH_WORKER_CONCURRENCY", "4")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def _wait(predicate, timeout: float, what: str):  # noqa: ANN001, ANN202
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise SystemExit(f"timed out waiting for {what}")
+
+
+def _ping(control) -> bool:  # noqa: ANN001
+    try:
+        control.state()
+    except Exception:  # noqa: BLE001 - the server is still starting
+        return False
+    return True
+
+
+def main() -> None:  # noqa: C901, PLR0915 - a linear script
+    from tests.notifications.fakes import FakeTelegram
+
+    telegram = FakeTelegram(BOT_TOKEN)
+    telegram.start()
+    sim_port = _free_port()
+    os.environ.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "DATABASE_URL": f"{PG}/{DB_NAME}",
+            "REDIS_URL": REDIS,
+            "SECRET_KEY": "bench-secret-key-" + "x" * 40,
+            "FIELD_ENCRYPTION_KEYS": "YmVuY2gta2V5LTAwMDAwMDAwMDAwMDAwMDAwMDAwMDA=",
+            "LNMARKETS_SIMULATOR_REST_URL": f"http://{HOST}:{sim_port}/v3",
+            "LNMARKETS_SIMULATOR_STREAM_URL": f"ws://{HOST}:{sim_port}/v1",
+            "TELEGRAM_API_BASE_URL": telegram.url,
+            "TELEGRAM_BOT_TOKEN": BOT_TOKEN,
+            "AUTOMATION_SWEEP_SECONDS": "3600",
+            "SECURE_COOKIES": "false",
+            "LOG_LEVEL": "WARNING",
+        }
+    )
+    recreate_database(DB_NAME)
+    sim = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "lnmarkets.simulator",
+            "--host",
+            HOST,
+            "--port",
+            str(sim_port),
+            "--seed",
+            "1",
+            "--control-token",
+            TOKEN,
+            "--no-rate-limits",
+            "--no-auto-tick",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    call_command("migrate", verbosity=0)
+    from accounts import services as account_services
+    from accounts.models import ExchangeAccount, User
+    from automations.configs import config_to_json
+    from automations.engine import MarginGuardConfig
+    from automations.exchange import public_client
+    from automations.models import Automation, OrderIntent, TrackedTrade
+    from automations.services.evaluation import automations_evaluate_network, market_from_ticker
+    from lnmarkets.client import RestClient
+    from lnmarkets.credentials import Credentials, static_provider
+    from lnmarkets.ratelimit import NullRateLimiter
+    from lnmarkets.simulator.client import ControlClient
+    from notifications.models import Channel, Notification
+
+    control = ControlClient(f"http://{HOST}:{sim_port}", TOKEN)
+    _wait(lambda: _ping(control), 20, "the simulator")
+    celery = [sys.executable, "-m", "celery", "-A", "config"]
+    queues = "protective,celery,notify"
+    subprocess.run([*celery, "purge", "-f", "-Q", queues], cwd=ROOT, capture_output=True, check=False)
+    worker = subprocess.Popen(
+        [
+            *celery,
+            "worker",
+            "-P",
+            "prefork",
+            "-c",
+            CONCURRENCY,
+            "-Q",
+            queues,
+            "-l",
+            "warning",
+            "--without-heartbeat",
+            "--without-mingle",
+            "--without-gossip",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        control.freeze(True)
+        control.set_price(100000)
+        sim_accounts = [control.create_account(balance=10_000_000) for _ in range(SIZE)]
+
+        def open_one(sim_account):  # noqa: ANN001, ANN202
+            creds = Credentials(sim_account.key, sim_account.secret, sim_account.passphrase)
+            client = RestClient(
+                f"http://{HOST}:{sim_port}/v3", static_provider(creds), rate_limiter=NullRateLimiter(), timeout=10
+            )
+            trade = client.isolated_trade_create(type="market", side="buy", quantity=100, leverage=Decimal(10))
+            client.close()
+            return trade
+
+        with ThreadPoolExecutor(8) as pool:
+            trades = list(pool.map(open_one, sim_accounts))
+        User.objects.bulk_create(User(username=f"trader-{i}", password="!") for i in range(SIZE))  # noqa: S106
+        users = list(User.objects.filter(username__startswith="trader-").order_by("id"))
+        accounts = [
+            account_services.exchange_account_create(
+                owner=user,
+                label="main",
+                network="simulator",
+                api_key=sim_account.key,
+                api_secret=sim_account.secret,
+                passphrase=sim_account.passphrase,
+                verification=account_services.Verification(permissions=tuple(sim_account.scopes)),
+            )
+            for user, sim_account in zip(users, sim_accounts, strict=True)
+        ]
+        ExchangeAccount.objects.update(balance=10_000_000)
+        TrackedTrade.objects.bulk_create(
+            TrackedTrade(
+                account=account,
+                trade_id=t.id,
+                origin="axisor",
+                managed=True,
+                state="running",
+                side=t.side,
+                quantity=int(t.quantity),
+                entry_price=t.entry_price or t.price,
+                margin=int(t.margin),
+                leverage=t.leverage,
+                liquidation=t.liquidation,
+                maintenance_margin=int(t.maintenance_margin),
+                opening_fee=int(t.opening_fee),
+                last_seen_at=timezone.now(),
+            )
+            for account, t in zip(accounts, trades, strict=True)
+        )
+        config = config_to_json(
+            MarginGuardConfig(trigger="liquidation_distance", threshold=Decimal(5), action="close", cooldown_seconds=0)
+        )
+        Automation.objects.bulk_create(
+            Automation(account=account, name="guard", kind="margin_guard", config=config) for account in accounts
+        )
+        Channel.objects.bulk_create(
+            Channel(
+                owner=user, kind="telegram", name="tg", address=str(user.pk), verified=True, events=["automation_acted"]
+            )
+            for user in users
+        )
+
+        control.set_price(95000)
+        market = market_from_ticker(public_client("simulator").futures_ticker_get())
+        assert market is not None
+        started = time.monotonic()
+        intents = automations_evaluate_network(network="simulator", market=market, now=timezone.now())
+        print(f"tick: {len(intents)} close intents in {time.monotonic() - started:.1f} s", flush=True)
+        _wait(lambda: OrderIntent.objects.filter(state="reconciled", action="close").count() >= SIZE, 600, "the closes")
+        print(f"closes reconciled after {time.monotonic() - started:.1f} s", flush=True)
+        _wait(lambda: len({m["chat_id"] for m in telegram.sent()}) >= SIZE, 300, "the notifications")
+        time.sleep(2)  # anything sent twice would arrive now
+        by_chat: dict[str, list[float]] = {}
+        for record in telegram.sent_records():
+            by_chat.setdefault(str(record.payload["chat_id"]), []).append(record.at)
+        rows = Notification.objects.filter(event="automation_acted").select_related("channel")
+        latencies = sorted(
+            (min(by_chat[row.channel.address]) - row.source_at.timestamp()) * 1000
+            for row in rows
+            if row.channel.address in by_chat
+        )
+        delivered = len(by_chat)
+        duplicates = sum(len(times) - 1 for times in by_chat.values())
+        grouped = Notification.objects.filter(status="grouped").count()
+        lost = SIZE - delivered
+        p50 = latencies[len(latencies) // 2]
+        p99 = latencies[min(len(latencies) - 1, round(0.99 * (len(latencies) - 1)))]
+        print(
+            f"accounts={SIZE} notifications={rows.count()} sent={rows.filter(status='sent').count()} "
+            f"notify_p50_ms={p50:.0f} max_ms={latencies[-1]:.0f} duplicates={duplicates} grouped={grouped}",
+            flush=True,
+        )
+        print(f"RESULT accounts={SIZE} notify_p99_ms={p99:.0f} delivered={delivered} lost={lost}")
+    finally:
+        for proc in (worker, sim):
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        telegram.stop()
+
+
+if __name__ == "__main__":
+    main()
