@@ -77,7 +77,7 @@ class ChannelEventsForm(forms.Form):
 
 class PreferenceForm(forms.Form):
     margin_warning_percent = forms.DecimalField(
-        label=_("Margin warning level (% from liquidation)"),
+        label=_("Margin warning level (percent from liquidation)"),
         min_value=Decimal("0.5"),
         max_value=Decimal(50),
         decimal_places=2,

@@ -120,7 +120,7 @@ def preferences(request: HttpRequest) -> HttpResponse:
         )
         messages.success(request, _("Margin warning level saved."))
     else:
-        messages.error(request, _("Enter a level between 0.5 and 50 %."))
+        messages.error(request, _("Enter a level between 0.5 and 50 percent."))
     return redirect("notifications:list")
 
 
