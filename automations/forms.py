@@ -17,6 +17,8 @@ from typing import Any, ClassVar, cast
 
 from django import forms
 from django.forms.boundfield import BoundField
+from django.utils.formats import number_format
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django_stubs_ext import StrOrPromise
 
@@ -29,9 +31,11 @@ from automations.specs import (
     AutoEntryConfig,
     AutomationConfig,
     AutomationKind,
+    FieldRule,
     MarginGuardConfig,
     SpecError,
     TpSlConfig,
+    field_rule,
 )
 
 # Sanity bounds of the input itself (not LN Markets rules): they keep absurd numbers away from the engine and out
@@ -94,10 +98,107 @@ class FieldGroup:
 
 
 @dataclass(frozen=True, slots=True)
+class FieldItem:
+    """A bound field with whether the chosen trigger/action uses it and the rule's ``when`` for the live script."""
+
+    field: BoundField
+    used: bool
+    when: str
+    selector: bool
+
+
+@dataclass(frozen=True, slots=True)
 class BoundGroup:
     title: StrOrPromise
     note: StrOrPromise
-    fields: list[BoundField]
+    fields: list[FieldItem]
+
+    @property
+    def used(self) -> bool:
+        return any(item.used for item in self.fields)
+
+    @property
+    def when(self) -> str:
+        """The group shows when any of its fields does: ``|`` between the fields' conditions (empty = always)."""
+        conditions = [item.when for item in self.fields]
+        return "" if "" in conditions else "|".join(conditions)
+
+    @property
+    def has_selector(self) -> bool:
+        return any(item.selector for item in self.fields)
+
+
+def _number(value: Decimal | None) -> str:
+    return "" if value is None else number_format(value.normalize(), force_grouping=True)
+
+
+def _bounds(rule: FieldRule) -> str:
+    low, high = _number(rule.minimum), _number(rule.maximum)
+    if rule.minimum is not None and rule.maximum is not None:
+        if rule.min_open and rule.max_open:
+            return gettext("above %(min)s and below %(max)s") % {"min": low, "max": high}
+        return gettext("from %(min)s to %(max)s") % {"min": low, "max": high}
+    if rule.minimum is not None:
+        return (gettext("above %(min)s") if rule.min_open else gettext("%(min)s or more")) % {"min": low}
+    return ""
+
+
+def rule_help(rule: FieldRule) -> str:
+    """The rule of a setting in words, built from ``automations.specs.FIELD_RULES`` only."""
+    units = {
+        "percent": gettext("Percent"),
+        "price": gettext("USD"),
+        "usd": gettext("USD"),
+        "sats": gettext("Whole sats"),
+        "seconds": gettext("Seconds"),
+        "count": gettext("A whole number"),
+        "leverage": gettext("Leverage"),
+    }
+    unit = units.get(rule.unit)
+    if unit is None:
+        return ""
+    bounds = _bounds(rule)
+    text = f"{unit}, {bounds}" if bounds else unit
+    if rule.tick is not None:
+        text += gettext(", on the %(tick)s USD tick") % {"tick": _number(rule.tick)}
+    return text + "."
+
+
+def rule_error(rule: FieldRule, problem: str) -> str:
+    """The error for a value that breaks ``rule`` (``problem`` from ``FieldRule.problem``), naming the whole rule."""
+    if problem == "tick":
+        return gettext("Must be a multiple of %(tick)s USD (LN Markets' price tick).") % {"tick": _number(rule.tick)}
+    return gettext("Must be %(bounds)s.") % {"bounds": _bounds(rule)}
+
+
+def _when_text(rule: FieldRule | None) -> str:
+    if rule is None:
+        return ""
+    return ";".join(f"{selector}={','.join(values)}" for selector, values in rule.when)
+
+
+# The engine's messages for rules that tie two settings together, marked for translation (automations.specs).
+_SPEC_MESSAGES = {
+    "A loss trigger must be less than 100 % (liquidation comes first).": _(
+        "A loss trigger must be less than 100 % (liquidation comes first)."
+    ),
+    "Break-even needs the trade in profit: use it with the 'profit' direction.": _(
+        "Break-even needs the trade in profit: use it with the “in profit” direction."
+    ),
+    "Give exactly one of quantity (USD) or margin (sats).": _("Give exactly one of quantity (USD) or margin (sats)."),
+    "Give the stop-loss as a price or as a percentage, not both.": _(
+        "Give the stop-loss as a price or as a percentage, not both."
+    ),
+    "Give the take-profit as a price or as a percentage, not both.": _(
+        "Give the take-profit as a price or as a percentage, not both."
+    ),
+    "A long's stop-loss must be below its take-profit.": _("A long's stop-loss must be below its take-profit."),
+    "A short's stop-loss must be above its take-profit.": _("A short's stop-loss must be above its take-profit."),
+    "The stop-loss must be below the trigger price.": _("The stop-loss must be below the trigger price."),
+    "The stop-loss must be above the trigger price.": _("The stop-loss must be above the trigger price."),
+    "The take-profit must be above the trigger price.": _("The take-profit must be above the trigger price."),
+    "The take-profit must be below the trigger price.": _("The take-profit must be below the trigger price."),
+}
 
 
 REDUCE_NOTE = _(
@@ -131,6 +232,7 @@ class AutomationForm(forms.Form):
         user: User,
         automation: Automation | None = None,
         account: ExchangeAccount | None = None,
+        refresh: Mapping[str, Any] | None = None,
     ) -> None:
         self.user = user
         self.automation = automation
@@ -140,7 +242,20 @@ class AutomationForm(forms.Form):
             initial = self._initial_from(automation)
         elif account is not None:
             initial["account"] = account.pk
+        if refresh is not None:
+            # "Update the form" without JavaScript: the values typed so far, shown again with no error yet.
+            initial.update({name: refresh.get(name) for name in self.base_fields if refresh.get(name) is not None})
         super().__init__(data, initial=initial)
+        for rule_field in fields(self.config_class):
+            rule = field_rule(self.kind, rule_field.name)
+            form_field = self.fields.get(rule_field.name)
+            if rule is None or form_field is None:
+                continue
+            # Required-ness follows the chosen trigger and action: checked in clean() from the rule.
+            form_field.required = rule.required and not rule.when and rule.unit == "choice"
+            extra = rule_help(rule)
+            base = str(form_field.help_text or "")
+            form_field.help_text = f"{base} {extra}".strip()
         account_field = cast(AccountChoiceField, self.fields["account"])
         account_field.queryset = ExchangeAccount.objects.filter(owner=user).order_by("-is_active", "label", "id")
         if automation is not None:
@@ -170,9 +285,44 @@ class AutomationForm(forms.Form):
             initial["trade_ids"] = ", ".join(str(t) for t in trade_ids)
         return initial
 
+    def initial_values(self) -> dict[str, Any]:
+        """The unbound form's values as form data (what a first render shows), for building its summary."""
+        data: dict[str, Any] = {}
+        for name in self.fields:
+            value = self[name].value()
+            if value is not None:
+                data[name] = value
+        return data
+
+    def selector_values(self) -> dict[str, object]:
+        """The current value of every field (the submitted one, else the initial one): what ``FieldRule.when``
+        is read against."""
+        return {name: self[name].value() for name in self.fields}
+
+    def field_used(self, name: str, values: Mapping[str, object] | None = None) -> bool:
+        rule = field_rule(self.kind, name)
+        return rule is None or rule.used(self.selector_values() if values is None else values)
+
     def field_groups(self) -> list[BoundGroup]:
-        """The bound fields of each group, for the template."""
-        return [BoundGroup(g.title, g.note, [self[name] for name in g.names]) for g in self.groups]
+        """The bound fields of each group, each marked used or not for the chosen trigger and action."""
+        values = self.selector_values()
+        selectors = {s for r in _rules_of(self.kind) for s, _values in r.when}
+        return [
+            BoundGroup(
+                g.title,
+                g.note,
+                [
+                    FieldItem(
+                        self[name],
+                        self.field_used(name, values),
+                        _when_text(field_rule(self.kind, name)),
+                        name in selectors,
+                    )
+                    for name in g.names
+                ],
+            )
+            for g in self.groups
+        ]
 
     def clean_name(self) -> str:
         name = check_text(self.cleaned_data["name"])
@@ -195,21 +345,35 @@ class AutomationForm(forms.Form):
 
     def clean(self) -> dict[str, Any] | None:
         data = super().clean()
-        names = self.config_field_names()
-        if data is None or any(name in self.errors for name in names):
-            return data  # a field is not even a value: its own error says why
-        # An empty field is "not set": left out when the config has a default for it, passed as None otherwise.
+        if data is None:
+            return data
+        values = self.selector_values()
+        # Every setting is checked on its own first, so all the errors of a submit show at once; an empty field is
+        # "not set" (left out when the config has a default for it, None otherwise); a setting the chosen trigger
+        # or action does not use is ignored, whatever was typed in it before the choice changed.
         kwargs: dict[str, Any] = {}
         for f in fields(self.config_class):
-            value = data.get(f.name)
+            rule = field_rule(self.kind, f.name)
+            used = rule is None or rule.used(values)
+            if not used:
+                # Hidden on the page: whatever it holds (even garbage) is not the user's current choice.
+                data[f.name] = None
+                self.errors.pop(f.name, None)
+            if f.name in self.errors or not self._rule_ok(f.name, rule, data.get(f.name) if used else None, used):
+                continue
+            value = data.get(f.name) if used else None
             if value not in (None, "", ()):
                 kwargs[f.name] = value
             elif f.default is MISSING and f.default_factory is MISSING:
                 kwargs[f.name] = None
+        self._check_pairs(kwargs)
+        if any(name in self.errors for name in self.config_field_names()):
+            return data
         try:
             config = self.config_class(**kwargs)
         except SpecError as exc:
-            self.add_error(exc.field if exc.field in self.fields else None, exc.message)
+            message = _SPEC_MESSAGES.get(exc.message, exc.message)
+            self.add_error(exc.field if exc.field in self.fields else None, message)
         except TypeError:
             # A required setting is missing: every required one is a required form field, so this is a safety net.
             self.add_error(None, _("Some settings are missing."))
@@ -218,6 +382,23 @@ class AutomationForm(forms.Form):
             # form exposes a config.
             self.config = None if self.errors else config
         return data
+
+    def _rule_ok(self, name: str, rule: FieldRule | None, value: object, used: bool) -> bool:
+        """Check one setting against its rule; add the error and return False when it breaks it."""
+        if rule is None:
+            return True
+        if used and rule.required and value in (None, "", ()):
+            self.add_error(name, gettext("Required with this choice."))
+            return False
+        if isinstance(value, int | Decimal) and not isinstance(value, bool):
+            problem = rule.problem(value)
+            if problem is not None:
+                self.add_error(name, rule_error(rule, problem))
+                return False
+        return True
+
+    def _check_pairs(self, kwargs: dict[str, Any]) -> None:
+        """Rules between two settings that the kinds' forms can report together with the others."""
 
 
 def _trade_ids_field() -> forms.CharField:
@@ -260,7 +441,7 @@ class MarginGuardForm(AutomationForm):
     )
     threshold = _percent(
         _("Threshold (%)"),
-        _("Percent, above 0 and below 100. Distance to liquidation = |mark − liquidation| / mark."),
+        _("Distance to liquidation = |mark − liquidation| / mark."),
         required=True,
     )
     action = forms.ChoiceField(
@@ -274,21 +455,34 @@ class MarginGuardForm(AutomationForm):
     cooldown_seconds = _seconds(
         _("Cooldown (seconds)"), _("After acting on a trade, wait at least this long before acting on it again."), 60
     )
-    reduce_percent = _percent(_("Reduce by (%)"), _("Only with “Reduce”. Percent of the quantity to take off."))
+    reduce_percent = _percent(_("Reduce by (%)"), _("The share of the quantity to take off."))
     add_margin_mode = _optional_choice(
         _("How much margin"),
         [("fixed", _("A fixed amount of sats")), ("restore_distance", _("Enough to restore a target distance"))],
-        _("Only with “Add margin”."),
+        "",
     )
-    add_margin_amount = _sats(_("Amount (sats)"), _("Only with a fixed amount. Whole sats, at least 1."))
+    add_margin_amount = _sats(_("Amount (sats)"), _("Added each time the trigger is met."))
     target_distance = _percent(
         _("Target distance to liquidation (%)"),
-        _("Only with “restore a target distance”. Must be above the trigger threshold."),
+        _("Must be greater than the trigger threshold."),
     )
     max_added_per_trade = _sats(
         _("Cap per trade (sats)"), _("Optional. Most margin Axisor may add to one trade in all. Empty = no cap.")
     )
     trade_ids = _trade_ids_field()
+
+    def _check_pairs(self, kwargs: dict[str, Any]) -> None:
+        if self.has_error("target_distance") or self.has_error("threshold"):
+            return
+        target, threshold = kwargs.get("target_distance"), kwargs.get("threshold")
+        if target is None or threshold is None:
+            return
+        if kwargs.get("trigger") == "liquidation_distance" and target <= threshold:
+            self.add_error(
+                "target_distance",
+                gettext("Must be greater than the trigger threshold (%(threshold)s %%).")
+                % {"threshold": _number(threshold)},
+            )
 
 
 class TpSlForm(AutomationForm):
@@ -314,7 +508,7 @@ class TpSlForm(AutomationForm):
         choices=[("profit", _("In profit: PnL % at or above +X")), ("loss", _("In loss: PnL % at or below −X"))],
     )
     trigger_percent = _percent(
-        _("X: PnL trigger (%)"), _("Percent of the trade's margin, above 0 (below 100 for a loss)."), required=True
+        _("X: PnL trigger (%)"), _("Percent of the trade's margin (below 100 for a loss)."), required=True
     )
     action = forms.ChoiceField(
         label=_("Action"),
@@ -326,10 +520,8 @@ class TpSlForm(AutomationForm):
             ("close", _("Close the trade at market")),
         ],
     )
-    price = _price(_("Price (USD)"), _("Only to set a take-profit or a stop-loss. Above 0, on the 0.5 USD tick."))
-    trailing_distance = _price(
-        _("Trailing distance (USD)"), _("Only with a trailing stop-loss. Distance from the best price, above 0.")
-    )
+    price = _price(_("Price (USD)"), "")
+    trailing_distance = _price(_("Trailing distance (USD)"), _("Distance from the best price."))
     trade_ids = _trade_ids_field()
 
 
@@ -358,13 +550,11 @@ class AutoEntryForm(AutomationForm):
     )
 
     side = forms.ChoiceField(label=_("Side"), choices=[("buy", _("Buy (long)")), ("sell", _("Sell (short)"))])
-    leverage = forms.DecimalField(
-        label=_("Leverage"), help_text=_("From 1 to 100."), max_digits=8, decimal_places=2, initial=Decimal(10)
-    )
+    leverage = forms.DecimalField(label=_("Leverage"), max_digits=8, decimal_places=2, initial=Decimal(10))
     quantity = forms.IntegerField(
-        label=_("Quantity (USD)"), required=False, max_value=MAX_SATS, help_text=_("Whole USD, 1 to 500,000.")
+        label=_("Quantity (USD)"), required=False, max_value=MAX_SATS, help_text=_("Whole USD.")
     )
-    margin = _sats(_("Margin (sats)"), _("Whole sats, at least 1."))
+    margin = _sats(_("Margin (sats)"), "")
     trigger = forms.ChoiceField(
         label=_("Enter"),
         choices=[
@@ -373,11 +563,11 @@ class AutoEntryForm(AutomationForm):
             ("price_above", _("When the last price is at or above the trigger price")),
         ],
     )
-    trigger_price = _price(_("Trigger price (USD)"), _("Only with a price trigger. Above 0, on the 0.5 USD tick."))
-    stoploss = _price(_("Stop-loss (USD)"), _("A price on the 0.5 USD tick: below the entry for a long."))
-    stoploss_percent = _percent(_("Stop-loss (% from the fill)"), _("Percent, above 0 and below 100."))
-    takeprofit = _price(_("Take-profit (USD)"), _("A price on the 0.5 USD tick: above the entry for a long."))
-    takeprofit_percent = _percent(_("Take-profit (% from the fill)"), _("Percent, above 0 and below 100."))
+    trigger_price = _price(_("Trigger price (USD)"), "")
+    stoploss = _price(_("Stop-loss (USD)"), _("Below the entry for a long, above it for a short."))
+    stoploss_percent = _percent(_("Stop-loss (% from the fill)"), "")
+    takeprofit = _price(_("Take-profit (USD)"), _("Above the entry for a long, below it for a short."))
+    takeprofit_percent = _percent(_("Take-profit (% from the fill)"), "")
     repeat_count = forms.IntegerField(
         label=_("Repeats"),
         min_value=0,
@@ -390,6 +580,29 @@ class AutoEntryForm(AutomationForm):
         _("A repeat needs this long since the last entry, and the price must have left the trigger zone."),
         0,
     )
+
+    def _check_pairs(self, kwargs: dict[str, Any]) -> None:
+        sized = not self.has_error("quantity") and not self.has_error("margin")
+        if sized and (kwargs.get("quantity") is None) == (kwargs.get("margin") is None):
+            message = gettext("Give exactly one of quantity (USD) or margin (sats).")
+            self.add_error("quantity", message)
+            self.add_error("margin", message)
+        for price, percent, label in (
+            ("stoploss", "stoploss_percent", gettext("Give the stop-loss as a price or as a percentage, not both.")),
+            (
+                "takeprofit",
+                "takeprofit_percent",
+                gettext("Give the take-profit as a price or as a percentage, not both."),
+            ),
+        ):
+            if kwargs.get(price) is not None and kwargs.get(percent) is not None and not self.has_error(price):
+                self.add_error(price, label)
+
+
+def _rules_of(kind: str) -> tuple[FieldRule, ...]:
+    from automations.specs import FIELD_RULES
+
+    return FIELD_RULES.get(kind, ())
 
 
 FORMS: dict[str, type[AutomationForm]] = {

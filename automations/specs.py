@@ -630,6 +630,117 @@ class AutomationSpec:
             raise SpecError("max_price_age_seconds", "Maximum price age must be at least 1 second.")
 
 
+# --- field rules: which settings a config uses, and their ranges (read by the forms and the summaries) --------------
+
+FieldUnit = Literal["choice", "percent", "price", "usd", "sats", "seconds", "count", "leverage", "ids"]
+
+
+@dataclass(frozen=True, slots=True)
+class FieldRule:
+    """One setting of a config: its unit, its range, and when it is used.
+
+    ``when`` lists (selector field, allowed values) pairs; the setting is used (shown, required if ``required``,
+    validated) only when every selector has one of its values, and must be left empty otherwise, as the config's
+    ``__post_init__`` says. ``minimum``/``maximum`` are inclusive unless ``min_open``/``max_open``; ``tick`` is the
+    price step. The config classes enforce the same numbers (``tests/automations/test_rules.py`` checks each
+    boundary against them); the forms build their help texts and per-field checks from this table only.
+    """
+
+    name: str
+    unit: FieldUnit
+    required: bool = False
+    minimum: Decimal | None = None
+    maximum: Decimal | None = None
+    min_open: bool = False
+    max_open: bool = False
+    tick: Decimal | None = None
+    when: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def used(self, values: Mapping[str, object]) -> bool:
+        """Whether the setting is used with these selector values."""
+        return all(values.get(selector) in allowed for selector, allowed in self.when)
+
+    def problem(self, value: Decimal | int) -> str | None:
+        """``None`` if ``value`` is in range and on the tick, else the code of the broken bound
+        (``"min"``, ``"max"`` or ``"tick"``)."""
+        number = Decimal(value)
+        if self.minimum is not None and (number <= self.minimum if self.min_open else number < self.minimum):
+            return "min"
+        if self.maximum is not None and (number >= self.maximum if self.max_open else number > self.maximum):
+            return "max"
+        if self.tick is not None and number % self.tick != 0:
+            return "tick"
+        return None
+
+
+def _pct_rule(name: str, *, required: bool = False, when: tuple[tuple[str, tuple[str, ...]], ...] = ()) -> FieldRule:
+    """A percentage strictly between 0 and 100."""
+    return FieldRule(name, "percent", required, ZERO, HUNDRED, min_open=True, max_open=True, when=when)
+
+
+def _price_rule(name: str, *, required: bool = False, when: tuple[tuple[str, tuple[str, ...]], ...] = ()) -> FieldRule:
+    """A USD price above 0 on LN Markets' 0.5 tick."""
+    return FieldRule(name, "price", required, ZERO, min_open=True, tick=TICK, when=when)
+
+
+_ADD_MARGIN = ("action", ("add_margin",))
+
+FIELD_RULES: dict[str, tuple[FieldRule, ...]] = {
+    "margin_guard": (
+        FieldRule("trigger", "choice", required=True),
+        _pct_rule("threshold", required=True),
+        FieldRule("action", "choice", required=True),
+        _pct_rule("reduce_percent", required=True, when=(("action", ("reduce",)),)),
+        FieldRule("add_margin_mode", "choice", required=True, when=(_ADD_MARGIN,)),
+        FieldRule(
+            "add_margin_amount",
+            "sats",
+            required=True,
+            minimum=Decimal(1),
+            when=(_ADD_MARGIN, ("add_margin_mode", ("fixed",))),
+        ),
+        _pct_rule("target_distance", required=True, when=(_ADD_MARGIN, ("add_margin_mode", ("restore_distance",)))),
+        FieldRule("max_added_per_trade", "sats", minimum=Decimal(1), when=(_ADD_MARGIN,)),
+        FieldRule("cooldown_seconds", "seconds", required=True, minimum=ZERO),
+        FieldRule("trade_ids", "ids"),
+    ),
+    "tpsl": (
+        FieldRule("direction", "choice", required=True),
+        FieldRule("trigger_percent", "percent", required=True, minimum=ZERO, min_open=True),
+        FieldRule("action", "choice", required=True),
+        _price_rule("price", required=True, when=(("action", ("set_takeprofit", "set_stoploss")),)),
+        FieldRule(
+            "trailing_distance",
+            "usd",
+            required=True,
+            minimum=ZERO,
+            min_open=True,
+            when=(("action", ("trailing_stoploss",)),),
+        ),
+        FieldRule("trade_ids", "ids"),
+    ),
+    "auto_entry": (
+        FieldRule("side", "choice", required=True),
+        FieldRule("leverage", "leverage", required=True, minimum=Decimal(1), maximum=MAX_LEVERAGE),
+        FieldRule("quantity", "usd", minimum=Decimal(1), maximum=Decimal(MAX_QUANTITY)),
+        FieldRule("margin", "sats", minimum=Decimal(1)),
+        FieldRule("trigger", "choice", required=True),
+        _price_rule("trigger_price", required=True, when=(("trigger", ("price_below", "price_above")),)),
+        _price_rule("stoploss"),
+        _pct_rule("stoploss_percent"),
+        _price_rule("takeprofit"),
+        _pct_rule("takeprofit_percent"),
+        FieldRule("repeat_count", "count", required=True, minimum=ZERO),
+        FieldRule("repeat_cooldown_seconds", "seconds", required=True, minimum=ZERO),
+    ),
+}
+
+
+def field_rule(kind: AutomationKind | str, name: str) -> FieldRule | None:
+    """The rule of setting ``name`` of ``kind`` (``None`` for a field that is not a config setting)."""
+    return next((r for r in FIELD_RULES.get(kind, ()) if r.name == name), None)
+
+
 __all__ = [
     "AccountState",
     "AddMarginMode",
@@ -638,7 +749,9 @@ __all__ = [
     "AutomationKind",
     "AutomationSpec",
     "Bucket",
+    "FIELD_RULES",
     "EntryTrigger",
+    "FieldRule",
     "JSONValue",
     "MarginGuardAction",
     "MarginGuardConfig",
@@ -651,4 +764,5 @@ __all__ = [
     "TpSlDirection",
     "TradeMemory",
     "TradeState",
+    "field_rule",
 ]

@@ -10,6 +10,7 @@ urlpatterns = [
     path("", views.automation_list, name="list"),
     path("new/", views.automation_choose_kind, name="choose-kind"),
     path("new/<slug:kind>/", views.automation_create, name="create"),
+    path("describe/<slug:kind>/", views.automation_describe, name="describe"),
     path("<int:automation_id>/edit/", views.automation_edit, name="edit"),
     path("<int:automation_id>/pause/", views.automation_pause, name="pause"),
     path("<int:automation_id>/resume/", views.automation_resume, name="resume"),

@@ -9,6 +9,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -17,9 +18,12 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.models import User
 from accounts.selectors import exchange_account_get_for_user
 from automations import selectors
+from automations.configs import config_from_json
+from automations.describe import Explained, explain
 from automations.forms import AuditFilterForm, AutomationForm, SwitchForm, form_class_for
 from automations.models import Automation
 from automations.services import management
+from automations.specs import SpecError
 from config.params import parse_id
 
 AUDIT_PAGE_SIZE = 50
@@ -99,8 +103,11 @@ def automation_create(request: HttpRequest, kind: str) -> HttpResponse:
     account_id = parse_id(request.GET.get("account", ""))
     if account_id is not None:
         account = exchange_account_get_for_user(user=_user(request), account_id=account_id)
-    form = form_class(request.POST if request.method == "POST" else None, user=_user(request), account=account)
-    if request.method == "POST" and form.is_valid() and form.config is not None:
+    if request.method == "POST" and "_refresh" in request.POST:
+        form = form_class(None, user=_user(request), account=account, refresh=request.POST)
+    else:
+        form = form_class(request.POST if request.method == "POST" else None, user=_user(request), account=account)
+    if request.method == "POST" and "_refresh" not in request.POST and form.is_valid() and form.config is not None:
         data = form.cleaned_data
         automation = management.automation_create(
             account=data["account"],
@@ -111,7 +118,38 @@ def automation_create(request: HttpRequest, kind: str) -> HttpResponse:
         )
         messages.success(request, _("Automation “%(name)s” created and active.") % {"name": automation.name})
         return redirect("automations:account", account_id=automation.account_id)
-    return render(request, "automations/form.html", {"form": form, "automation": None, "kind_label": _label(kind)})
+    context = {"form": form, "automation": None, "kind_label": _label(kind), "explained": _explained(form)}
+    context["describe_url"] = reverse("automations:describe", args=[kind])
+    return render(request, "automations/form.html", context)
+
+
+def _explained(form: AutomationForm, *, live: bool = False) -> Explained:
+    """The sentence for the form's values (a saved automation's or the submitted ones), when they are valid."""
+    config = form.config
+    account = form.cleaned_data.get("account") if form.is_bound and hasattr(form, "cleaned_data") else None
+    if config is None and not form.is_bound:
+        probe = type(form)(form.initial_values(), user=form.user, automation=form.automation)
+        if probe.is_valid():
+            config, account = probe.config, probe.cleaned_data.get("account")
+    if account is None and form.automation is not None:
+        account = form.automation.account
+    return explain(config, account, live=live)
+
+
+@login_required
+@require_POST
+def automation_describe(request: HttpRequest, kind: str) -> HttpResponse:
+    """The “What it will do” box for the values typed so far (the form's script asks for it as they change)."""
+    form_class = _form_for(kind)
+    automation = None
+    automation_id = parse_id(request.GET.get("automation", ""))
+    if automation_id is not None:
+        automation = selectors.automation_get_for_user(user=_user(request), automation_id=automation_id)
+        if automation.kind != kind:
+            raise Http404("kind mismatch")
+    form = form_class(request.POST, user=_user(request), automation=automation)
+    form.is_valid()
+    return render(request, "automations/_summary.html", {"explained": _explained(form, live=True)})
 
 
 def _label(kind: str) -> str:
@@ -123,8 +161,13 @@ def _label(kind: str) -> str:
 def automation_edit(request: HttpRequest, automation_id: int) -> HttpResponse:
     automation = selectors.automation_get_for_user(user=_user(request), automation_id=automation_id)
     form_class = _form_for(automation.kind)
-    form = form_class(request.POST if request.method == "POST" else None, user=_user(request), automation=automation)
-    if request.method == "POST" and form.is_valid() and form.config is not None:
+    if request.method == "POST" and "_refresh" in request.POST:
+        form = form_class(None, user=_user(request), automation=automation, refresh=request.POST)
+    else:
+        form = form_class(
+            request.POST if request.method == "POST" else None, user=_user(request), automation=automation
+        )
+    if request.method == "POST" and "_refresh" not in request.POST and form.is_valid() and form.config is not None:
         data = form.cleaned_data
         management.automation_update(
             automation=automation,
@@ -137,7 +180,13 @@ def automation_edit(request: HttpRequest, automation_id: int) -> HttpResponse:
     return render(
         request,
         "automations/form.html",
-        {"form": form, "automation": automation, "kind_label": automation.get_kind_display()},
+        {
+            "form": form,
+            "automation": automation,
+            "kind_label": automation.get_kind_display(),
+            "explained": _explained(form),
+            "describe_url": reverse("automations:describe", args=[automation.kind]) + f"?automation={automation.pk}",
+        },
     )
 
 
@@ -188,7 +237,22 @@ def automation_preview(request: HttpRequest, automation_id: int) -> HttpResponse
     """What the automation would decide now on the live price. Nothing is sent or stored."""
     automation = selectors.automation_get_for_user(user=_user(request), automation_id=automation_id)
     preview = management.automation_preview_now(automation=automation, now=timezone.now())
-    return render(request, "automations/preview.html", {"automation": automation, "preview": preview})
+    explained = Explained()
+    if preview.market is not None:
+        try:
+            config = config_from_json(automation.kind, automation.config)
+        except SpecError:
+            pass
+        else:
+            from automations.describe import summary, triggers_now
+            from automations.services.evaluation import account_state_of
+
+            trades = account_state_of(automation.account).trades
+            explained = Explained(
+                summary(config), tuple(triggers_now(config, preview.market, trades)), account=automation.account
+            )
+    context = {"automation": automation, "preview": preview, "explained": explained}
+    return render(request, "automations/preview.html", context)
 
 
 @login_required

@@ -71,7 +71,6 @@ BAD_INPUT = [
     ("margin_guard", {"action": "reduce"}, "reduce_percent"),
     ("margin_guard", {"action": "reduce", "reduce_percent": "100"}, "reduce_percent"),
     ("margin_guard", {"action": "reduce", "reduce_percent": "0"}, "reduce_percent"),
-    ("margin_guard", {"reduce_percent": "10"}, "reduce_percent"),
     ("margin_guard", {"action": "add_margin"}, "add_margin_mode"),
     ("margin_guard", {"action": "add_margin", "add_margin_mode": "all"}, "add_margin_mode"),
     ("margin_guard", {"action": "add_margin", "add_margin_mode": "fixed"}, "add_margin_amount"),
@@ -115,7 +114,6 @@ BAD_INPUT = [
     ("tpsl", {"price": "-100000"}, "price"),
     ("tpsl", {"price": "100000.25"}, "price"),
     ("tpsl", {"price": "100000.3"}, "price"),
-    ("tpsl", {"action": "close"}, "price"),
     ("tpsl", {"action": "trailing_stoploss", "price": ""}, "trailing_distance"),
     ("tpsl", {"action": "trailing_stoploss", "price": "", "trailing_distance": "0"}, "trailing_distance"),
     ("tpsl", {"action": "breakeven", "price": "", "direction": "loss"}, "action"),
@@ -136,7 +134,6 @@ BAD_INPUT = [
     ("auto_entry", {"trigger_price": ""}, "trigger_price"),
     ("auto_entry", {"trigger_price": "90000.3"}, "trigger_price"),
     ("auto_entry", {"trigger_price": "0"}, "trigger_price"),
-    ("auto_entry", {"trigger": "immediate"}, "trigger_price"),
     ("auto_entry", {"stoploss": "95000"}, "stoploss"),
     ("auto_entry", {"stoploss": "85000", "stoploss_percent": "5"}, "stoploss"),
     ("auto_entry", {"stoploss": "85000.2"}, "stoploss"),
@@ -145,6 +142,14 @@ BAD_INPUT = [
     ("auto_entry", {"stoploss_percent": "0"}, "stoploss_percent"),
     ("auto_entry", {"repeat_count": "-1"}, "repeat_count"),
     ("auto_entry", {"repeat_cooldown_seconds": "-1"}, "repeat_cooldown_seconds"),
+]
+
+# A setting the chosen trigger or action does not use is hidden on the form and ignored (kind, changes, field).
+UNUSED_INPUT = [
+    ("margin_guard", {"reduce_percent": "10"}, "reduce_percent"),
+    ("margin_guard", {"reduce_percent": "NaN", "add_margin_amount": "-5"}, "add_margin_amount"),
+    ("tpsl", {"action": "close"}, "price"),
+    ("auto_entry", {"trigger": "immediate"}, "trigger_price"),
 ]
 
 NUMBER_FIELDS = [
@@ -195,10 +200,10 @@ def test_messages_name_the_rule_in_plain_words(alice, account):
     assert "multiple of 0.5 USD" in tpsl.errors["price"][0]
     entry = AutoEntryForm(_data("auto_entry", account.pk, leverage="101"), user=alice)
     assert not entry.is_valid()
-    assert "between 1 and 100" in entry.errors["leverage"][0]
+    assert entry.errors["leverage"] == ["Must be from 1 to 100."]
     entry = AutoEntryForm(_data("auto_entry", account.pk, quantity="500001"), user=alice)
     assert not entry.is_valid()
-    assert "500,000 USD" in entry.errors["quantity"][0]
+    assert entry.errors["quantity"] == ["Must be from 1 to 500,000."]
 
 
 def test_another_users_account_is_not_a_choice(alice, bob, make_account):
@@ -332,3 +337,50 @@ def test_audit_filter_form_only_offers_own_rows(alice, bob, account, make_accoun
     assert filters.account_id is None
     assert filters.automation_id is None
     assert filters.kind is None
+
+
+@pytest.mark.parametrize(("kind", "changes", "field"), UNUSED_INPUT)
+def test_unused_settings_are_ignored(alice, account, kind, changes, field):
+    form = FORMS[kind](_data(kind, account.pk, **changes), user=alice)
+    assert form.is_valid(), form.errors
+    assert form.config is not None
+    assert getattr(form.config, field) is None
+    assert not form.field_used(field)
+
+
+def test_every_error_of_a_submit_at_once(alice, account):
+    # A bad trade id, a bad threshold, a missing reduce percentage and a bad name: all four reported together.
+    data = _data(
+        "margin_guard", account.pk, name="", trade_ids="<bad>", threshold="150", action="reduce", cooldown_seconds="-1"
+    )
+    form = MarginGuardForm(data, user=alice)
+    assert not form.is_valid()
+    assert set(form.errors) >= {"name", "trade_ids", "threshold", "reduce_percent", "cooldown_seconds"}
+    assert form.errors["threshold"] == ["Must be above 0 and below 100."]
+    assert form.errors["reduce_percent"] == ["Required with this choice."]
+
+
+def test_auto_entry_reports_size_and_exit_errors_together(alice, account):
+    data = _data("auto_entry", account.pk, quantity="", leverage="101", stoploss="85000", stoploss_percent="5")
+    form = AutoEntryForm(data, user=alice)
+    assert not form.is_valid()
+    assert set(form.errors) >= {"leverage", "quantity", "margin", "stoploss"}
+
+
+def test_only_the_fields_of_the_chosen_action_are_shown(alice, account):
+    form = MarginGuardForm(_data("margin_guard", account.pk, action="add_margin", add_margin_mode="fixed"), user=alice)
+    shown = {item.field.name for group in form.field_groups() for item in group.fields if item.used}
+    assert {"add_margin_mode", "add_margin_amount", "max_added_per_trade"} <= shown
+    assert "reduce_percent" not in shown
+    assert "target_distance" not in shown
+    closing = MarginGuardForm(_data("margin_guard", account.pk), user=alice)
+    groups = {str(g.title): g.used for g in closing.field_groups()}
+    assert groups["Reduce"] is False
+    assert groups["Add margin"] is False
+
+
+def test_help_texts_come_from_the_rules(alice):
+    form = AutoEntryForm(user=alice)
+    assert "from 1 to 100" in str(form.fields["leverage"].help_text)
+    assert "on the 0.5 USD tick" in str(form.fields["trigger_price"].help_text)
+    assert "from 1 to 500,000" in str(form.fields["quantity"].help_text)
