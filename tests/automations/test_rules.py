@@ -6,7 +6,8 @@ from decimal import Decimal as D
 
 import pytest
 
-from automations.specs import FIELD_RULES, TICK, AutoEntryConfig, MarginGuardConfig, SpecError, TpSlConfig
+from automations.specs import FIELD_RULES, AutoEntryConfig, MarginGuardConfig, SpecError, TpSlConfig
+from lnmarkets.maths import TICK
 
 # A valid config of each kind per combination of selectors that makes a field used.
 BASES: dict[str, list[dict[str, object]]] = {
@@ -67,7 +68,7 @@ def _accepts(kind: str, base: dict[str, object], name: str, value: D) -> bool:
         "repeat_cooldown_seconds",
     )
     try:
-        CLASSES[kind](**{**base, name: int(value) if integer else value})  # type: ignore[arg-type]
+        CLASSES[kind](**{**base, name: int(value) if integer else value})
     except SpecError:
         return False
     return True
