@@ -37,6 +37,13 @@ class BalanceData(TypedDict):
     updated_at: str | None
 
 
+class GuardRef(TypedDict):
+    """An automation guarding a position, named on its chip."""
+
+    id: int
+    name: str
+
+
 class PositionRow(TypedDict):
     """A running trade's raw figures, kept by the consumer to re-mark PnL on each tick without a query."""
 
@@ -52,6 +59,7 @@ class PositionRow(TypedDict):
     managed: bool
     origin: str
     guarded_by: list[int]
+    guards: list[GuardRef]
 
 
 class PositionData(PositionRow):
@@ -90,6 +98,7 @@ class AuditData(TypedDict):
     id: int
     account_id: int
     automation_id: int | None
+    automation_name: str
     kind: str
     event: str
     outcome: str
@@ -131,14 +140,14 @@ def account_for_user(*, user: User, account_id: int | None = None) -> ExchangeAc
     return accounts.filter(is_active=True).first() or accounts.order_by("label", "id").first()
 
 
-def _guards(account: ExchangeAccount) -> list[tuple[int, bool, tuple[str, ...]]]:
-    """(automation id, watches external trades?, trade ids) of the account's active trade-watching automations."""
-    guards: list[tuple[int, bool, tuple[str, ...]]] = []
+def _guards(account: ExchangeAccount) -> list[tuple[int, str, tuple[str, ...]]]:
+    """(automation id, name, trade ids) of the account's active trade-watching automations."""
+    guards: list[tuple[int, str, tuple[str, ...]]] = []
     kinds = (Automation.Kind.MARGIN_GUARD, Automation.Kind.TPSL)
     for automation in Automation.objects.filter(account=account, kind__in=kinds, status=Automation.Status.ACTIVE):
         raw = automation.config.get("trade_ids") if isinstance(automation.config, dict) else None
         trade_ids = tuple(str(t) for t in raw) if isinstance(raw, list | tuple) else ()
-        guards.append((automation.pk, account.manage_external_trades, trade_ids))
+        guards.append((automation.pk, automation.name, trade_ids))
     return guards
 
 
@@ -149,7 +158,7 @@ def position_rows(account: ExchangeAccount) -> list[PositionRow]:
     rows: list[PositionRow] = []
     trades = TrackedTrade.objects.filter(account=account, state=TrackedTrade.State.RUNNING).order_by("-first_seen_at")
     for trade in trades:
-        guarded = [aid for aid, _, ids in guards if trade.managed and (not ids or trade.trade_id in ids)]
+        guarding = [(aid, name) for aid, name, ids in guards if trade.managed and (not ids or trade.trade_id in ids)]
         rows.append(
             {
                 "id": trade.pk,
@@ -163,7 +172,8 @@ def position_rows(account: ExchangeAccount) -> list[PositionRow]:
                 "pl": trade.pl,
                 "managed": trade.managed,
                 "origin": trade.origin,
-                "guarded_by": guarded,
+                "guarded_by": [aid for aid, _ in guarding],
+                "guards": [{"id": aid, "name": name} for aid, name in guarding],
             }
         )
     return rows
@@ -264,6 +274,7 @@ def audit_data(entry: AuditEntry) -> AuditData:
         "id": entry.pk,
         "account_id": entry.account_id,
         "automation_id": entry.automation_id,
+        "automation_name": entry.automation.name if entry.automation_id is not None and entry.automation else "",
         "kind": entry.kind,
         "event": entry.event,
         "outcome": entry.outcome,
@@ -274,7 +285,7 @@ def audit_data(entry: AuditEntry) -> AuditData:
 
 def audit_entry_for_account(*, account_id: int, entry_id: int) -> AuditData | None:
     """One audit entry of ``account_id``, or ``None``."""
-    entry = AuditEntry.objects.filter(pk=entry_id, account_id=account_id).first()
+    entry = AuditEntry.objects.filter(pk=entry_id, account_id=account_id).select_related("automation").first()
     return None if entry is None else audit_data(entry)
 
 
@@ -305,7 +316,9 @@ def build_snapshot(*, user: User, account_id: int | None = None) -> tuple[Snapsh
         }
         return snap, []
     rows, positions, balance = account_parts(account)
-    entries = AuditEntry.objects.filter(account=account).order_by("-created_at", "-id")[:AUDIT_LIMIT]
+    entries = (AuditEntry.objects.filter(account=account).select_related("automation").order_by("-created_at", "-id"))[
+        :AUDIT_LIMIT
+    ]
     audit = [audit_data(e) for e in entries]
     snap = {
         "account": account_data(account),

@@ -122,11 +122,12 @@
       cell(tr, "To liquidation", fmtPct(t.distance_to_liquidation));
       var g = cell(tr, "Guarded by", "");
       if (!t.guarded_by.length) { var none = document.createElement("span"); none.className = "hint"; none.textContent = "none"; g.appendChild(none); }
-      t.guarded_by.forEach(function (id) {
+      (t.guards || t.guarded_by.map(function (id) { return { id: id, name: "#" + id }; })).forEach(function (guard) {
         var a = document.createElement("a");
         a.className = "chip";
-        a.href = cfg.automationUrl.replace("/0/", "/" + Number(id) + "/");
-        a.textContent = "#" + id;
+        a.href = cfg.automationUrl.replace("/0/", "/" + Number(guard.id) + "/");
+        a.textContent = guard.name;
+        a.title = "#" + guard.id;
         g.appendChild(a);
       });
       rows.appendChild(tr);
@@ -146,7 +147,9 @@
     t.textContent = new Date(e.created_at).toLocaleString(lang);
     var ev = document.createElement("span"); ev.className = "chip"; ev.textContent = e.event;
     var out = document.createElement("span"); out.className = "chip"; out.textContent = e.outcome;
-    li.append(t, " ", ev, " ", out, " ", e.message);
+    li.append(t, " ", ev, " ", out, " ");
+    if (e.automation_name) { var who = document.createElement("strong"); who.textContent = e.automation_name + ": "; li.append(who); }
+    li.append(e.message);
     return li;
   }
   function applyAudit(entries) {
@@ -219,7 +222,7 @@
       case "automation_log": {
         var list = document.getElementById("audit-list");
         if (list) { var empty = list.querySelector(".empty"); if (empty) empty.remove(); list.prepend(auditItem(msg.data)); }
-        toast(msg.data.message, msg.data.outcome);
+        toast((msg.data.automation_name ? msg.data.automation_name + ": " : "") + msg.data.message, msg.data.outcome);
         break;
       }
       case "status":

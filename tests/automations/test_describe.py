@@ -217,3 +217,14 @@ def test_preview_says_how_far_each_trigger_is(client, alice, account, monkeypatc
     body = client.get(reverse("automations:preview", args=[automation.pk])).content.decode()
     assert "How far each trigger is now" in body
     assert "it triggers at a price of 93,720.5 USD" in body
+
+
+def test_list_summarises_each_automation_and_chips_name_them(client, alice, account):
+    _long(account)
+    config = MarginGuardConfig(trigger="liquidation_distance", threshold=D(3), action="close", cooldown_seconds=60)
+    management.automation_create(account=account, name="Night guard", kind="margin_guard", config=config)
+    client.force_login(alice)
+    body = client.get(reverse("automations:list")).content.decode()
+    assert "Closes the trade at market when the distance to liquidation falls to 3 %" in body
+    positions = client.get(reverse("realtime:positions")).content.decode()
+    assert ">Night guard</a>" in positions
