@@ -23,7 +23,8 @@ from django.db import connection
 from automations.models import OrderIntent, TrackedTrade
 from automations.services.trades import account_reconcile
 from notifications.bot import poll_once
-from notifications.models import Notification
+from notifications.derive import notifications_create
+from notifications.models import Channel, DeliveryLog, Notification
 from notifications.tasks import notifications_enqueue
 from tests.automations.conftest import margin_guard
 from tests.automations.test_execution import _tick
@@ -57,6 +58,8 @@ def worker(sim, sim_network, telegram, mail_dir, tmp_path) -> Iterator[subproces
         "TELEGRAM_BOT_TOKEN": BOT_TOKEN,
         "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
         "EMAIL_FILE_PATH": str(mail_dir),
+        "NOTIFY_LEASE_SECONDS": "8",
+        "NOTIFY_HTTP_TIMEOUT": "6",
         "PYTHONUNBUFFERED": "1",
     }
     celery = [sys.executable, "-m", "celery", "-A", "config"]
@@ -173,3 +176,23 @@ def test_bot_close_with_confirmation_closes_exactly_one_trade(paper, sim, exchan
     assert any(t == f"Trade {trade.id} is already being closed." for t in texts)
     # the close's outcome is then notified like any other (a manual action)
     _wait_for(lambda: any("A manual action acted" in m["text"] for m in telegram.sent(CHAT_ID)))
+
+
+def test_a_worker_killed_mid_send_sends_at_most_once_per_attempt(alice, telegram, channels, worker):
+    Channel.objects.exclude(kind="telegram").update(is_enabled=False)
+    telegram.delay = 3.0  # the Bot API answers slowly: the worker dies with the request in flight
+    (pk,) = notifications_create(owner_id=alice.pk, event="kill_switch", title="t", body="crash test", source="k")
+    notifications_enqueue([pk])
+    _wait_for(lambda: Notification.objects.filter(pk=pk, status="sending").exists())
+    time.sleep(0.5)
+    for child in _children(worker.pid):
+        os.kill(child, signal.SIGKILL)
+    telegram.delay = 0.0
+    # redelivered at once (reject on worker lost), it waits for the lease, then claims attempt 2 and sends
+    row = _wait_for(lambda: Notification.objects.filter(pk=pk, status="sent").first(), timeout=60)
+    time.sleep(3)  # the first attempt's request, if it reached the server, is recorded by now
+    assert row.attempts == 2
+    copies = len(telegram.sent(CHAT_ID))
+    assert 1 <= copies <= row.attempts  # docs/notifications.md: Telegram may show it twice, once per attempt
+    (log,) = DeliveryLog.objects.filter(notification_id=pk)
+    assert (log.attempt, log.status) == (2, "sent")
