@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
@@ -231,3 +231,26 @@ def paper_label_suggestion(owner: User) -> str:
         n += 1
         label = f"{base} {n}"
     return label
+
+
+class PreferencesForm(forms.Form):
+    """Language, time zone and display currency (the settings page)."""
+
+    language = forms.ChoiceField(label=_("Language"), required=False)
+    time_zone = forms.ChoiceField(label=_("Time zone"), required=False)
+    display_currency = forms.ChoiceField(
+        label=_("Show amounts in"),
+        choices=[("sats", _("sats")), ("btc", _("BTC")), ("usd", _("USD (at the last price)"))],
+        help_text=_("Orders are always sized as LN Markets asks: quantities in USD, margins in sats."),
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # noqa: ANN401
+        from django.conf import settings
+
+        from accounts.preferences import time_zone_names
+
+        super().__init__(*args, **kwargs)
+        languages = cast(forms.ChoiceField, self.fields["language"])
+        languages.choices = [("", _("As my browser asks")), *settings.LANGUAGES]
+        zones = cast(forms.ChoiceField, self.fields["time_zone"])
+        zones.choices = [("", _("UTC")), *((name, name) for name in time_zone_names())]

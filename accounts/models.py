@@ -10,8 +10,22 @@ from django.db import models
 from django.db.models import Q
 
 
+class DisplayCurrency(models.TextChoices):
+    SATS = "sats", "sats"
+    BTC = "btc", "BTC"
+    USD = "usd", "USD"
+
+
 class User(AbstractUser):
-    """A person using Axisor. Owns any number of exchange accounts."""
+    """A person using Axisor. Owns any number of exchange accounts.
+
+    Preferences (the settings page): ``language`` (blank = the browser's), ``time_zone`` (an IANA name; blank =
+    UTC) and the currency amounts in sats are shown in.
+    """
+
+    language = models.CharField(max_length=16, blank=True, default="")
+    time_zone = models.CharField(max_length=64, blank=True, default="")
+    display_currency = models.CharField(max_length=8, choices=DisplayCurrency.choices, default=DisplayCurrency.SATS)
 
 
 class Network(models.TextChoices):

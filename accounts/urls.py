@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from accounts import views, views_auth
+from accounts import views, views_auth, views_settings
 
 app_name = "accounts"
 
@@ -11,6 +11,7 @@ urlpatterns = [
     path("login/", views_auth.LoginView.as_view(), name="login"),
     path("login/code/", views_auth.login_code, name="login-code"),
     path("two-factor/", views_auth.two_factor_settings, name="two-factor"),
+    path("settings/", views_settings.settings_page, name="settings"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("exchange/", views.account_list, name="list"),
     path("exchange/new/", views.account_create, name="create"),

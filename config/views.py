@@ -5,7 +5,9 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect, HttpResponseRedirect, JsonResponse
+from django.shortcuts import render
+from django.templatetags.static import static
 from django.urls import reverse
 from django.utils.crypto import constant_time_compare
 from django.views.decorators.cache import never_cache
@@ -22,6 +24,18 @@ from realtime.views import dashboard
 def home(request: HttpRequest) -> HttpResponse:
     """The landing page after login: the realtime dashboard (login required; see ``realtime.views.dashboard``)."""
     return dashboard(request)
+
+
+@require_GET
+def help_page(request: HttpRequest) -> HttpResponse:
+    """Each automation in plain words with a worked example, LN Markets' rules, and what PAPER means."""
+    return render(request, "help.html")
+
+
+@require_GET
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Browsers ask for /favicon.ico whatever the page says: send them to the icon."""
+    return HttpResponsePermanentRedirect(static("favicon.svg"))
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
