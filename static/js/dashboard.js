@@ -78,14 +78,32 @@
     var win = document.getElementById("market-window");
     if (win && data.window_start) win.textContent = "since " + new Date(data.window_start).toLocaleString(lang);
     if (data.last && data.received_at) addPoint(Date.parse(data.received_at) / 1000, Number(data.last));
+    if (currency === "usd" && lastBalance) applyBalance(lastBalance);
     renderBadge();
+  }
+  /* Amounts in sats shown in the user's display currency (settings page): sats, BTC, or USD at the last price. */
+  var currency = (document.body && document.body.getAttribute("data-currency")) || "sats";
+  var btcFmt = new Intl.NumberFormat(lang, { minimumFractionDigits: 8, maximumFractionDigits: 8 });
+  var usdFmt = new Intl.NumberFormat(lang, { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+  var lastBalance = null;
+  function fmtSats(v) {
+    if (v === null || v === undefined) return "—";
+    if (currency === "btc") return btcFmt.format(v / 1e8);
+    if (currency === "usd") {
+      var last = market && market.data && Number(market.data.last);
+      return last ? usdFmt.format(v / 1e8 * last) : fmtInt(v) + " sats";
+    }
+    return fmtInt(v);
   }
   function applyBalance(b) {
     if (!b) return;
-    setField("balance.total", fmtInt(b.total));
-    setField("balance.free", fmtInt(b.free));
-    setField("balance.in_margin", fmtInt(b.in_margin));
-    setField("balance.unrealized_pl", fmtInt(b.unrealized_pl));
+    lastBalance = b;
+    var unit = document.querySelector("#h-balance .unit");
+    if (unit) unit.textContent = currency === "btc" ? "BTC" : currency === "usd" ? "USD" : "sats";
+    setField("balance.total", fmtSats(b.total));
+    setField("balance.free", fmtSats(b.free));
+    setField("balance.in_margin", fmtSats(b.in_margin));
+    setField("balance.unrealized_pl", fmtSats(b.unrealized_pl));
   }
   function cell(tr, label, text, cls) {
     var td = document.createElement("td");
