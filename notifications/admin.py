@@ -6,7 +6,7 @@ from notifications.models import BotCommandLog, Channel, DeliveryLog, Notificati
 @admin.register(Channel)
 class ChannelAdmin(admin.ModelAdmin[Channel]):
     list_display = ("name", "owner", "kind", "is_enabled", "verified")
-    exclude = ("secret_encrypted",)
+    exclude = ("secret_encrypted", "target_encrypted")
 
 
 @admin.register(Notification)

@@ -27,6 +27,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from notifications import senders
+from notifications.crypto import secret_decrypt
 from notifications.models import Channel, DeliveryLog, Event, Notification
 
 logger = logging.getLogger(__name__)
@@ -162,7 +163,8 @@ def _send(row: Notification) -> None:
             "idempotency_key": row.idempotency_key,
             "created_at": row.source_at.isoformat(),
         }
-        senders.send_webhook(channel.address, channel.secret_encrypted, payload, idempotency_key=row.idempotency_key)
+        url = secret_decrypt(channel.target_encrypted) if channel.target_encrypted else channel.address
+        senders.send_webhook(url, channel.secret_encrypted, payload, idempotency_key=row.idempotency_key)
     else:
         raise senders.PermanentError(f"unknown channel kind {channel.kind!r}")
 

@@ -36,9 +36,9 @@ DEFAULT_EVENTS = [e.value for e in Event if e not in (Event.TEST, Event.DIGEST)]
 
 
 class Channel(models.Model):
-    """One destination of a user. ``address`` is the e-mail address, the webhook URL or the Telegram chat id (set by
-    the bot when the user sends ``/start CODE``, never typed). ``secret_encrypted`` holds the webhook's signing
-    secret (MultiFernet, like exchange keys)."""
+    """One destination of a user. ``address`` is the e-mail address, the webhook URL's scheme and host (the full
+    URL is in ``target_encrypted``) or the Telegram chat id (set by the bot when the user sends ``/start CODE``, never
+    typed). ``secret_encrypted`` holds the webhook's signing secret (MultiFernet, like exchange keys)."""
 
     class Kind(models.TextChoices):
         TELEGRAM = "telegram", "Telegram"
@@ -50,6 +50,8 @@ class Channel(models.Model):
     name = models.CharField(max_length=100)
     address = models.CharField(max_length=500, blank=True)
     secret_encrypted = models.TextField(blank=True)
+    # A webhook's URL, encrypted: Discord, Slack and ntfy URLs are bearer secrets. ``address`` shows its host only.
+    target_encrypted = models.TextField(blank=True)
     events = models.JSONField(default=list, blank=True, help_text="Event names this channel receives.")
     is_enabled = models.BooleanField(default=True)
     verified = models.BooleanField(default=False, help_text="Telegram: the chat was linked with a one-time code.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from urllib.parse import urlsplit
 
 from django.db import transaction
 
@@ -17,21 +18,30 @@ def channel_create(*, owner: User, kind: str, name: str, address: str, secret: s
     """Create a channel with every event on. Returns it and, for a webhook whose secret was generated, that secret
     (to be shown once; only its ciphertext is stored)."""
     generated = ""
-    secret_encrypted = ""
+    secret_encrypted = target_encrypted = ""
     if kind == Channel.Kind.WEBHOOK:
         if not secret:
             secret = generated = secrets.token_urlsafe(32)
         secret_encrypted = secret_encrypt(secret)
+        target_encrypted = secret_encrypt(address)
+        address = webhook_display(address)
     channel = Channel.objects.create(
         owner=owner,
         kind=kind,
         name=name,
         address=address,
         secret_encrypted=secret_encrypted,
+        target_encrypted=target_encrypted,
         events=list(DEFAULT_EVENTS),
         verified=kind != Channel.Kind.TELEGRAM,
     )
     return channel, generated
+
+
+def webhook_display(url: str) -> str:
+    """What the pages show of a webhook URL: its scheme and host (the path or query may hold a token)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}/…"
 
 
 def link_code_create(*, channel: Channel) -> TelegramLinkCode:

@@ -8,12 +8,14 @@ import pytest
 
 from notifications.crypto import secret_encrypt
 from notifications.models import DEFAULT_EVENTS, Channel
+from notifications.services import webhook_display
 from tests.automations.conftest import margin_guard  # noqa: F401
 from tests.notifications.fakes import FakeTelegram, WebhookReceiver
 
 BOT_TOKEN = "123456:FAKE-bot-token-abcdefghijklmnop"
 WEBHOOK_SECRET = "whsec-CANARY-5b1f0c2d9e"
 CHAT_ID = 424242
+WEBHOOK_URL_TOKEN = "urltoken-CANARY-77aa"
 
 
 @pytest.fixture
@@ -48,7 +50,8 @@ def channels(alice, receiver) -> dict[str, Channel]:
             owner=alice,
             kind="webhook",
             name="hook",
-            address=f"{receiver.url}/hook",
+            address=webhook_display(f"{receiver.url}/hook?token={WEBHOOK_URL_TOKEN}"),
+            target_encrypted=secret_encrypt(f"{receiver.url}/hook?token={WEBHOOK_URL_TOKEN}"),
             secret_encrypted=secret_encrypt(WEBHOOK_SECRET),
             events=events,
         ),

@@ -144,7 +144,8 @@ class FakeTelegram(_Base):
 
 
 class WebhookReceiver(_Base):
-    """Records every POST; ``statuses`` queues the status codes of the next answers (default 200)."""
+    """Records every POST (``Recorded.token`` holds the request path); ``statuses`` queues the status codes of the
+    next answers (default 200)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -152,6 +153,6 @@ class WebhookReceiver(_Base):
 
     def answer(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
         with self.lock:
-            self.requests.append(Recorded("POST", "", json.loads(body or b"{}"), headers, body))
+            self.requests.append(Recorded("POST", path, json.loads(body or b"{}"), headers, body))
             status = self.statuses.pop(0) if self.statuses else 200
         return status, {"ok": status == 200}, {}

@@ -18,7 +18,7 @@ from notifications.derive import notifications_create
 from notifications.models import Channel, DeliveryLog, Notification
 from tests.automations.conftest import margin_guard
 from tests.automations.test_execution import _run, _tick
-from tests.notifications.conftest import BOT_TOKEN, CHAT_ID, WEBHOOK_SECRET
+from tests.notifications.conftest import BOT_TOKEN, CHAT_ID, WEBHOOK_SECRET, WEBHOOK_URL_TOKEN
 
 pytestmark = pytest.mark.django_db
 
@@ -72,7 +72,8 @@ def test_a_guard_that_acts_sends_one_message_per_channel(paper, sim, exchange, t
     # and no secret in any message, log line or row
     everything = [message["text"], mail.outbox[0].body, hook.body.decode()]
     everything += [d.detail for d in DeliveryLog.objects.all()]
-    assert not any(WEBHOOK_SECRET in text or BOT_TOKEN in text for text in everything)
+    assert not any(WEBHOOK_SECRET in text or BOT_TOKEN in text or WEBHOOK_URL_TOKEN in text for text in everything)
+    assert hook.token == f"/hook?token={WEBHOOK_URL_TOKEN}"  # the full URL was used
     assert WEBHOOK_SECRET not in Channel.objects.get(kind="webhook").secret_encrypted
 
 

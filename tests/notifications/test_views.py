@@ -35,11 +35,14 @@ def test_the_page_lists_channels_in_english_and_portuguese(client_alice, channel
 
 
 def test_a_webhook_channel_gets_a_secret_shown_once_and_stored_encrypted(client_alice, alice):
-    response = client_alice.post(
-        reverse("notifications:create"), {"kind": "webhook", "name": "hook", "address": "https://example.com/h"}
-    )
+    url = "https://discord.example/api/webhooks/123/TOKEN-abcdef"
+    response = client_alice.post(reverse("notifications:create"), {"kind": "webhook", "name": "hook", "address": url})
     assert response.status_code == 200
     channel = Channel.objects.get(owner=alice)
+    # the URL may be a bearer secret: encrypted, and only its host is shown
+    assert channel.address == "https://discord.example/…"
+    assert "TOKEN-abcdef" not in channel.target_encrypted
+    assert b"TOKEN-abcdef" not in client_alice.get(reverse("notifications:list")).content
     secret = response.context["secret"]
     assert len(secret) >= 32
     assert secret.encode() in response.content
