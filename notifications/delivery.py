@@ -39,10 +39,13 @@ MAX_DIGEST_ITEMS = 40
 
 @dataclass(frozen=True)
 class Outcome:
-    """What the task does next: nothing (``retry_in`` None) or run again in ``retry_in`` seconds."""
+    """What the task does next: nothing (``retry_in`` None) or run again in ``retry_in`` seconds. A ``held`` row
+    names its channel's summary time (``digest_at``) instead: one task per channel and window sends the summary."""
 
     status: str
     retry_in: float | None = None
+    channel_id: int | None = None
+    digest_at: datetime | None = None
 
 
 def _backoff(attempt: int) -> float:
@@ -141,7 +144,7 @@ def _claim(notification_id: int, now: datetime) -> tuple[Notification | None, Ou
             if already_held or opens is not None:
                 due = _next_digest_at(channel.pk, now)
                 Notification.objects.filter(pk=row.pk).update(held=True, next_attempt_at=due)
-                return None, Outcome("held", max((due - now).total_seconds(), 0.5))
+                return None, Outcome("held", channel_id=channel.pk, digest_at=max(due, now + timedelta(seconds=0.5)))
         Notification.objects.filter(pk=row.pk).update(
             status=Notification.Status.SENDING, attempts=F("attempts") + 1, claimed_at=now
         )

@@ -9,6 +9,7 @@ import logging
 from celery import shared_task
 from celery.app.task import Task
 from django.conf import settings
+from django.core.cache import cache
 from django.utils import timezone
 
 from automations.tasks import _first_in_slot, safe_countdown
@@ -31,6 +32,15 @@ def notification_deliver_task(self: Task[[int], None], notification_id: int) -> 
     from notifications.delivery import notification_deliver
 
     outcome = notification_deliver(notification_id=notification_id)
+    if outcome.digest_at is not None:
+        # Held by the flood rule: one delayed task per channel and window sends the summary (not one per held row:
+        # every delayed task a worker reserves widens its prefetch, and protective work would queue behind them).
+        # A lost one is caught by the sweep.
+        key = f"notifications:digest:{outcome.channel_id}:{outcome.digest_at.timestamp():.0f}"
+        if cache.add(key, 1, timeout=600):
+            delay = (outcome.digest_at - timezone.now()).total_seconds()
+            notifications_enqueue([notification_id], countdown=max(delay, 0.5))
+        return
     if outcome.retry_in is not None:
         raise self.retry(countdown=safe_countdown(outcome.retry_in), queue=NOTIFY_QUEUE)
 

@@ -184,3 +184,24 @@ def test_a_flood_is_grouped_into_one_summary_and_nothing_is_lost(alice, paper, t
         assert f"Trade liquidated: t-{n}\n" in summary + "\n"
     assert Notification.objects.filter(status="grouped").count() == 40 - settings.NOTIFY_BURST
     assert not Notification.objects.filter(status__in=["pending", "sending", "failed"]).exists()
+
+
+def test_held_rows_schedule_one_summary_task_per_channel(alice, paper, telegram, channels, monkeypatch):
+    from django.core.cache import cache
+
+    from notifications import tasks
+
+    cache.clear()
+    Channel.objects.exclude(kind="telegram").update(is_enabled=False)
+    scheduled: list[tuple[list[int], float]] = []
+    monkeypatch.setattr(tasks, "notifications_enqueue", lambda ids, countdown=0: scheduled.append((ids, countdown)))
+    for n in range(10):
+        AuditEntry.objects.create(
+            account=paper, event="reconcile", outcome="info", message=f"Trade z-{n} was liquidated (exit 1, PnL 0)."
+        )
+    for pk in Notification.objects.order_by("id").values_list("pk", flat=True):
+        tasks.notification_deliver_task.apply(args=(pk,))
+    assert len(telegram.sent()) == 3
+    assert Notification.objects.filter(held=True, status="pending").count() == 7
+    (only,) = scheduled  # one delayed task for the channel's summary, not one per held row
+    assert 55 <= only[1] <= 61
