@@ -205,3 +205,47 @@ def test_held_rows_schedule_one_summary_task_per_channel(alice, paper, telegram,
     assert Notification.objects.filter(held=True, status="pending").count() == 7
     (only,) = scheduled  # one delayed task for the channel's summary, not one per held row
     assert 55 <= only[1] <= 61
+
+
+@pytest.mark.parametrize(
+    ("fields", "event", "title"),
+    [
+        (
+            {"event": "error", "outcome": "error", "message": "LN Markets refused the credentials."},
+            "credentials",
+            "Credentials rejected: automations of “paper” paused",
+        ),
+        (
+            {"event": "status", "outcome": "error", "message": "3 consecutive order failures: new entries halted."},
+            "action_failed",
+            "New entries halted on “paper”",
+        ),
+        (
+            {"event": "status", "outcome": "info", "message": "Kill switch…", "inputs": {"kill_switch": False}},
+            "kill_switch",
+            "Kill switch off for “paper”",
+        ),
+        (
+            {
+                "event": "reconcile",
+                "outcome": "info",
+                "message": "Trade q-1 was closed outside Axisor (exit —, PnL 0).",
+            },
+            "trade_closed",
+            "Trade closed outside Axisor: q-1",
+        ),
+    ],
+)
+def test_account_level_outcomes_are_told(paper, channels, fields, event, title):
+    AuditEntry.objects.create(account=paper, **fields)
+    assert set(Notification.objects.values_list("event", "title")) == {(event, title)}
+
+
+def test_a_rejected_action_is_told_and_an_acceptance_alone_is_not(paper, channels):
+    intent = OrderIntent.objects.create(account=paper, action="close", trade_id="r-1", protective=True)
+    AuditEntry.objects.create(account=paper, intent=intent, event="order", outcome="ok", message="accepted")
+    AuditEntry.objects.create(account=paper, intent=intent, event="order", outcome="unknown", message="unknown")
+    assert not Notification.objects.exists()
+    AuditEntry.objects.create(account=paper, intent=intent, event="order", outcome="rejected", message="400: no")
+    titles = set(Notification.objects.values_list("title", "protective"))
+    assert titles == {("Action failed: close trade on trade r-1", True)}
