@@ -194,3 +194,24 @@ def test_malformed_updates_are_ignored(linked, telegram):
     ):
         handle_update(update)
     assert telegram.sent() == []
+
+
+def test_the_bot_token_is_stored_encrypted_and_used(telegram, settings, monkeypatch, capsys):
+    import io
+
+    from django.core.management import call_command
+
+    from notifications.senders import bot_token
+    from tests.notifications.conftest import BOT_TOKEN
+
+    settings.TELEGRAM_BOT_TOKEN = ""
+    monkeypatch.setattr("sys.stdin", io.StringIO(f"{BOT_TOKEN}\n"))
+    call_command("telegram_bot", "--set-token")
+    stored = BotState.objects.get(pk=1).token_encrypted
+    assert stored
+    assert BOT_TOKEN not in stored
+    assert bot_token() == BOT_TOKEN
+    assert BOT_TOKEN not in capsys.readouterr().out
+    telegram.feed_text(STRANGER, "/help")
+    call_command("telegram_bot", "--once")  # polls the fake server with the stored token
+    assert BotState.objects.get(pk=1).update_offset == telegram.next_update_id
