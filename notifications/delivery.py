@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 WINDOW = timedelta(seconds=60)
 DIGEST_EVENT = Event.DIGEST
 MAX_DIGEST_ITEMS = 40
+MAX_DIGEST_CHARS = 3800
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,14 @@ def _digest(channel: Channel, now: datetime) -> Notification | None:
         .filter(channel=channel, status=Notification.Status.PENDING, held=True, next_attempt_at__lte=now)
         .order_by("source_at", "id")[:MAX_DIGEST_ITEMS]
     )
+    # every line must fit in one Telegram message (4096 characters): the rest waits for the next summary
+    budget, kept = MAX_DIGEST_CHARS, []
+    for member in members:
+        budget -= len(member.title) + 3
+        if budget < 0 and kept:
+            break
+        kept.append(member)
+    members = kept
     if not members:
         return None
     protective = sum(1 for m in members if m.protective)

@@ -249,3 +249,23 @@ def test_a_rejected_action_is_told_and_an_acceptance_alone_is_not(paper, channel
     AuditEntry.objects.create(account=paper, intent=intent, event="order", outcome="rejected", message="400: no")
     titles = set(Notification.objects.values_list("title", "protective"))
     assert titles == {("Action failed: close trade on trade r-1", True)}
+
+
+def test_a_summary_never_cuts_a_line_off(alice, paper, telegram, channels, settings):
+    Channel.objects.exclude(kind="telegram").update(is_enabled=False)
+    long_id = "x" * 150
+    for n in range(40):
+        AuditEntry.objects.create(
+            account=paper, event="reconcile", outcome="info", message=f"Trade {long_id}{n:02d} was liquidated (exit 1)."
+        )
+    _deliver_all()
+    for _ in range(3):  # each window, a summary of what fits in one message
+        Notification.objects.filter(held=True, status="pending").update(next_attempt_at=timezone.now())
+        Notification.objects.filter(status="sent").update(claimed_at=timezone.now() - timedelta(seconds=61))
+        for pk in Notification.objects.filter(held=True, status="pending").values_list("pk", flat=True)[:1]:
+            notification_deliver(notification_id=pk)
+    texts = [m["text"] for m in telegram.sent()]
+    assert all(len(text) <= 4096 for text in texts)
+    for n in range(40):
+        assert sum(f"{long_id}{n:02d}\n" in text + "\n" for text in texts) == 1
+    assert not Notification.objects.filter(status="pending").exists()
