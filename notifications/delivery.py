@@ -86,7 +86,7 @@ def _digest(channel: Channel, now: datetime) -> Notification | None:
         .order_by("source_at", "id")[:MAX_DIGEST_ITEMS]
     )
     # every line must fit in one Telegram message (4096 characters): the rest waits for the next summary
-    budget, kept = MAX_DIGEST_CHARS, []
+    budget, kept = MAX_DIGEST_CHARS, list[Notification]()
     for member in members:
         budget -= len(member.title) + 3
         if budget < 0 and kept:

@@ -39,7 +39,7 @@ def notification_deliver_task(self: Task[[int], None], notification_id: int) -> 
         key = f"notifications:digest:{outcome.channel_id}:{outcome.digest_at.timestamp():.0f}"
         if cache.add(key, 1, timeout=600):
             delay = (outcome.digest_at - timezone.now()).total_seconds()
-            notifications_enqueue([notification_id], countdown=max(delay, 0.5))
+            notifications_enqueue([notification_id], countdown=safe_countdown(max(delay, 0.5)))
         return
     if outcome.retry_in is not None:
         raise self.retry(countdown=safe_countdown(outcome.retry_in), queue=NOTIFY_QUEUE)
