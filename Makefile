@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install install-dev browser-deps lint fmt typecheck migrations-check bench worker beat simulator automations clean
+.PHONY: run test install install-dev browser-deps messages lint fmt typecheck migrations-check bench worker beat simulator automations clean
 
 $(PY):
 	@test -n "$(PYTHON)" || { echo "Python 3.11 is required"; exit 1; }
@@ -24,7 +24,7 @@ install: $(VENV)/.installed
 
 install-dev: $(VENV)/.installed-dev
 
-run: install
+run: install messages
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py run_embedded --host $(HOST) --port $(PORT)
 
@@ -32,7 +32,12 @@ run: install
 browser-deps:
 	@sh scripts/install-browser.sh || echo "WARNING: chromium could not be installed: the browser tests will be skipped"
 
-test: install-dev browser-deps
+# The translations (locale/pt_BR/LC_MESSAGES/django.po) compiled to .mo with GNU gettext's msgfmt (Debian package).
+messages: install
+	@sh scripts/install-gettext.sh
+	$(PY) manage.py compilemessages --ignore=.venv -v 0
+
+test: install-dev browser-deps messages
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install-dev

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 
 class DisplayCurrency(models.TextChoices):
@@ -29,9 +30,9 @@ class User(AbstractUser):
 
 
 class Network(models.TextChoices):
-    MAINNET = "mainnet", "Mainnet"
-    SIGNET = "signet", "Signet (test network)"
-    SIMULATOR = "simulator", "Simulator (paper trading)"
+    MAINNET = "mainnet", _("Mainnet")
+    SIGNET = "signet", _("Signet (test network)")
+    SIMULATOR = "simulator", _("Simulator (paper trading)")
 
 
 class ExchangeAccount(models.Model):

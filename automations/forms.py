@@ -620,18 +620,31 @@ def form_class_for(kind: str) -> type[AutomationForm] | None:
 # --- audit log filters and switches -----------------------------------------------------------------------------------
 
 
+class AutomationChoiceField(forms.ModelChoiceField[Automation]):
+    """An automation by name and translated kind."""
+
+    def label_from_instance(self, obj: Automation) -> str:
+        return f"{obj.name} ({gettext(obj.get_kind_display())})"  # noqa: INT001
+
+
 class AuditFilterForm(forms.Form):
     """The audit log's GET filters; choices are limited to the user's own accounts and automations."""
 
     account = AccountChoiceField(
         label=_("Account"), queryset=ExchangeAccount.objects.none(), required=False, empty_label=_("Any account")
     )
-    automation = forms.ModelChoiceField(
+    automation = AutomationChoiceField(
         label=_("Automation"), queryset=Automation.objects.none(), required=False, empty_label=_("Any automation")
     )
-    kind = forms.ChoiceField(label=_("Kind"), choices=[("", _("Any kind")), *Automation.Kind.choices], required=False)
+    kind = forms.ChoiceField(
+        label=_("Kind"),
+        choices=[("", _("Any kind")), *((v, _(label)) for v, label in Automation.Kind.choices)],  # noqa: INT001
+        required=False,
+    )
     outcome = forms.ChoiceField(
-        label=_("Outcome"), choices=[("", _("Any outcome")), *AuditEntry.Outcome.choices], required=False
+        label=_("Outcome"),
+        choices=[("", _("Any outcome")), *((v, _(label)) for v, label in AuditEntry.Outcome.choices)],  # noqa: INT001
+        required=False,
     )
 
     def __init__(self, data: Mapping[str, Any] | None, *, user: User) -> None:

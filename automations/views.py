@@ -153,7 +153,7 @@ def automation_describe(request: HttpRequest, kind: str) -> HttpResponse:
 
 
 def _label(kind: str) -> str:
-    return str(Automation.Kind(kind).label)
+    return _(str(Automation.Kind(kind).label))
 
 
 @login_required
@@ -183,7 +183,7 @@ def automation_edit(request: HttpRequest, automation_id: int) -> HttpResponse:
         {
             "form": form,
             "automation": automation,
-            "kind_label": automation.get_kind_display(),
+            "kind_label": _(automation.get_kind_display()),
             "explained": _explained(form),
             "describe_url": reverse("automations:describe", args=[automation.kind]) + f"?automation={automation.pk}",
         },

@@ -14,6 +14,9 @@
   var CHART_MIN_WINDOW_S = 60; /* a fresh chart spans at least a minute: no sub-second time axis */
   var initialEl = document.getElementById("initial-snapshot");
   var snap = initialEl ? JSON.parse(initialEl.textContent) : null;
+  var stringsEl = document.getElementById("live-strings");
+  var S = stringsEl ? JSON.parse(stringsEl.textContent) : {};
+  function tx(text) { return S[text] || text; }
   var root = document.getElementById("live-root");
   var badge = document.getElementById("conn-badge");
 
@@ -55,14 +58,14 @@
     var labels = { connecting: "connecting", connected: "connected", reconnecting: "reconnecting",
                    polling: "polling fallback", stale: "stale", ended: "session ended" };
     badge.dataset.state = shown;
-    badge.textContent = labels[shown] || shown;
+    badge.textContent = tx(labels[shown] || shown);
     var stale = isStale();
     if (root) root.dataset.stale = stale ? "true" : "false";
     var fresh = document.getElementById("market-freshness");
     if (fresh) {
       var s = stale ? "stale" : market.data.state;
       fresh.dataset.state = s;
-      fresh.textContent = s === "live" ? "live" : s === "fallback" ? "HTTP fallback" : "stale";
+      fresh.textContent = tx(s === "live" ? "live" : s === "fallback" ? "HTTP fallback" : "stale");
     }
   }
 
@@ -76,7 +79,7 @@
     setField("market.low_24h", fmtPrice(data.low_24h));
     setField("market.change_24h_pct", fmtPct(data.change_24h_pct));
     var win = document.getElementById("market-window");
-    if (win && data.window_start) win.textContent = "since " + new Date(data.window_start).toLocaleString(lang);
+    if (win && data.window_start) win.textContent = tx("since") + " " + new Date(data.window_start).toLocaleString(lang);
     if (data.last && data.received_at) addPoint(Date.parse(data.received_at) / 1000, Number(data.last));
     if (currency === "usd" && lastBalance) applyBalance(lastBalance);
     renderBadge();
@@ -122,24 +125,24 @@
     var rows = document.createDocumentFragment();
     if (!p.items.length) {
       var tr0 = document.createElement("tr");
-      var td0 = cell(tr0, "", "No running trades.", "empty");
+      var td0 = cell(tr0, "", tx("No running trades."), "empty");
       td0.colSpan = 10;
       rows.appendChild(tr0);
     }
     p.items.forEach(function (t) {
       var tr = document.createElement("tr");
-      var side = cell(tr, "Side", t.side === "buy" ? "Long" : "Short", "side-" + t.side);
-      if (!t.managed) { var chip = document.createElement("span"); chip.className = "chip"; chip.textContent = "external"; side.append(" ", chip); }
-      cell(tr, "Quantity (USD)", fmtInt(t.quantity));
-      cell(tr, "Entry", fmtPrice(t.entry_price));
-      cell(tr, "Liquidation", fmtPrice(t.liquidation));
-      cell(tr, "Margin (sats)", fmtInt(t.margin));
-      cell(tr, "PnL (sats)", fmtInt(t.pl), t.pl < 0 ? "neg" : "pos");
-      cell(tr, "PnL %", fmtPct(t.pl_percent));
-      cell(tr, "Margin ratio", fmtPct(t.margin_ratio));
-      cell(tr, "To liquidation", fmtPct(t.distance_to_liquidation));
-      var g = cell(tr, "Guarded by", "");
-      if (!t.guarded_by.length) { var none = document.createElement("span"); none.className = "hint"; none.textContent = "none"; g.appendChild(none); }
+      var side = cell(tr, tx("Side"), tx(t.side === "buy" ? "Long" : "Short"), "side-" + t.side);
+      if (!t.managed) { var chip = document.createElement("span"); chip.className = "chip"; chip.textContent = tx("external"); side.append(" ", chip); }
+      cell(tr, tx("Quantity (USD)"), fmtInt(t.quantity));
+      cell(tr, tx("Entry"), fmtPrice(t.entry_price));
+      cell(tr, tx("Liquidation"), fmtPrice(t.liquidation));
+      cell(tr, tx("Margin (sats)"), fmtInt(t.margin));
+      cell(tr, tx("PnL (sats)"), fmtInt(t.pl), t.pl < 0 ? "neg" : "pos");
+      cell(tr, tx("PnL %"), fmtPct(t.pl_percent));
+      cell(tr, tx("Margin ratio"), fmtPct(t.margin_ratio));
+      cell(tr, tx("To liquidation"), fmtPct(t.distance_to_liquidation));
+      var g = cell(tr, tx("Guarded by"), "");
+      if (!t.guarded_by.length) { var none = document.createElement("span"); none.className = "hint"; none.textContent = tx("none"); g.appendChild(none); }
       (t.guards || t.guarded_by.map(function (id) { return { id: id, name: "#" + id }; })).forEach(function (guard) {
         var a = document.createElement("a");
         a.className = "chip";
@@ -163,8 +166,8 @@
     var t = document.createElement("time");
     t.dateTime = e.created_at;
     t.textContent = new Date(e.created_at).toLocaleString(lang);
-    var ev = document.createElement("span"); ev.className = "chip"; ev.textContent = e.event;
-    var out = document.createElement("span"); out.className = "chip"; out.textContent = e.outcome;
+    var ev = document.createElement("span"); ev.className = "chip"; ev.textContent = tx(e.event);
+    var out = document.createElement("span"); out.className = "chip"; out.textContent = tx(e.outcome);
     li.append(t, " ", ev, " ", out, " ");
     if (e.automation_name) { var who = document.createElement("strong"); who.textContent = e.automation_name + ": "; li.append(who); }
     li.append(e.message);
@@ -175,7 +178,7 @@
     if (!list || !entries) return;
     var frag = document.createDocumentFragment();
     entries.forEach(function (e) { frag.appendChild(auditItem(e)); });
-    if (!entries.length) { var li = document.createElement("li"); li.className = "empty"; li.textContent = "No decisions yet."; frag.appendChild(li); }
+    if (!entries.length) { var li = document.createElement("li"); li.className = "empty"; li.textContent = tx("No decisions yet."); frag.appendChild(li); }
     list.replaceChildren(frag);
   }
   function applyAccount(acc, accounts) {
