@@ -134,10 +134,13 @@ def _claim(notification_id: int, now: datetime) -> tuple[Notification | None, Ou
             logger.warning("notification %s: attempt %s outcome unknown, claiming again", row.pk, row.attempts)
         elif row.next_attempt_at > now:
             return None, Outcome("not_due", (row.next_attempt_at - now).total_seconds())
+        refusal = "" if channel.is_ready else "channel disabled or not linked"
         if row.attempts >= settings.NOTIFY_MAX_ATTEMPTS:
-            Notification.objects.filter(pk=row.pk).update(status=Notification.Status.FAILED, error="too many attempts")
+            refusal = "too many attempts"
+        if refusal:
+            Notification.objects.filter(pk=row.pk).update(status=Notification.Status.FAILED, error=refusal)
             DeliveryLog.objects.create(
-                channel=channel, notification=row, attempt=row.attempts, status="failed", detail="too many attempts"
+                channel=channel, notification=row, attempt=row.attempts, status="failed", detail=refusal
             )
             return None, Outcome("failed")
         if row.event not in (Event.TEST, DIGEST_EVENT) and row.status == Notification.Status.PENDING:

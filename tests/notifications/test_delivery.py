@@ -269,3 +269,13 @@ def test_a_summary_never_cuts_a_line_off(alice, paper, telegram, channels, setti
     for n in range(40):
         assert sum(f"{long_id}{n:02d}\n" in text + "\n" for text in texts) == 1
     assert not Notification.objects.filter(status="pending").exists()
+
+
+def test_a_channel_disabled_after_the_fact_gets_nothing(alice, telegram, channels):
+    (pk,) = notifications_create(
+        owner_id=alice.pk, event="kill_switch", title="t", body="b", source="d", channel_ids=[channels["telegram"].pk]
+    )
+    Channel.objects.filter(pk=channels["telegram"].pk).update(is_enabled=False)
+    assert notification_deliver(notification_id=pk).status == "failed"
+    assert telegram.sent() == []
+    assert DeliveryLog.objects.get(notification_id=pk).detail == "channel disabled or not linked"
