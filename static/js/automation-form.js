@@ -51,6 +51,13 @@
   }
 
   form.querySelectorAll(".refresh-fields").forEach(function (b) { b.hidden = true; });
+  /* An error shown by the last submit goes away once its field is edited (the next submit checks again). */
+  form.addEventListener("input", function (event) {
+    var field = event.target.closest && event.target.closest(".field.has-error");
+    if (!field) { return; }
+    field.classList.remove("has-error");
+    field.querySelectorAll(".error").forEach(function (e) { e.remove(); });
+  });
   form.addEventListener("change", function () { update(); later(); });
   form.addEventListener("input", later);
   update();
