@@ -35,7 +35,10 @@
   function fmtPct(v) {
     if (v === null || v === undefined) return "—";
     var t = String(v);
-    return (/^-0(\.0*)?$/.test(t) ? t.slice(1) : t) + " %"; /* a rounded tiny loss is not "-0.00 %" */
+    if (/^-0(\.0*)?$/.test(t)) t = t.slice(1); /* a rounded tiny loss is not "-0.00 %" */
+    var places = (t.split(".")[1] || "").length;
+    /* The server's decimals, with the locale's decimal mark (0,02 % in pt-BR). */
+    return new Intl.NumberFormat(lang, { minimumFractionDigits: places, maximumFractionDigits: places }).format(Number(t)) + " %";
   }
   function setField(name, text) {
     document.querySelectorAll('[data-field="' + name + '"]').forEach(function (el) { el.textContent = text; });
