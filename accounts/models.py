@@ -24,9 +24,11 @@ class User(AbstractUser):
     UTC) and the currency amounts in sats are shown in.
     """
 
-    language = models.CharField(max_length=16, blank=True, default="")
-    time_zone = models.CharField(max_length=64, blank=True, default="")
-    display_currency = models.CharField(max_length=8, choices=DisplayCurrency.choices, default=DisplayCurrency.SATS)
+    language = models.CharField(_("language"), max_length=16, blank=True, default="")
+    time_zone = models.CharField(_("time zone"), max_length=64, blank=True, default="")
+    display_currency = models.CharField(
+        _("display currency"), max_length=8, choices=DisplayCurrency.choices, default=DisplayCurrency.SATS
+    )
 
 
 class Network(models.TextChoices):
@@ -42,9 +44,11 @@ class ExchangeAccount(models.Model):
     decrypting anything (decryption happens only to sign requests).
     """
 
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="exchange_accounts")
-    label = models.CharField(max_length=100)
-    network = models.CharField(max_length=16, choices=Network.choices, default=Network.SIMULATOR)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="exchange_accounts", verbose_name=_("owner")
+    )
+    label = models.CharField(_("label"), max_length=100)
+    network = models.CharField(_("network"), max_length=16, choices=Network.choices, default=Network.SIMULATOR)
     api_key_encrypted = models.TextField()
     api_secret_encrypted = models.TextField()
     passphrase_encrypted = models.TextField()
@@ -52,9 +56,11 @@ class ExchangeAccount(models.Model):
     key_fingerprint = models.CharField(
         max_length=16, blank=True, help_text="Which encryption key the ciphertext is under (rotation status)."
     )
-    is_active = models.BooleanField(default=False, help_text="The account shown on the dashboard.")
-    is_enabled = models.BooleanField(default=True, help_text="Automations run for enabled accounts.")
-    kill_switch = models.BooleanField(default=False, help_text="No new entries for this account (closes still run).")
+    is_active = models.BooleanField(_("active"), default=False, help_text=_("The account shown on the dashboard."))
+    is_enabled = models.BooleanField(_("enabled"), default=True, help_text=_("Automations run for enabled accounts."))
+    kill_switch = models.BooleanField(
+        _("kill switch"), default=False, help_text=_("No new entries for this account (closes still run).")
+    )
     entries_halted = models.BooleanField(
         default=False, help_text="Set by the failure breaker or a pending reconciliation; cleared by reconciling."
     )
@@ -66,7 +72,7 @@ class ExchangeAccount(models.Model):
     balance = models.BigIntegerField(null=True, blank=True, help_text="Free balance (sats) at the last refresh.")
     balance_updated_at = models.DateTimeField(null=True, blank=True)
     reconciled_at = models.DateTimeField(null=True, blank=True)
-    last_verified_at = models.DateTimeField(null=True, blank=True)
+    last_verified_at = models.DateTimeField(_("last verified"), null=True, blank=True)
     permissions = models.JSONField(default=list, blank=True)
     verification_error = models.CharField(max_length=300, blank=True)
     # Credentials the exchange rejected (or that no key decrypts): reconciliation backs off (issue #12).
@@ -79,6 +85,8 @@ class ExchangeAccount(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = _("exchange account")
+        verbose_name_plural = _("exchange accounts")
         ordering: ClassVar[list[str]] = ["label", "id"]
         constraints: ClassVar[list[models.BaseConstraint]] = [
             models.UniqueConstraint(fields=["owner"], condition=Q(is_active=True), name="one_active_account_per_user"),
