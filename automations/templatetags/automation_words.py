@@ -20,3 +20,17 @@ def automation_summary(automation: Automation) -> str:
     except SpecError:
         return _("Its stored settings are invalid: edit it to fix them.")
     return summary(config)
+
+
+@register.filter
+def grouped(value: object) -> str:
+    """A price or amount grouped and with the decimal mark of the active locale (95,450.5 / 95.450,5)."""
+    from decimal import Decimal, InvalidOperation
+
+    from automations.describe import num
+
+    try:
+        number = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return str(value)
+    return num(number) if number.is_finite() else str(value)

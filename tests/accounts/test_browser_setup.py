@@ -198,3 +198,26 @@ def test_new_user_sets_up_paper_trading_and_each_automation(stack: EmbeddedServe
     assert favicon.ok
     assert errors == []
     context.close()
+
+
+@pytest.mark.parametrize("lang", ["en", "pt-BR"])
+def test_preview_says_how_far_each_trigger_is(stack: EmbeddedServer, browser: Browser, lang: str):
+    """The demo user's Margin Guard over its three running paper trades: the distance and trigger price of each."""
+    context = browser.new_context(viewport=DESKTOP, locale=lang)
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    page.goto(f"{stack.url}/accounts/login/?next=/automations/")
+    page.fill("#id_username", "demo")
+    page.fill("#id_password", stack.demo_password)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{stack.url}/automations/")
+    page.locator("a[href$='/preview/']").first.click()
+    rows = page.locator("#automation-summary ul.triggers li")
+    expect(rows).to_have_count(3)
+    expect(rows.first).to_contain_text("it triggers at a price of" if lang == "en" else "dispara ao preço de")
+    _shot(page, f"{lang}-preview")
+    phone = context.new_page()
+    phone.set_viewport_size(PHONE)
+    phone.goto(page.url)
+    _shot(phone, f"{lang}-phone-preview")
+    context.close()
