@@ -11,6 +11,7 @@ import logging
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts import services
@@ -53,7 +54,7 @@ def paper_account_create(*, owner: User, label: str, balance: int) -> ExchangeAc
         raise PaperError(_("The local simulator did not answer. Is it running? Try again in a moment.")) from exc
     finally:
         control.close()
-    return services.exchange_account_create(
+    account = services.exchange_account_create(
         owner=owner,
         label=label,
         network=Network.SIMULATOR,
@@ -62,6 +63,10 @@ def paper_account_create(*, owner: User, label: str, balance: int) -> ExchangeAc
         passphrase=sim.passphrase,
         verification=services.Verification(permissions=tuple(sim.scopes)),
     )
+    # The dashboard shows the balance at once, before the first reconciliation reads it from the simulator.
+    ExchangeAccount.objects.filter(pk=account.pk).update(balance=sim.balance, balance_updated_at=timezone.now())
+    account.refresh_from_db()
+    return account
 
 
 def paper_account_reset(*, account: ExchangeAccount, balance: int) -> int:
@@ -84,6 +89,6 @@ def paper_account_reset(*, account: ExchangeAccount, balance: int) -> int:
         raise PaperError(_("The local simulator did not answer. Is it running? Try again in a moment.")) from exc
     finally:
         control.close()
-    ExchangeAccount.objects.filter(pk=account.pk).update(balance=balance, balance_updated_at=None)
+    ExchangeAccount.objects.filter(pk=account.pk).update(balance=balance, balance_updated_at=timezone.now())
     logger.info("paper account %s reset", account.pk)
     return len(result.get("closed", [])) + len(result.get("canceled", []))

@@ -42,6 +42,7 @@ def test_add_paper_account_in_one_click(client, alice, paper_sim):
     assert account.is_active
     assert account.can_trade
     assert _sim_balance(paper_sim, account) == 2_500_000
+    assert account.balance == 2_500_000  # shown before the first reconciliation
     listing = client.get(reverse("accounts:list")).content.decode()
     assert "Paper" in listing
     assert SIM_TOKEN not in listing
