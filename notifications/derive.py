@@ -16,7 +16,8 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
-from automations.models import AuditEntry, OrderIntent
+from accounts.models import ExchangeAccount
+from automations.models import AuditEntry, GlobalSwitch, OrderIntent
 from notifications.models import Channel, Event, Notification
 
 logger = logging.getLogger(__name__)
@@ -142,6 +143,26 @@ def notifications_create(
         from notifications.tasks import notifications_enqueue
 
         transaction.on_commit(lambda: notifications_enqueue(created), robust=True)
+    return created
+
+
+def global_kill_switch_notify(switch: GlobalSwitch) -> int:
+    """One ``kill_switch`` notification per user with an exchange account (keyed by the switch's ``updated_at``)."""
+    state = "ON: no new entries for anyone; closes and protection still run" if switch.kill_switch else "off"
+    title = f"Global kill switch {'ON' if switch.kill_switch else 'off'}"
+    body = f"Global kill switch turned {state}." + (f" Reason: {switch.reason}" if switch.reason else "")
+    owners = ExchangeAccount.objects.values_list("owner_id", flat=True).distinct()
+    created = 0
+    for owner_id in sorted(set(owners)):
+        created += len(
+            notifications_create(
+                owner_id=owner_id,
+                event=Event.KILL_SWITCH,
+                title=title,
+                body=body,
+                source=f"global:{switch.updated_at.timestamp():.6f}",
+            )
+        )
     return created
 
 

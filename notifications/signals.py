@@ -13,7 +13,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models.signals import post_save
 
-from automations.models import AuditEntry
+from automations.models import AuditEntry, GlobalSwitch
 
 logger = logging.getLogger(__name__)
 
@@ -30,5 +30,26 @@ def on_audit_entry_saved(sender: Any, instance: AuditEntry, created: bool, raw: 
         logger.exception("notifications for audit entry %s not derived", instance.pk)
 
 
+def on_global_switch_saved(
+    sender: Any,  # noqa: ANN401
+    instance: GlobalSwitch,
+    created: bool = False,
+    raw: bool = False,
+    **kwargs: Any,  # noqa: ANN401
+) -> None:
+    """The global kill switch writes its audit entries with ``bulk_create`` (no ``post_save``): tell every user with
+    an exchange account from the switch row itself (not its creation in the default, off state)."""
+    if raw or (created and not instance.kill_switch):
+        return
+    from notifications.derive import global_kill_switch_notify
+
+    try:
+        with transaction.atomic():
+            global_kill_switch_notify(instance)
+    except Exception:  # noqa: BLE001 — never let a notification break the switch it reports
+        logger.exception("notifications for the global kill switch not derived")
+
+
 def connect() -> None:
     post_save.connect(on_audit_entry_saved, sender=AuditEntry, dispatch_uid="notifications.audit_entry")
+    post_save.connect(on_global_switch_saved, sender=GlobalSwitch, dispatch_uid="notifications.global_switch")

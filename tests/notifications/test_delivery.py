@@ -279,3 +279,17 @@ def test_a_channel_disabled_after_the_fact_gets_nothing(alice, telegram, channel
     assert notification_deliver(notification_id=pk).status == "failed"
     assert telegram.sent() == []
     assert DeliveryLog.objects.get(notification_id=pk).detail == "channel disabled or not linked"
+
+
+def test_the_global_kill_switch_is_told_to_every_user(alice, bob, paper, make_account, channels):
+    from automations.services.management import global_kill_switch_set
+
+    make_account(bob, label="bobs")
+    Channel.objects.create(owner=bob, kind="email", name="b", address="bob@example.com", events=["kill_switch"])
+    global_kill_switch_set(on=True, reason="exchange incident")
+    rows = Notification.objects.filter(event="kill_switch")
+    assert rows.count() == 4  # alice's three channels and bob's one
+    assert {r.title for r in rows} == {"Global kill switch ON"}
+    assert all("Reason: exchange incident" in r.body for r in rows)
+    global_kill_switch_set(on=False)
+    assert Notification.objects.filter(title="Global kill switch off").count() == 4
