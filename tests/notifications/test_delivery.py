@@ -50,6 +50,7 @@ def test_a_guard_that_acts_sends_one_message_per_channel(paper, sim, exchange, t
     (message,) = telegram.sent(CHAT_ID)
     assert "“guard” acted: close trade on trade" in message["text"]
     assert intent.trade_id in message["text"]
+    assert "\nPrice: 95000" in message["text"], message["text"]
     assert len(mail.outbox) == 1
     assert mail.outbox[0].to == ["alice@example.com"]
     assert intent.trade_id in mail.outbox[0].subject
