@@ -43,6 +43,12 @@ class Derived:
     protective: bool = False
 
 
+def _pnl(intent: OrderIntent) -> str:
+    result: dict[str, Any] = intent.result if isinstance(intent.result, dict) else {}
+    closed = intent.action == OrderIntent.Action.CLOSE and result.get("pl") not in (None, "")
+    return f"\nPnL: {result['pl']} sats" if closed else ""
+
+
 def _price(intent: OrderIntent) -> str:
     result: dict[str, Any] = intent.result if isinstance(intent.result, dict) else {}
     for key in ("exitPrice", "exit_price", "price"):
@@ -80,7 +86,8 @@ def classify(entry: AuditEntry) -> Derived | None:
     kind = _kind(entry)
     if kind is None:
         return None
-    account_label = entry.account.label
+    account = entry.account
+    account_label = f"{account.label} (PAPER)" if account.is_paper else account.label
     if kind in (Event.AUTOMATION_ACTED, Event.ACTION_FAILED) and entry.intent_id is not None:
         intent = entry.intent
         assert intent is not None
@@ -89,7 +96,7 @@ def classify(entry: AuditEntry) -> Derived | None:
         action = intent.get_action_display().lower()
         if kind == Event.AUTOMATION_ACTED:
             title = f"{who} acted: {action} on trade {trade}"
-            body = f"{title}\nAccount: {account_label}\nPrice: {_price(intent)}\nResult: {entry.message}"
+            body = f"{title}\nAccount: {account_label}\nPrice: {_price(intent)}{_pnl(intent)}\nResult: {entry.message}"
         else:
             title = f"Action failed: {action} on trade {trade}"
             body = f"{title}\nAccount: {account_label}\nBy: {who}\nResult: {entry.message}"

@@ -51,6 +51,8 @@ def test_a_guard_that_acts_sends_one_message_per_channel(paper, sim, exchange, t
     assert "“guard” acted: close trade on trade" in message["text"]
     assert intent.trade_id in message["text"]
     assert "\nPrice: 95000" in message["text"], message["text"]
+    assert "\nPnL: -" in message["text"]  # a long closed at a loss
+    assert "Account: paper (PAPER)" in message["text"]
     assert len(mail.outbox) == 1
     assert mail.outbox[0].to == ["alice@example.com"]
     assert intent.trade_id in mail.outbox[0].subject
@@ -214,17 +216,17 @@ def test_held_rows_schedule_one_summary_task_per_channel(alice, paper, telegram,
         (
             {"event": "error", "outcome": "error", "message": "LN Markets refused the credentials."},
             "credentials",
-            "Credentials rejected: automations of “paper” paused",
+            "Credentials rejected: automations of “paper (PAPER)” paused",
         ),
         (
             {"event": "status", "outcome": "error", "message": "3 consecutive order failures: new entries halted."},
             "action_failed",
-            "New entries halted on “paper”",
+            "New entries halted on “paper (PAPER)”",
         ),
         (
             {"event": "status", "outcome": "info", "message": "Kill switch…", "inputs": {"kill_switch": False}},
             "kill_switch",
-            "Kill switch off for “paper”",
+            "Kill switch off for “paper (PAPER)”",
         ),
         (
             {
