@@ -261,6 +261,8 @@ NOTIFY_LEASE_SECONDS: int = env.int("NOTIFY_LEASE_SECONDS", default=60)
 NOTIFY_SWEEP_SECONDS: int = env.int("NOTIFY_SWEEP_SECONDS", default=30)
 NOTIFY_BURST: int = env.int("NOTIFY_BURST", default=3)
 NOTIFY_DAILY_SUMMARY_HOUR: int = env.int("NOTIFY_DAILY_SUMMARY_HOUR", default=7)
+# Webhooks to loopback/private addresses: allowed in the embedded default (one machine), refused in production.
+NOTIFY_WEBHOOK_ALLOW_PRIVATE: bool = env.bool("NOTIFY_WEBHOOK_ALLOW_PRIVATE", default=not REDIS_URL)
 NOTIFY_WATCH_SECONDS: int = env.int("NOTIFY_WATCH_SECONDS", default=15)
 NOTIFY_FEED_STALE_SECONDS: int = env.int("NOTIFY_FEED_STALE_SECONDS", default=30)
 EMAIL_BACKEND: str = env.str(

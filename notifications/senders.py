@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
+import socket
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
@@ -126,7 +129,28 @@ def webhook_signature(secret: str, timestamp: str, body: bytes) -> str:
     return f"sha256={mac.hexdigest()}"
 
 
+def _check_destination(url: str) -> None:
+    """Refuse a webhook whose host resolves to a loopback, private, link-local or otherwise non-global address
+    (a user must not make the server probe its own network), unless ``NOTIFY_WEBHOOK_ALLOW_PRIVATE`` (the embedded
+    default, on one machine, allows it). The check runs at every send; a DNS answer that changes between this
+    look-up and the connection is the residual risk (docs/notifications.md)."""
+    if settings.NOTIFY_WEBHOOK_ALLOW_PRIVATE:
+        return
+    parts = urlsplit(url)
+    if not parts.hostname:
+        raise PermanentError("webhook: no host in the URL")
+    try:
+        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        raise TemporaryError("webhook: host name not resolved") from None
+    for info in infos:
+        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+        if not address.is_global:
+            raise PermanentError("webhook: the host is a private or local address")
+
+
 def send_webhook(url: str, secret_encrypted: str, payload: dict[str, Any], *, idempotency_key: str) -> None:
+    _check_destination(url)
     body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
     timestamp = str(int(time.time()))
     headers = {

@@ -29,7 +29,8 @@ def telegram(settings) -> Iterator[FakeTelegram]:
 
 
 @pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
+def receiver(settings) -> Iterator[WebhookReceiver]:
+    settings.NOTIFY_WEBHOOK_ALLOW_PRIVATE = True  # the receiver listens on loopback
     server = WebhookReceiver()
     server.start()
     yield server

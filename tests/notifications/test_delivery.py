@@ -296,3 +296,13 @@ def test_the_global_kill_switch_is_told_to_every_user(alice, bob, paper, make_ac
     assert all("Reason: exchange incident" in r.body for r in rows)
     global_kill_switch_set(on=False)
     assert Notification.objects.filter(title="Global kill switch off").count() == 4
+
+
+def test_a_webhook_to_a_private_address_is_refused_unless_allowed(alice, receiver, channels, settings):
+    settings.NOTIFY_WEBHOOK_ALLOW_PRIVATE = False
+    ids = notifications_create(
+        owner_id=alice.pk, event="kill_switch", title="t", body="b", source="p", channel_ids=[channels["webhook"].pk]
+    )
+    assert notification_deliver(notification_id=ids[0]).status == "failed"
+    assert receiver.requests == []
+    assert DeliveryLog.objects.get().detail == "webhook: the host is a private or local address"

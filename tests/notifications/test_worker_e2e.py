@@ -59,6 +59,7 @@ def worker(sim, sim_network, telegram, mail_dir, tmp_path) -> Iterator[subproces
         "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
         "EMAIL_FILE_PATH": str(mail_dir),
         "NOTIFY_LEASE_SECONDS": "8",
+        "NOTIFY_WEBHOOK_ALLOW_PRIVATE": "true",  # the receiver listens on loopback
         "NOTIFY_HTTP_TIMEOUT": "6",
         "PYTHONUNBUFFERED": "1",
     }
