@@ -306,3 +306,19 @@ def test_a_webhook_to_a_private_address_is_refused_unless_allowed(alice, receive
     assert notification_deliver(notification_id=ids[0]).status == "failed"
     assert receiver.requests == []
     assert DeliveryLog.objects.get().detail == "webhook: the host is a private or local address"
+
+
+def test_no_token_in_any_log_line_or_delivery_detail_when_telegram_fails(alice, channels, telegram, settings, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    settings.NOTIFY_MAX_ATTEMPTS = 1
+    (pk,) = notifications_create(
+        owner_id=alice.pk, event="kill_switch", title="t", body="b", source="c", channel_ids=[channels["telegram"].pk]
+    )
+    settings.TELEGRAM_API_BASE_URL = "http://127.0.0.1:9"  # nothing listens: the error text would hold the URL
+    assert notification_deliver(notification_id=pk).status == "failed"
+    detail = DeliveryLog.objects.get(notification_id=pk).detail
+    assert detail == "Telegram sendMessage: ConnectionError"
+    assert BOT_TOKEN not in caplog.text
+    assert BOT_TOKEN not in Notification.objects.get(pk=pk).error
