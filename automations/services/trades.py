@@ -47,6 +47,9 @@ def _closed_reason(trade: Trade) -> str:
     return "closed"
 
 
+_FINAL = (TrackedTrade.State.CLOSED, TrackedTrade.State.CANCELED)
+
+
 def tracked_trade_upsert(account: ExchangeAccount, trade: Trade, *, managed: bool | None = None) -> TrackedTrade:
     """Create or refresh the tracked copy of ``trade``. ``managed=None`` keeps the stored flag (or, for a trade
     seen for the first time, manages it only if one of the account's intents carries its ``clientId``)."""
@@ -92,6 +95,10 @@ def tracked_trade_upsert(account: ExchangeAccount, trade: Trade, *, managed: boo
                     "not managed.",
                 )
                 publish_automation_log_on_commit(external.pk)
+            return row
+        if row.state in _FINAL and fields["state"] not in _FINAL:
+            # A closed or canceled trade never runs again: this is an older view of it (a list taken before the
+            # close was recorded). Keep the newer truth.
             return row
         if row.state != fields["state"]:
             publish_account_changed_on_commit(account.pk)
@@ -172,6 +179,7 @@ def account_reconcile(*, account_id: int) -> dict[str, int]:
     account = ExchangeAccount.objects.get(pk=account_id)
     client = client_for_account(account.pk, account.network)
     balance = client.account_get(priority="low").balance
+    listed_at = timezone.now()  # before the list: a row seen after this is newer than what the list can show
     running = client.isolated_trades_running_list(priority="low")
     running_ids = {t.id for t in running}
     counts = {"running": len(running), "new_external": 0, "closed_outside": 0}
@@ -180,9 +188,11 @@ def account_reconcile(*, account_id: int) -> dict[str, int]:
         row = tracked_trade_upsert(account, trade)
         if trade.id not in known and row.origin == TrackedTrade.Origin.EXTERNAL:
             counts["new_external"] += 1
-    gone = TrackedTrade.objects.filter(account=account, state=TrackedTrade.State.RUNNING).exclude(
-        trade_id__in=running_ids
-    )
+    # Gone: running when last seen, before the list was taken, and not in it. A trade an order of ours opened while
+    # the list was on its way is not in it, yet not gone (the soak caught it called "closed outside Axisor").
+    gone = TrackedTrade.objects.filter(
+        account=account, state=TrackedTrade.State.RUNNING, last_seen_at__lt=listed_at
+    ).exclude(trade_id__in=running_ids)
     if gone.exists():
         closed = {t.id: t for t in client.isolated_trades_closed_list(limit=100, priority="low").data}
         for row in gone:

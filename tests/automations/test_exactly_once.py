@@ -22,7 +22,7 @@ from automations.services import management
 from automations.services.execution import RetryLaterError, order_intent_execute
 from automations.services.intent_machine import IllegalTransitionError, transition
 from automations.services.sweep import intents_sweep
-from automations.services.trades import account_reconcile, intents_due
+from automations.services.trades import account_reconcile, intents_due, tracked_trade_upsert
 from automations.tasks import safe_countdown
 from lnmarkets.schemas import to_wire_json
 from tests.automations.test_execution import TRADE_PATH, _entry, _run
@@ -213,6 +213,50 @@ def test_reconciliation_does_not_call_an_in_flight_close_of_ours_external(paper,
     # the close's own delivery then settles it
     assert _execute(intent.pk) is None
     assert OrderIntent.objects.get(pk=intent.pk).state == OrderIntent.State.RECONCILED
+
+
+def test_a_trade_recorded_after_the_running_list_was_taken_is_not_gone(paper, sim, exchange):
+    """The T20 soak's find: an order of ours opened a trade while reconciliation's running list was on its way; the
+    list did not show it, and it was called closed outside Axisor while it ran on."""
+    account_reconcile(account_id=paper.pk)
+    later = timezone.now() + timedelta(seconds=30)  # recorded after any list this reconciliation takes
+    fresh = TrackedTrade.objects.create(
+        account=paper,
+        trade_id="t-opened-meanwhile",
+        origin=TrackedTrade.Origin.AXISOR,
+        managed=True,
+        state=TrackedTrade.State.RUNNING,
+        side="buy",
+        quantity=1,
+        entry_price=Decimal(100000),
+        margin=100,
+        leverage=Decimal(10),
+        liquidation=Decimal(90909),
+        last_seen_at=later,
+    )
+    stale = TrackedTrade.objects.create(
+        **{**_row_fields(fresh), "trade_id": "t-really-gone", "last_seen_at": timezone.now() - timedelta(minutes=1)}
+    )
+    counts = account_reconcile(account_id=paper.pk)
+    assert TrackedTrade.objects.get(pk=fresh.pk).state == TrackedTrade.State.RUNNING
+    assert TrackedTrade.objects.get(pk=stale.pk).state == TrackedTrade.State.CLOSED
+    assert counts["closed_outside"] == 1
+
+
+def _row_fields(row: TrackedTrade) -> dict[str, object]:
+    names = ("account", "origin", "managed", "state", "side", "quantity", "entry_price", "margin", "leverage")
+    return {name: getattr(row, name) for name in (*names, "liquidation")}
+
+
+def test_an_older_view_of_a_trade_never_reopens_it(paper, sim, exchange):
+    trade = _managed_long(paper, exchange)
+    running_view = exchange.isolated_trades_running_list()[0]  # taken before the close
+    intent = OrderIntent.objects.create(account=paper, action="close", trade_id=trade.id, protective=True)
+    assert _execute(intent.pk) is None
+    tracked_trade_upsert(paper, running_view)  # a reconciliation's list that was on its way during the close
+    row = TrackedTrade.objects.get(trade_id=trade.id)
+    assert row.state == TrackedTrade.State.CLOSED
+    assert row.closed_by_axisor
 
 
 def test_a_trade_closed_by_hand_is_still_outside_axisor(paper, sim, exchange):

@@ -100,6 +100,7 @@ def _judge_one(result: Result, intent: OrderIntent, by_client: Counter[Any], tra
         if done and _outside(intent):
             result.misattributed += 1
             result.notes.append(f"close {intent.pk}: trade {intent.trade_id} recorded as closed outside Axisor")
+            result.notes.extend(_story(intent))
         return
     if intent.action == OrderIntent.Action.ADD_MARGIN and trade is not None and "margin_before" in intent.params:
         added = int(trade["margin"]) - int(intent.params["margin_before"])
@@ -119,3 +120,23 @@ def _outside(intent: OrderIntent) -> bool:
     return outside.filter(message__contains="outside Axisor").exists() or (
         plain and intent.result.get("note", "").startswith("confirmed") and not row.closed_by_axisor  # type: ignore[union-attr]
     )
+
+
+def _story(intent: OrderIntent) -> list[str]:
+    """What the database says about a misattributed trade: every intent and audit entry that names it."""
+    lines = []
+    for other in OrderIntent.objects.filter(account_id=intent.account_id, trade_id=intent.trade_id).order_by("pk"):
+        finished = other.finished_at.strftime("%H:%M:%S.%f") if other.finished_at else "-"
+        lines.append(
+            f"  intent {other.pk} {other.action} {other.state} attempts={other.attempts} sends={other.sends} "
+            f"created={other.created_at:%H:%M:%S.%f} finished={finished} "
+            f"error={other.error!r} note={other.result.get('note', '')!r}"
+        )
+    for entry in AuditEntry.objects.filter(account_id=intent.account_id, message__contains=intent.trade_id).order_by(
+        "pk"
+    ):
+        lines.append(f"  audit {entry.created_at:%H:%M:%S.%f} {entry.message}")
+    row = TrackedTrade.objects.filter(account_id=intent.account_id, trade_id=intent.trade_id).first()
+    if row is not None:
+        lines.append(f"  tracked {row.state} reason={row.closed_reason!r} by_axisor={row.closed_by_axisor}")
+    return lines
