@@ -35,7 +35,8 @@ browser-deps:
 # The translations (locale/pt_BR/LC_MESSAGES/django.po) compiled to .mo with GNU gettext's msgfmt (Debian package).
 messages: install
 	@sh scripts/install-gettext.sh || echo "WARNING: gettext could not be installed: pages stay in English"
-	@if command -v msgfmt >/dev/null 2>&1; then $(PY) manage.py compilemessages --ignore=.venv -v 0; fi
+	@# compiling needs no database or secret: run it in the embedded mode whatever the environment says
+	@if command -v msgfmt >/dev/null 2>&1; then DATABASE_URL= REDIS_URL= $(PY) manage.py compilemessages --ignore=.venv -v 0; fi
 
 test: install-dev browser-deps messages
 	$(PY) -m pytest $(PYTEST_ARGS)
