@@ -15,7 +15,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone, translation
 
-from automations.models import AuditEntry, TrackedTrade
+from automations.models import AuditEntry, Automation, TrackedTrade
 from automations.services import management
 from automations.specs import AutoEntryConfig, MarginGuardConfig, MarketSnapshot, TpSlConfig
 
@@ -213,7 +213,8 @@ def test_numbers_and_dates_follow_the_locale(pages):
     client, _urls, _account = pages
     body = client.get(reverse("automations:list"), **PT).content.decode()
     assert "3 %" in body
-    preview = _visible_text(client.get(reverse("automations:preview", args=[1]), **PT).content.decode())
+    guard = Automation.objects.get(name="Guarda")  # not pk 1: PostgreSQL does not reset sequences between tests
+    preview = _visible_text(client.get(reverse("automations:preview", args=[guard.pk]), **PT).content.decode())
     assert "93.720,5 USD" in preview  # grouping dot, decimal comma
 
 
