@@ -182,7 +182,8 @@ class Stack:
     def celery(self) -> Celery:
         """A producer on this stack's broker (the driver's own Celery app points at the suite's Redis)."""
         if self._celery is None:
-            self._celery = Celery("faults-driver", broker=self.redis_url)
+            # not the current app: the suite's own tasks (``task.delay()``) must keep going to the suite's broker
+            self._celery = Celery("faults-driver", broker=self.redis_url, set_as_current=False)
             self._celery.conf.broker_connection_retry_on_startup = True
         return self._celery
 
