@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -53,8 +54,9 @@ def test_dashboard_renders_cards_and_paper_label(
         "/automations/",
     ):
         assert needle in html, needle
-    assert "cdn" not in html.lower()
-    assert "https://" not in html
+    # Every script and stylesheet is served from our own static files (no CDN);
+    # random tokens (CSRF, CSP nonce) may contain any letters, so look at URLs.
+    assert not re.search(r'(?:src|href)="(?:https?:)?//', html)
 
 
 def test_live_account_is_not_labelled_paper(
