@@ -1,4 +1,5 @@
-"""ASGI entry point: HTTP through Django, WebSockets through the origin check and session auth."""
+"""ASGI entry point: HTTP through Django, WebSockets through the origin check and session auth; both behind the
+process's admission control (``realtime.admission``: bounded work in flight, deliberate shedding when saturated)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,14 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from realtime.admission import AdmissionMiddleware  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
 
-application = ProtocolTypeRouter(
-    {
-        "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
-    }
+application = AdmissionMiddleware(
+    ProtocolTypeRouter(
+        {
+            "http": django_asgi_app,
+            "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        }
+    )
 )

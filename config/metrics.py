@@ -24,7 +24,7 @@ from django.db.models import Count
 from django.utils import timezone
 from kombu.exceptions import ChannelError
 from kombu.exceptions import OperationalError as BrokerError
-from prometheus_client import CollectorRegistry, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import REGISTRY, Collector
@@ -32,6 +32,7 @@ from prometheus_client.registry import REGISTRY, Collector
 logger = logging.getLogger(__name__)
 
 SOCKETS_OPEN = Gauge("axisor_websockets_open", "Open dashboard WebSockets.", multiprocess_mode="livesum")
+SHED_TOTAL = Counter("axisor_shed", "Requests and socket handshakes shed on purpose (realtime.admission).", ["kind"])
 LATENCY_WINDOW = timedelta(minutes=15)
 LATENCY_QUANTILES = (0.5, 0.9, 0.99, 1.0)
 LATENCY_SAMPLE = 5000

@@ -88,6 +88,7 @@ INSTALLED_APPS = [
     "accounts",
     "lnmarkets",
     "automations",
+    "history",
     "realtime",
     "backtest",
     "notifications",
@@ -195,10 +196,39 @@ AUTH_PASSWORD_VALIDATORS = [
 
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}}
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "config.channel_layer.BoundedRedisChannelLayer",
+            "CONFIG": {
+                "hosts": [REDIS_URL],
+                "max_connections": env.int("CHANNEL_LAYER_MAX_CONNECTIONS", default=64),
+                "pool_timeout": env.float("CHANNEL_LAYER_POOL_TIMEOUT", default=10.0),
+            },
+        }
+    }
+    # Sessions read from Redis first (written through to the database): a dashboard socket's handshake and every
+    # poll look the session up, and a storm of them should not queue on the database.
+    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# Admission control per server process (realtime.admission): work in flight, how many may wait and for how long,
+# and the retry hint given to a shed client. HTTP: a request holds a database connection, so at most the pool's
+# size run at once. WS_HANDSHAKE: session lookup and ``connect`` until the accept. WS_SNAPSHOT: an accepted
+# socket's first snapshot (it waits rather than being shed: it is already connected).
+HTTP_CONCURRENCY: int = env.int("HTTP_CONCURRENCY", default=8)
+HTTP_BACKLOG: int = env.int("HTTP_BACKLOG", default=1000)
+HTTP_MAX_WAIT_S: float = env.float("HTTP_MAX_WAIT_S", default=8.0)
+HTTP_RETRY_AFTER_MS: int = env.int("HTTP_RETRY_AFTER_MS", default=5000)
+WS_HANDSHAKE_CONCURRENCY: int = env.int("WS_HANDSHAKE_CONCURRENCY", default=16)
+WS_HANDSHAKE_BACKLOG: int = env.int("WS_HANDSHAKE_BACKLOG", default=500)
+WS_HANDSHAKE_MAX_WAIT_S: float = env.float("WS_HANDSHAKE_MAX_WAIT_S", default=3.0)
+WS_HANDSHAKE_RETRY_AFTER_MS: int = env.int("WS_HANDSHAKE_RETRY_AFTER_MS", default=3000)
+WS_SNAPSHOT_CONCURRENCY: int = env.int("WS_SNAPSHOT_CONCURRENCY", default=4)
+WS_SNAPSHOT_BACKLOG: int = env.int("WS_SNAPSHOT_BACKLOG", default=100_000)
+WS_SNAPSHOT_MAX_WAIT_S: float = env.float("WS_SNAPSHOT_MAX_WAIT_S", default=60.0)
+WS_SNAPSHOT_RETRY_AFTER_MS: int = env.int("WS_SNAPSHOT_RETRY_AFTER_MS", default=3000)
 
 # Celery: reliability.md §2. Redis in production; the in-process memory transport for the embedded default.
 CELERY_BROKER_URL = REDIS_URL or "memory://"

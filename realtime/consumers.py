@@ -18,7 +18,14 @@ and closes with 4401.
 Groups are derived from the authenticated user and the owned account only: ``user.<id>`` (joined by the socket) and
 ``market.<network>`` (joined once per process by ``realtime.hub.MarketHub``, which hands each tick to the sockets
 showing that network).
-No exchange call, no business rule here: state comes from ``realtime.snapshot`` through ``database_sync_to_async``.
+No exchange call, no business rule here: state comes from ``realtime.snapshot`` through ``database_sync_to_async``,
+and what each event changes (the frames to send, ``seq``, resync) from ``realtime.socket_state.SocketState``.
+
+Bounded connect path (issue #14): the handshake (session lookup up to the accept) holds a slot of the process's
+handshake gate (``realtime.admission``); after the accept, the user group join and the first snapshot hold a slot of
+the snapshot gate, so a storm of connects is served at the rate the process sustains instead of flooding the
+database thread. A socket the gates cannot take gets ``error`` ``overloaded`` with ``retry_after_ms`` and a 4429
+close; ``dashboard.js`` reconnects after that delay plus jitter.
 """
 
 from __future__ import annotations
@@ -31,16 +38,19 @@ from typing import Any
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
-from django.utils import timezone
+from django.utils import translation
 
 from accounts.models import ExchangeAccount, User
+from accounts.preferences import user_language
+from axisor_bus.publish import broadcast_group, current_user_seq, market_group, remember_server_loop, user_group
 from config.metrics import SOCKETS_OPEN
 from config.params import MAX_ID
 from realtime import ops
 from realtime import snapshot as snap
-from realtime.events import broadcast_group, current_user_seq, market_group, remember_server_loop, user_group
+from realtime.admission import CLOSE_OVERLOADED, Shed, gate
 from realtime.hub import market_hub
 from realtime.market import MarketData
+from realtime.socket_state import SocketState
 
 MAX_FRAME = 16 * 1024
 MAX_MESSAGES_PER_SECOND = 10
@@ -70,15 +80,12 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # ch
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         self.user: User = user
-        self.seq = 0
-        self.account_id: int | None = None
-        self.network: str | None = None
-        self.rows: list[snap.PositionRow] = []
-        self.balance: snap.BalanceData | None = None
-        self.last_state: str | None = None
+        # Toasts and audit lines in the user's language (this consumer's task keeps it for its handlers).
+        accept = dict(self.scope.get("headers", [])).get(b"accept-language", b"").decode("latin-1")
+        translation.activate(user_language(user, accept))
+        self.state = SocketState()
         self.joined: set[str] = set()
         self.recent: list[float] = []
-        self.event_seq = 0
         remember_server_loop(asyncio.get_running_loop())
         # Join the broadcast group before reading the flag: a pause issued in between still reaches this socket.
         await self._join(broadcast_group())
@@ -89,13 +96,26 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # ch
         await self.accept()
         self.counted = True
         SOCKETS_OPEN.inc()
-        await self._join(user_group(user.pk))
-        await self._send_snapshot(None)
+        try:
+            async with gate("WS_SNAPSHOT").slot():
+                await self._join(user_group(user.pk))
+                await self._send_snapshot(None)
+        except Shed as shed:
+            frame = self.state.frame(
+                "error",
+                {
+                    "code": "overloaded",
+                    "message": "The server is busy; reconnecting shortly.",
+                    "retry_after_ms": shed.retry_after_ms,
+                },
+            )
+            await self.send(text_data=frame)
+            await self.close(code=CLOSE_OVERLOADED)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Run the message's handler, without Channels' ``aclose_old_connections()`` before each one: that is a
-        thread hop per message (over half this consumer's CPU on the tick path, measured with py-spy), and every
-        database access here goes through ``database_sync_to_async``, which closes stale connections itself."""
+        thread hop per message (docs/adr/0004-consumer-dispatch.md has the measurement), and every database access
+        here goes through ``database_sync_to_async``, which closes stale connections itself."""
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"no handler for message type {message['type']}")
@@ -112,19 +132,16 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # ch
 
     # --- sending ------------------------------------------------------------------------------------------------
 
+    async def _send_frames(self, frames: list[str]) -> None:
+        for frame in frames:
+            await self.send(text_data=frame)
+
     async def send_message(self, kind: str, data: Any) -> None:  # noqa: ANN401 - JSON-ready payloads
         """Send one typed message; ``seq`` grows by exactly one per message."""
-        await self._send_encoded(kind, json.dumps(data))
-
-    async def _send_encoded(self, kind: str, data_json: str) -> None:
-        """Send ``data_json`` (already JSON) as a ``kind`` message: lets a group event's payload, the same for every
-        socket of the process, be encoded once instead of once per socket."""
-        self.seq += 1
-        ts = timezone.now().isoformat()
-        await self.send(text_data=f'{{"type":"{kind}","seq":{self.seq},"ts":"{ts}","data":{data_json}}}')
+        await self.send(text_data=self.state.frame(kind, data))
 
     async def send_error(self, code: str, message: str) -> None:
-        await self.send_message("error", {"code": code, "message": message})
+        await self.send(text_data=self.state.error(code, message))
 
     async def _join(self, group: str) -> None:
         if group not in self.joined:
@@ -151,15 +168,11 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # ch
     async def _send_snapshot(self, account_id: int | None) -> None:
         # Read the per-user event counter before the state: an event issued meanwhile is then applied again
         # (harmless: handlers re-read), never lost.
-        self.event_seq = await database_sync_to_async(current_user_seq)(self.user.pk)
+        event_seq = await database_sync_to_async(current_user_seq)(self.user.pk)
         data, rows = await database_sync_to_async(snap.build_snapshot)(user=self.user, account_id=account_id)
         account = data["account"]
-        network = account["network"] if account else None
-        await self._watch_market(network)
-        self.account_id = account["id"] if account else None
-        self.network, self.rows, self.balance = network, rows, data["balance"]
-        self.last_state = data["market"]["state"]
-        await self.send_message("snapshot", data)
+        await self._watch_market(account["network"] if account else None)
+        await self._send_frames(self.state.on_snapshot(data, rows, event_seq))
 
     # --- client messages ----------------------------------------------------------------------------------------
 
@@ -190,7 +203,7 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # ch
         if kind == "ping":
             await self.send_message("pong", {})
         elif kind == "refresh":
-            await self._send_snapshot(self.account_id)
+            await self._send_snapshot(self.state.account_id)
         elif kind == "switch_account":
             await self._switch(content.get("account_id"))
         else:
@@ -209,44 +222,30 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # ch
     # --- group events (one handler per event type) --------------------------------------------------------------
 
     async def _resynced(self, event: dict[str, Any]) -> bool:
-        """Track the per-user ``event_seq``; on a jump (the layer dropped an event) send a snapshot instead."""
-        seq = event.get("event_seq")
-        if not isinstance(seq, int):
-            return False
-        gap = seq > self.event_seq + 1
-        self.event_seq = max(self.event_seq, seq)
-        if gap:
-            await self._send_snapshot(self.account_id)
-        return gap
+        """On a jump in the per-user ``event_seq`` (the layer dropped an event) send a snapshot instead."""
+        if self.state.needs_resync(event):
+            await self._send_snapshot(self.state.account_id)
+            return True
+        return False
 
     async def account_changed(self, event: dict[str, Any]) -> None:
-        if await self._resynced(event):
+        if await self._resynced(event) or not self.state.shows(event):
             return
-        if event.get("account_id") != self.account_id or self.account_id is None:
-            return
-        parts = await database_sync_to_async(_account_parts)(self.user, self.account_id)
-        if parts is None:
-            return
-        self.rows, positions, self.balance = parts
-        await self.send_message("balance", self.balance)
-        await self.send_message("positions", positions)
+        parts = await database_sync_to_async(_account_parts)(self.user, event["account_id"])
+        await self._send_frames(self.state.on_account(parts))
 
     async def automations_changed(self, event: dict[str, Any]) -> None:
-        if await self._resynced(event):
+        if await self._resynced(event) or not self.state.shows(event):
             return
-        if event.get("account_id") != self.account_id or self.account_id is None:
-            return
-        data = await database_sync_to_async(_automations)(self.user, self.account_id)
+        data = await database_sync_to_async(_automations)(self.user, event["account_id"])
         if data is not None:
             await self.send_message("automations", data)
 
     async def automation_log(self, event: dict[str, Any]) -> None:
-        if await self._resynced(event):
-            return
-        if event.get("account_id") != self.account_id or self.account_id is None:
+        if await self._resynced(event) or not self.state.shows(event):
             return
         entry = await database_sync_to_async(snap.audit_entry_for_account)(
-            account_id=self.account_id, entry_id=int(event["entry_id"])
+            account_id=event["account_id"], entry_id=int(event["entry_id"])
         )
         if entry is not None:
             await self.send_message("automation_log", entry)
@@ -260,30 +259,16 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # ch
 
     async def market_tick(self, event: dict[str, Any]) -> None:
         market: MarketData = event["market"]
-        if market.get("network") != self.network or self.account_id is None:
+        if market.get("network") != self.state.network:
             return
         encoded = event.get("encoded")
         if not isinstance(encoded, str):
             # The hub hands the same event dict to every socket of this process: encode it once.
             encoded = event["encoded"] = json.dumps(market)
-        await self._send_encoded("ticker", encoded)
-        if self.rows:
-            positions = snap.mark_positions(self.account_id, self.rows, market["last"])
-            await self.send_message("positions", positions)
-            if self.balance is not None:
-                self.balance = snap.remark_balance(self.balance, positions)
-                await self.send_message("balance", self.balance)
-        await self._maybe_status(market)
+        await self._send_frames(self.state.on_tick(market, encoded))
 
     async def market_status(self, event: dict[str, Any]) -> None:
-        market: MarketData = event["market"]
-        if market.get("network") == self.network:
-            await self._maybe_status(market)
-
-    async def _maybe_status(self, market: MarketData) -> None:
-        if market["state"] != self.last_state:
-            self.last_state = market["state"]
-            await self.send_message("status", snap.status_data(market))
+        await self._send_frames(self.state.on_status(event["market"]))
 
     async def session_ended(self, event: dict[str, Any]) -> None:
         await self.send_error("session_ended", "your session ended; log in again")

@@ -22,6 +22,7 @@
 
   var ws = null, lastSeq = 0, resyncPending = false, attempt = 0, reconnectTimer = null, pollTimer = null;
   var conn = "connecting", ended = false;
+  var retryHintMs = 0; /* the delay a shed socket was told (error "overloaded", close 4429) */
   var socketsPaused = false; /* an operator paused live sockets (close 4503 or a poll saying so): polls drive the reconnect */
   var market = { data: null, localAt: 0 };
   var accountId = snap && snap.account ? snap.account.id : null;
@@ -256,6 +257,7 @@
       case "error":
         if (msg.data.code === "session_ended") endSession();
         else if (msg.data.code === "sockets_paused") { socketsPaused = true; toast(msg.data.message, "info"); }
+        else if (msg.data.code === "overloaded") { retryHintMs = Math.max(0, Number(msg.data.retry_after_ms) || 0); }
         else toast(msg.data.message, "error");
         break;
       default: break;
@@ -292,6 +294,14 @@
         return;
       }
       setConn("reconnecting");
+      if (ev.code === 4429) {
+        /* shed by a busy server (issue #14): no polling (that is load too); come back after its hint plus jitter */
+        var hint = retryHintMs || BACKOFF_BASE_MS * 3;
+        retryHintMs = 0;
+        clearTimeout(reconnectTimer);
+        reconnectTimer = setTimeout(connect, hint + Math.random() * hint);
+        return;
+      }
       startPolling();
       scheduleReconnect();
     };

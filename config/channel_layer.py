@@ -1,0 +1,36 @@
+"""The production channel layer: ``channels_redis`` with a bounded, *waiting* connection pool per event loop.
+
+``channels_redis`` builds a ``redis.asyncio.ConnectionPool`` that raises ``MaxConnectionsError`` as soon as more
+than its limit of commands are in flight at once: a storm of socket connects (two ``group_add`` each) or
+disconnects raised it inside consumers and the handshakes failed at random (issue #14). This layer uses
+``BlockingConnectionPool`` instead: at most ``max_connections`` connections to Redis per process, and a command
+that finds them all busy waits for one (up to ``pool_timeout`` seconds) instead of failing. The connect path is
+also bounded upstream (``realtime.admission``), so the wait stays short.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from channels_redis.core import RedisChannelLayer
+from redis.asyncio import BlockingConnectionPool
+
+
+class BoundedRedisChannelLayer(RedisChannelLayer):  # type: ignore[misc]  # channels_redis is untyped
+    """``RedisChannelLayer`` whose pools wait for a free connection; see the module docstring."""
+
+    def __init__(self, *args: Any, max_connections: int = 64, pool_timeout: float = 10.0, **kwargs: Any) -> None:  # noqa: ANN401
+        if max_connections < 2:
+            raise ValueError("max_connections must be at least 2 (one blocking receive plus one command)")
+        self.max_connections = max_connections
+        self.pool_timeout = pool_timeout
+        super().__init__(*args, **kwargs)
+
+    def create_pool(self, index: int) -> BlockingConnectionPool:
+        host = dict(self.hosts[index])
+        address = host.pop("address", None)
+        if address is None:
+            raise ValueError("BoundedRedisChannelLayer takes hosts as redis:// URLs")
+        return BlockingConnectionPool.from_url(
+            address, max_connections=self.max_connections, timeout=self.pool_timeout, **host
+        )
