@@ -24,9 +24,15 @@ def _beat_schedule(sender: Celery, **kwargs: object) -> None:
     notification sweep and daily summary (``notifications.tasks.beat_entries``)."""
     from automations.tasks import beat_schedule
     from config.health import beat_entries
+    from history.tasks import beat_entries as history_beat_entries
     from notifications.tasks import beat_entries as notification_beat_entries
 
-    sender.conf.beat_schedule = {**beat_schedule(), **beat_entries(), **notification_beat_entries()}
+    sender.conf.beat_schedule = {
+        **beat_schedule(),
+        **beat_entries(),
+        **notification_beat_entries(),
+        **history_beat_entries(),
+    }
 
 
 @setup_logging.connect

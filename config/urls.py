@@ -15,6 +15,7 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("automations/", include("automations.urls")),
     path("realtime/", include("realtime.urls")),
+    path("history/", include("history.urls")),
     path("backtests/", include("backtest.urls")),
     path("notifications/", include("notifications.urls")),
     path("admin/login/", views.admin_login, name="admin-login"),
