@@ -21,12 +21,4 @@ CHOICE_LABELS = (
     gettext_noop("Rejected"),
     gettext_noop("Unknown"),
     gettext_noop("Info"),
-    # automations.services.management.DECISION_LABELS (the preview's decision titles)
-    gettext_noop("Close the trade at market"),
-    gettext_noop("Reduce: close the trade, then reopen the remaining quantity (LN Markets has no partial close)"),
-    gettext_noop("Add margin"),
-    gettext_noop("Set the stop-loss"),
-    gettext_noop("Set the take-profit"),
-    gettext_noop("Open a trade"),
-    gettext_noop("No action (skipped)"),
 )

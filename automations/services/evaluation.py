@@ -18,28 +18,24 @@ from django.db import transaction
 from django.db.models import F
 
 from accounts.models import ExchangeAccount
+from automations.actions import DECISION_PLANS
 from automations.configs import config_from_json
 from automations.engine import (
     AccountState,
-    AddMargin,
     AutomationSpec,
     Bucket,
-    ClosePosition,
     Decision,
     EngineError,
     Evaluation,
     MarketSnapshot,
     Memory,
-    OpenPosition,
-    ReducePosition,
-    SetStopLoss,
-    SetTakeProfit,
     Skip,
     SpecError,
     TradeState,
     evaluate_safe,
 )
 from automations.models import AuditEntry, Automation, GlobalSwitch, OrderIntent, TrackedTrade
+from automations.services.intents import intent_of
 from lnmarkets.feed import TickerSnapshot
 from lnmarkets.schemas import Ticker
 from realtime.events import publish_automation_log_on_commit, publish_automations_changed_on_commit
@@ -205,51 +201,12 @@ def _spec_build(automation: Automation) -> AutomationSpec:
 
 
 def _intent_for(decision: Decision, automation: Automation) -> OrderIntent | None:
-    base = {"account_id": automation.account_id, "automation": automation, "protective": decision.protective}
-    if isinstance(decision, ClosePosition):
-        return OrderIntent(action=OrderIntent.Action.CLOSE, trade_id=decision.trade_id, params={}, **base)
-    if isinstance(decision, ReducePosition):
-        reopen = {
-            "side": decision.side,
-            "quantity": decision.reopen_quantity,
-            "leverage": str(decision.leverage),
-            "stoploss": None if decision.stoploss is None else str(decision.stoploss),
-            "takeprofit": None if decision.takeprofit is None else str(decision.takeprofit),
-        }
-        return OrderIntent(
-            action=OrderIntent.Action.CLOSE, trade_id=decision.trade_id, params={"reopen": reopen}, **base
-        )
-    if isinstance(decision, AddMargin):
-        return OrderIntent(
-            action=OrderIntent.Action.ADD_MARGIN, trade_id=decision.trade_id, params={"amount": decision.amount}, **base
-        )
-    if isinstance(decision, SetStopLoss):
-        return OrderIntent(
-            action=OrderIntent.Action.SET_STOPLOSS,
-            trade_id=decision.trade_id,
-            params={"price": str(decision.price)},
-            **base,
-        )
-    if isinstance(decision, SetTakeProfit):
-        return OrderIntent(
-            action=OrderIntent.Action.SET_TAKEPROFIT,
-            trade_id=decision.trade_id,
-            params={"price": str(decision.price)},
-            **base,
-        )
-    if isinstance(decision, OpenPosition):
-        params = {
-            "side": decision.side,
-            "leverage": str(decision.leverage),
-            "quantity": decision.quantity,
-            "margin": decision.margin,
-            "stoploss": None if decision.stoploss is None else str(decision.stoploss),
-            "takeprofit": None if decision.takeprofit is None else str(decision.takeprofit),
-            "stoploss_percent": None if decision.stoploss_percent is None else str(decision.stoploss_percent),
-            "takeprofit_percent": None if decision.takeprofit_percent is None else str(decision.takeprofit_percent),
-        }
-        return OrderIntent(action=OrderIntent.Action.OPEN, params=params, **base)
-    return None
+    """The order ``decision`` asks for (its plan in ``automations.actions``), unsaved; None for a skip."""
+    plan = DECISION_PLANS.get(decision.kind)
+    request = plan.request(decision) if plan is not None else None
+    if request is None:
+        return None
+    return intent_of(request, account_id=automation.account_id, automation=automation)
 
 
 def _audit_decision(automation: Automation, decision: Decision, intent: OrderIntent | None) -> AuditEntry:

@@ -26,10 +26,8 @@ from __future__ import annotations
 import logging
 import random
 import time
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
-from typing import Any, Literal
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -38,17 +36,12 @@ from django.utils import timezone
 
 from accounts.crypto import CredentialDecryptionError
 from accounts.models import ExchangeAccount
-from automations.engine import Memory, stoploss_from_percent, takeprofit_from_percent
+from automations.actions import ActionParamsError, Found, OrderAction, action_for
 from automations.exchange import client_for_account
-from automations.models import AuditEntry, Automation, GlobalSwitch, OrderIntent
+from automations.models import AuditEntry, GlobalSwitch, OrderIntent
 from automations.services.credentials_health import record_auth_failure
 from automations.services.intent_machine import IN_FLIGHT, claim, transition
-from automations.services.trades import (
-    closed_by_axisor,
-    tracked_trade_fill_exit,
-    tracked_trade_mark_closed,
-    tracked_trade_upsert,
-)
+from automations.services.trades import closed_by_axisor
 from lnmarkets.client import RestClient, send_deadline
 from lnmarkets.exceptions import (
     AmbiguousOutcomeError,
@@ -77,7 +70,6 @@ DELIVERY_LEASE = timedelta(seconds=60)
 LEASE_GRACE = timedelta(seconds=10)
 
 State = OrderIntent.State
-Action = OrderIntent.Action
 # Error codes of requests refused before they left this process: not a send.
 NEVER_LEFT = frozenset({"local_rate_limit", "send_deadline"})
 # A 429 says when to come back: a wait, not an attempt (reliability.md T03); the entry TTL and the delivery cap
@@ -91,18 +83,6 @@ class RetryLaterError(Exception):
     def __init__(self, countdown: float, reason: str) -> None:
         super().__init__(reason)
         self.countdown = countdown
-
-
-@dataclass(frozen=True)
-class Found:
-    """What a look-up learned: ``done`` (the action took effect, or there is nothing left to do) or ``absent``.
-    ``ours`` is False when the effect is provably not this intent's (a close refused because the trade was already
-    closed, before any earlier attempt of ours could have closed it)."""
-
-    status: Literal["done", "absent"]
-    trade: Trade | None = None
-    note: str = ""
-    ours: bool = True
 
 
 def backoff(step: int) -> float:
@@ -166,57 +146,20 @@ def _pause_for_credentials(intent: OrderIntent, message: str, reason: str) -> No
 # --- exchange calls ------------------------------------------------------------------------------------------------
 
 
-def _decimal_or_none(value: object) -> Decimal | None:
-    return None if value in (None, "") else Decimal(str(value))
+def _action(intent: OrderIntent) -> OrderAction[Any]:
+    return action_for(intent.action)
 
 
 def _send(client: RestClient, intent: OrderIntent) -> Trade:
-    """The one exchange call of an intent. Raises the gateway's typed errors."""
-    params = intent.params
-    if intent.action == Action.OPEN:
-        return client.isolated_trade_create(
-            type="market",
-            side=params["side"],
-            leverage=Decimal(str(params["leverage"])),
-            quantity=params.get("quantity"),
-            margin=params.get("margin"),
-            stoploss=_decimal_or_none(params.get("stoploss")),
-            takeprofit=_decimal_or_none(params.get("takeprofit")),
-            client_id=intent.client_id,
-            priority="high" if intent.protective else "normal",
-        )
-    if intent.action == Action.CLOSE:
-        return client.isolated_trade_close(intent.trade_id, priority="high")
-    if intent.action == Action.ADD_MARGIN:
-        return client.isolated_trade_add_margin(intent.trade_id, int(params["amount"]), priority="high")
-    if intent.action == Action.SET_STOPLOSS:
-        return client.isolated_trade_stoploss_set(intent.trade_id, Decimal(str(params["price"])), priority="high")
-    if intent.action == Action.SET_TAKEPROFIT:
-        return client.isolated_trade_takeprofit_set(intent.trade_id, Decimal(str(params["price"])), priority="high")
-    raise ValueError(f"unknown intent action {intent.action!r}")
-
-
-def _running(client: RestClient, trade_id: str) -> Trade | None:
-    return next((t for t in client.isolated_trades_running_list(priority="high") if t.id == trade_id), None)
+    """The one exchange call of an intent (its action's ``send``). Raises the gateway's typed errors."""
+    action = _action(intent)
+    return action.send(client, intent, action.parse(intent.params))
 
 
 def reconcile_intent(client: RestClient, intent: OrderIntent) -> Found:
-    """Look on the exchange for the effect of ``intent``. GETs only; never sends an order."""
-    params = intent.params
-    if intent.action == Action.OPEN:
-        trade = client.find_trade_by_client_id(intent.client_id)
-        return Found("done", trade) if trade is not None else Found("absent")
-    running = _running(client, intent.trade_id)
-    if intent.action == Action.CLOSE:
-        return Found("absent", running) if running is not None else Found("done", note="trade no longer running")
-    if running is None:
-        return Found("done", note="trade no longer running; nothing left to change")
-    if intent.action == Action.ADD_MARGIN:
-        expected = int(params.get("margin_before", running.margin)) + int(params["amount"])
-        return Found("done", running) if running.margin >= expected else Found("absent", running)
-    wanted = Decimal(str(params["price"]))
-    current = running.stoploss if intent.action == Action.SET_STOPLOSS else running.takeprofit
-    return Found("done", running) if current == wanted else Found("absent", running)
+    """Look on the exchange for the effect of ``intent`` (its action's ``reconcile``). GETs only."""
+    action = _action(intent)
+    return action.reconcile(client, intent, action.parse(intent.params))
 
 
 def _look_up(client: RestClient, intent: OrderIntent) -> Found:
@@ -233,62 +176,21 @@ def _look_up(client: RestClient, intent: OrderIntent) -> Found:
 # --- settling ------------------------------------------------------------------------------------------------------
 
 
-def _followups(intent: OrderIntent, trade: Trade | None) -> list[int]:
-    """Intents that complete this one: the reopen of a reduce; SL/TP set as a percentage of the actual fill."""
-    created: list[OrderIntent] = []
-    base = {"account_id": intent.account_id, "automation_id": intent.automation_id, "parent": intent}
-    reopen = intent.params.get("reopen")
-    if intent.action == Action.CLOSE and isinstance(reopen, dict):
-        created.append(OrderIntent(action=Action.OPEN, params={**reopen}, protective=False, **base))
-    if intent.action == Action.OPEN and trade is not None:
-        fill = trade.entry_price or trade.price
-        side = trade.side
-        for key, action, fn in (
-            ("stoploss_percent", Action.SET_STOPLOSS, stoploss_from_percent),
-            ("takeprofit_percent", Action.SET_TAKEPROFIT, takeprofit_from_percent),
-        ):
-            percent = _decimal_or_none(intent.params.get(key))
-            if percent is not None:
-                price = fn(side, fill, percent)
-                created.append(
-                    OrderIntent(action=action, trade_id=trade.id, params={"price": str(price)}, protective=True, **base)
-                )
-    for followup in created:
-        followup.save()
-    return [f.pk for f in created]
-
-
-def _carry_memory(intent: OrderIntent, new_trade: Trade) -> None:
-    """After a reduce's reopen, every automation of the account keeps its memory of the old trade on the new one."""
-    parent = intent.parent
-    if parent is None or not parent.trade_id:
-        return
-    for automation in Automation.objects.filter(account_id=intent.account_id):
-        memory = Memory.from_json(automation.memory)
-        moved = memory.carry_over(parent.trade_id, new_trade.id)
-        if moved is not memory:
-            Automation.objects.filter(pk=automation.pk).update(memory=moved.to_json(), version=F("version") + 1)
-
-
 def _settle(client: RestClient, intent: OrderIntent, found: Found) -> list[int]:
     """The action took effect (or nothing is left to do): RECONCILED, with the tracked trade, the audit entry and
     the follow-ups written in the same transaction, from what is in hand (no I/O before the terminal state)."""
-    account = intent.account
     fields: dict[str, Any] = {}
     if found.trade is not None:
         fields["trade_id"] = intent.trade_id or found.trade.id
         fields["result"] = {**found.trade.model_dump(mode="json", by_alias=True), "note": found.note}
     elif found.note:
         fields["result"] = {**(intent.result or {}), "note": found.note}
+    action = _action(intent)
+    params = action.parse(intent.params)
     with transaction.atomic():
         if not transition(intent, State.RECONCILED, **fields):
             return []  # another delivery settled it
-        if intent.action == Action.CLOSE:
-            tracked_trade_mark_closed(account, intent.trade_id, closed=found.trade, by_axisor=found.ours)
-        elif found.trade is not None:
-            tracked_trade_upsert(account, found.trade, managed=True if intent.action == Action.OPEN else None)
-            if intent.action == Action.OPEN:
-                _carry_memory(intent, found.trade)
+        action.bookkeeping(intent, params, found)
         ExchangeAccount.objects.filter(pk=intent.account_id, consecutive_failures__gt=0).update(consecutive_failures=0)
         what = intent.get_action_display()
         if found.trade is not None:
@@ -296,14 +198,12 @@ def _settle(client: RestClient, intent: OrderIntent, found: Found) -> list[int]:
         else:
             message = f"{what}: {found.note or 'done'}"
         _audit(intent, AuditEntry.Outcome.OK, message, event=AuditEntry.Event.RECONCILE)
-        followups = _followups(intent, found.trade)
-    if intent.action == Action.CLOSE and (found.trade is None or found.trade.exit_price is None):
-        # The terminal state is written: reading the exit for the history is bookkeeping that may fail alone.
-        try:
-            tracked_trade_fill_exit(client, account, intent.trade_id)
-        except LNMarketsError as exc:
-            logger.warning("intent %s: exit details of trade %s not read (%s)", intent.pk, intent.trade_id, exc.code)
-    return followups
+        followups = action.followups(intent, params, found.trade)
+        for followup in followups:
+            followup.save()
+    # The terminal state is written: bookkeeping that needs the exchange (a close's exit) may fail alone.
+    action.after_settle(client, intent, found)
+    return [f.pk for f in followups]
 
 
 def _settle_acked(client: RestClient, intent: OrderIntent) -> list[int]:
@@ -390,7 +290,7 @@ def _advance(intent: OrderIntent) -> list[int]:
 
 def _fence(intent: OrderIntent) -> datetime:
     """When the current attempt can no longer take effect (a close: at once, a trade closes only once)."""
-    if intent.action == Action.CLOSE:
+    if _action(intent).fence_at_once:
         return intent.created_at
     return intent.fence_at or attempt_windows(intent.submitted_at or intent.updated_at)[1]
 
@@ -423,16 +323,24 @@ def _preflight(client: RestClient, intent: OrderIntent) -> list[int] | None:
     if intent.sends >= MAX_ATTEMPTS:
         _record_failure(intent, f"gave up after {intent.sends} attempts")
         return []
-    if intent.action == Action.ADD_MARGIN and "margin_before" not in intent.params:
-        # Remember the margin before adding, so an ambiguous answer can be reconciled by reading the trade.
-        try:
-            running = _running(client, intent.trade_id)
-        except LNMarketsError as exc:
-            raise RetryLaterError(backoff(intent.attempts + 1), f"could not read the trade ({exc.code})") from exc
-        if running is None:
-            return _settle(client, intent, Found("done", note="trade no longer running; no margin added", ours=False))
-        params = {**intent.params, "margin_before": running.margin}
-        OrderIntent.objects.filter(pk=intent.pk, state=State.CREATED, attempts=intent.attempts).update(params=params)
+    action = _action(intent)
+    try:
+        params = action.parse(intent.params)
+    except ActionParamsError as exc:
+        _record_failure(intent, f"invalid parameters ({exc})")
+        return []
+    try:
+        # The action's last reads (an addition remembers the margin before it, so that an ambiguous answer can be
+        # reconciled by reading the trade).
+        prepared = action.before_send(client, intent, params)
+    except LNMarketsError as exc:
+        raise RetryLaterError(backoff(intent.attempts + 1), f"could not read the trade ({exc.code})") from exc
+    if isinstance(prepared, Found):
+        return _settle(client, intent, prepared)
+    if prepared != params:
+        OrderIntent.objects.filter(pk=intent.pk, state=State.CREATED, attempts=intent.attempts).update(
+            params=prepared.to_json()
+        )
         intent.refresh_from_db()
     return None
 
@@ -458,7 +366,7 @@ def _attempt(client: RestClient, intent: OrderIntent) -> list[int]:
     except AmbiguousOutcomeError as exc:
         return _after_ambiguous(client, intent, exc)
     except (NotFoundError, InvalidOrderError) as exc:
-        if intent.action == Action.OPEN:
+        if not _action(intent).refusal_may_be_done:
             _record_failure(intent, f"{exc.code}: {exc.message}")
             return []
         return _after_refusal(client, intent, exc)

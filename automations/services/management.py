@@ -19,6 +19,7 @@ from django.db import transaction
 from django.db.models import F
 
 from accounts.models import ExchangeAccount, User
+from automations.actions import decision_label
 from automations.configs import config_to_json
 from automations.engine import (
     AutoEntryConfig,
@@ -386,15 +387,6 @@ def preview_market(network: str) -> MarketSnapshot | None:
     return market_from_ticker(ticker)
 
 
-DECISION_LABELS = {
-    "close": "Close the trade at market",
-    "reduce": "Reduce: close the trade, then reopen the remaining quantity (LN Markets has no partial close)",
-    "add_margin": "Add margin",
-    "set_stoploss": "Set the stop-loss",
-    "set_takeprofit": "Set the take-profit",
-    "open": "Open a trade",
-    "skip": "No action (skipped)",
-}
 _NOT_DETAILS = frozenset({"kind", "protective", "inputs", "reason"})
 
 
@@ -432,7 +424,7 @@ class Preview:
             rows.append(
                 DecisionRow(
                     kind=decision.kind,
-                    label=DECISION_LABELS.get(decision.kind, decision.kind),
+                    label=decision_label(decision.kind),
                     reason=str(data.get("reason") or ""),
                     protective=decision.protective,
                     details=[(k, str(v)) for k, v in data.items() if k not in _NOT_DETAILS and v is not None],
