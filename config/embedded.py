@@ -61,6 +61,7 @@ def run(*, host: str, port: int, say: Callable[[str], object]) -> None:
             rate_limits=True,
             auto_tick=True,
             state_file=str(Path(settings.VAR_DIR) / "simulator_state.json"),
+            history_days=7,
         )
     )
     user, password = demo_user_ensure()

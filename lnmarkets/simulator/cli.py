@@ -31,6 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser, host: str = "127.0.0.1", port
     parser.add_argument("--no-rate-limits", action="store_true", help="turn the 429 limits off")
     parser.add_argument("--state-file", default=None, help="load/save the exchange state as JSON")
     parser.add_argument("--candles", default=None, help="replay this CSV (time,open,high,low,close,volume)")
+    parser.add_argument("--history-days", type=int, default=0, help="days of made-up 1-minute price history at start")
     parser.add_argument("--tick-interval", type=float, default=1.0, help="seconds between automatic ticks")
     parser.add_argument("--volatility", type=_decimal, default=Decimal("0.6"), help="annualised random-walk volatility")
     parser.add_argument("--no-auto-tick", action="store_true", help="start frozen (ticks only via /_sim)")
@@ -50,6 +51,7 @@ def config_from(options: dict[str, object]) -> SimulatorConfig:
         rate_limits=not options.get("no_rate_limits"),
         state_file=str(options["state_file"]) if options.get("state_file") else None,
         candles_file=str(options["candles"]) if options.get("candles") else None,
+        history_days=int(str(options.get("history_days") or 0)),
         tick_interval=float(str(options["tick_interval"])),
         annual_volatility=Decimal(str(options["volatility"])),
         auto_tick=not options.get("no_auto_tick"),

@@ -42,6 +42,9 @@ class SimulatorConfig:
     state_file: str | None = None
     # Prices
     candles_file: str | None = None
+    # Days of 1-minute price history made up at start (a seeded walk ending at ``price``) so the OHLC endpoint has
+    # history on a fresh simulator; a state file's recorded candles replace it. 0 = none (tests, benchmarks).
+    history_days: int = 0
     annual_volatility: Decimal = Decimal("0.6")
     index_spread: Decimal = Decimal("0.0002")
     buckets: tuple[BucketSpec, ...] = DEFAULT_BUCKETS

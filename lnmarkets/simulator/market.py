@@ -63,6 +63,10 @@ class Market:
         self.quotes: tuple[Quote, ...] = make_quotes(self.last_price, config.buckets)
         self.ticker_time = self.clock()
         self.candles = CandleBook()
+        if config.history_days > 0 and self.replay is None:
+            self.candles.backfill(
+                self.ticker_time, self.last_price, config.history_days * 1440, config.annual_volatility, config.seed
+            )
         self.candles.record(self.ticker_time, self.last_price)
         self.next_funding = next_funding_time(self.ticker_time, config.funding_hours)
         self._stale_until = 0.0

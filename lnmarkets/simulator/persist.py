@@ -64,6 +64,7 @@ def save_state(exchange: Exchange, path: str) -> None:
         "fundingFees": exchange.funding_fees,
         "settlements": exchange.settlements,
         "counters": exchange.counters,
+        "candles": exchange.candles.dump(),
     }
     target = Path(path)
     tmp = target.with_suffix(target.suffix + ".tmp")
@@ -102,4 +103,6 @@ def load_state(exchange: Exchange, path: str) -> bool:
         for s in state["settlements"]
     ]
     exchange.counters.update(state["counters"])
+    if state.get("candles"):  # files written before candles were kept have none: keep the made-up history
+        exchange.candles.load(state["candles"])
     return True

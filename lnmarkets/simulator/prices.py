@@ -158,6 +158,43 @@ class CandleBook:
         candle[3] = price
         candle[4] += volume
 
+    def backfill(
+        self, end: datetime, price: Decimal, minutes: int, annual_volatility: Decimal, seed: int | None
+    ) -> None:
+        """Make up ``minutes`` of 1-minute candles before ``end``'s minute, a seeded geometric walk (10 s steps) that
+        closes at ``price``: the walk is drawn forward from 1, then scaled so that its last close is ``price``."""
+        minutes = min(minutes, MAX_MINUTES - 1)
+        rng = random.Random(seed)  # noqa: S311 - a made-up price history, not cryptography
+        sigma = float(annual_volatility) * math.sqrt(10 / SECONDS_PER_YEAR)
+        level = 1.0
+        rows: list[tuple[float, float, float, float, int]] = []
+        for _ in range(minutes):
+            first = high = low = level
+            for _step in range(6):
+                level *= math.exp(rng.gauss(0.0, sigma))
+                high, low = max(high, level), min(low, level)
+            rows.append((first, high, low, level, int(rng.expovariate(1 / 2000))))
+        scale = price / Decimal(repr(level))
+        start = int(end.timestamp()) // 60 * 60 - minutes * 60
+
+        def p(value: float) -> Decimal:
+            return max(round_to_tick(Decimal(repr(value)) * scale), TICK)
+
+        for index, (o, h, low_, c, volume) in enumerate(rows):
+            self.minutes[start + index * 60] = [p(o), p(h), p(low_), p(c), Decimal(volume)]
+        if rows:
+            self.minutes[start + (minutes - 1) * 60][3] = price  # exact, whatever the rounding
+
+    def dump(self) -> list[list[object]]:
+        """The 1-minute candles as ``[minute, open, high, low, close, volume]`` rows (the state file)."""
+        return [[minute, *(str(v) for v in values)] for minute, values in self.minutes.items()]
+
+    def load(self, rows: list[list[object]]) -> None:
+        """Replace the candles with ``dump()``'s rows."""
+        self.minutes = OrderedDict(
+            (int(str(row[0])), [Decimal(str(v)) for v in row[1:6]]) for row in rows[-MAX_MINUTES:]
+        )
+
     def add_volume(self, moment: datetime, price: Decimal, volume: int) -> None:
         """Count ``volume`` USD traded in the current minute without moving its close."""
         candle = self.minutes.get(int(moment.timestamp()) // 60 * 60)
