@@ -42,7 +42,7 @@ from django.utils import translation
 
 from accounts.models import ExchangeAccount, User
 from accounts.preferences import user_language
-from axisor_bus.publish import broadcast_group, current_user_seq, market_group, remember_server_loop, user_group
+from axisor_bus.publish import broadcast_group, market_group, remember_server_loop, user_group
 from config.metrics import SOCKETS_OPEN
 from config.params import MAX_ID
 from realtime import ops
@@ -50,6 +50,7 @@ from realtime import snapshot as snap
 from realtime.admission import CLOSE_OVERLOADED, Shed, gate
 from realtime.hub import market_hub
 from realtime.market import MarketData
+from realtime.snapshot_cache import cached_snapshot
 from realtime.socket_state import SocketState
 
 MAX_FRAME = 16 * 1024
@@ -166,10 +167,9 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # ch
             await hub.add(market_group(network), self)
 
     async def _send_snapshot(self, account_id: int | None) -> None:
-        # Read the per-user event counter before the state: an event issued meanwhile is then applied again
-        # (harmless: handlers re-read), never lost.
-        event_seq = await database_sync_to_async(current_user_seq)(self.user.pk)
-        data, rows = await database_sync_to_async(snap.build_snapshot)(user=self.user, account_id=account_id)
+        # The snapshot is current to the per-user event counter it returns (read before the state): an event
+        # issued meanwhile is then applied again (harmless: handlers re-read), never lost.
+        data, rows, event_seq = await database_sync_to_async(cached_snapshot)(user=self.user, account_id=account_id)
         account = data["account"]
         await self._watch_market(account["network"] if account else None)
         await self._send_frames(self.state.on_snapshot(data, rows, event_seq))

@@ -7,8 +7,10 @@ so a dead feed turns ``stale`` on every page. Each published state is also writt
 production, so every Daphne process sees it), which the snapshot and the HTTP fallback read: they never touch the
 feed or the exchange.
 
-24 h high/low/change are computed from this publisher's own samples (one per minute, kept 24 h); ``window_start``
-says how far back they go, so a freshly started process shows "since <time>", not a made-up 24 h figure.
+24 h high/low/change are computed from one-minute buckets kept 24 h: the exchange's own 1-minute candles of the
+last 24 h when the publisher is given ``history`` (``realtime.candles.day_window``; a true 24 h window from the first
+tick), then its own ticks. ``window_start`` says how far back they go, so without history a freshly started process
+shows "since <time>", not a made-up 24 h figure.
 """
 
 from __future__ import annotations
@@ -25,9 +27,9 @@ from typing import Literal, Protocol, TypedDict
 from django.core.cache import cache
 from django.utils import timezone
 
+from axisor_bus.publish import group_send, market_group
 from config.metrics import count_tick
 from lnmarkets.feed import TickerSnapshot
-from realtime.events import group_send, market_group
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +115,32 @@ def market_state(network: str) -> MarketData:
 def store_market_state(data: MarketData) -> None:
     """Write ``data`` as the network's current market state (the publisher does; tests may)."""
     cache.set(_cache_key(data["network"]), data, CACHE_TTL_S)
+    _shared.pop(data["network"], None)  # this process reads it back at once
+
+
+# The market part of every snapshot (issue #14): the same for every user of a network and stored once per tick, so
+# a process reads it from the cache at most once per SHARED_REFRESH_S (half the publisher's 2 ticks/s period),
+# not once per request; only its age is measured per request.
+SHARED_REFRESH_S = 0.25
+_shared: dict[str, tuple[float, MarketData]] = {}
+_shared_guard = threading.Lock()
+
+
+def shared_market_state(network: str) -> MarketData:
+    """``market_state(network)``, read from the cache at most once per ``SHARED_REFRESH_S`` in this process."""
+    now = time.monotonic()
+    held = _shared.get(network)
+    if held is None or now - held[0] >= SHARED_REFRESH_S:
+        with _shared_guard:
+            held = _shared.get(network)
+            if held is None or now - held[0] >= SHARED_REFRESH_S:
+                held = _shared[network] = (now, market_state(network))
+    return with_age(held[1])
+
+
+def forget_shared_market_state() -> None:
+    """Drop this process's copies (a test that clears the cache)."""
+    _shared.clear()
 
 
 class MarketPublisher:
@@ -129,6 +157,7 @@ class MarketPublisher:
         *,
         max_rate_hz: float = 2.0,
         status_interval: float = 5.0,
+        history: Callable[[], list[tuple[datetime, Decimal, Decimal, Decimal]]] | None = None,
     ) -> None:
         if max_rate_hz <= 0:
             raise ValueError("max_rate_hz must be positive")
@@ -141,6 +170,7 @@ class MarketPublisher:
         self.errors = 0
         self._latest: TickerSnapshot | None = None
         self._samples: deque[tuple[datetime, Decimal, Decimal, Decimal]] = deque()
+        self._history = history
         self._guard = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -175,7 +205,22 @@ class MarketPublisher:
             self._latest = snapshot
         self._wake.set()
 
+    def seed_window(self) -> int:
+        """Start the 24 h window from ``history`` (the exchange's minute candles), once; the number of buckets. A
+        failed read leaves the window to the ticks (it then says "since" when it starts)."""
+        if self._history is None:
+            return 0
+        history, self._history = self._history, None
+        try:
+            buckets = history()
+        except Exception:
+            logger.warning("market publisher %s: no 24 h history, the window starts now", self.network, exc_info=True)
+            return 0
+        self._samples.extend(sorted(buckets))
+        return len(buckets)
+
     def _run(self) -> None:
+        self.seed_window()
         last_sent = 0.0
         while not self._stop.is_set():
             self._wake.wait(timeout=self.status_interval)

@@ -25,7 +25,8 @@ from django.views.decorators.http import require_GET, require_http_methods
 from accounts.models import User
 from config.params import parse_id
 from realtime import ops
-from realtime.snapshot import Snapshot, account_for_user, build_snapshot
+from realtime.snapshot import Snapshot, build_snapshot
+from realtime.snapshot_cache import cached_snapshot
 
 View = Callable[..., HttpResponse]
 
@@ -50,7 +51,11 @@ def _json_login_required(view: View) -> View:
 
 
 def _snapshot_response(user: User, account_id: int | None) -> JsonResponse:
-    data, _rows = build_snapshot(user=user, account_id=account_id)
+    """The snapshot from its shared parts (``realtime.snapshot_cache``); 404 for an account the user does not own
+    (the same answer as one that does not exist)."""
+    data, _rows, _seq = cached_snapshot(user=user, account_id=account_id)
+    if account_id is not None and (data["account"] is None or data["account"]["id"] != account_id):
+        return JsonResponse({"error": "not_found"}, status=404)
     body: FallbackSnapshot = {
         "type": "snapshot",
         "ts": timezone.now().isoformat(),
@@ -70,7 +75,7 @@ def api_snapshot(request: HttpRequest) -> HttpResponse:
     if raw is None or raw == "":
         return _snapshot_response(request.user, None)
     account_id = parse_id(raw)
-    if account_id is None or account_for_user(user=request.user, account_id=account_id) is None:
+    if account_id is None:
         return JsonResponse({"error": "not_found"}, status=404)
     return _snapshot_response(request.user, account_id)
 
@@ -81,8 +86,6 @@ def api_snapshot(request: HttpRequest) -> HttpResponse:
 def api_account_snapshot(request: HttpRequest, account_id: int) -> HttpResponse:
     """The snapshot of one owned account; 404 for anyone else's."""
     assert isinstance(request.user, User)
-    if account_for_user(user=request.user, account_id=account_id) is None:
-        return JsonResponse({"error": "not_found"}, status=404)
     return _snapshot_response(request.user, account_id)
 
 

@@ -106,4 +106,7 @@ def make_trade(db: None) -> Callable[..., TrackedTrade]:
 def _clear_cache() -> None:
     from django.core.cache import cache
 
+    from realtime.market import forget_shared_market_state
+
     cache.clear()
+    forget_shared_market_state()
