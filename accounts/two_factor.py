@@ -24,7 +24,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import User
-from realtime.events import publish_session_ended_on_commit
+from axisor_bus.publish import publish_session_ended_on_commit
 
 logger = logging.getLogger(__name__)
 

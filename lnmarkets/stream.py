@@ -22,7 +22,7 @@ import logging
 import random
 import secrets
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Literal
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -81,7 +81,8 @@ class StreamClient:
     Counters: ``connects`` (successful subscribe cycles), ``reconnects`` (backoffs taken), ``messages``,
     ``decode_errors``; ``last_message_at`` is ``time.monotonic()`` of the last frame, ``last_loss_at`` of the last
     connection loss (or failed attempt), ``last_error`` its reason; ``permissions`` is the scope
-    list of the last successful ``authenticate``.
+    list of the last successful ``authenticate``. ``before_connect`` (optional) is awaited before every connection
+    attempt: ``lnmarkets.private_streams`` passes its connect pacer so that many sockets open staggered.
     """
 
     def __init__(
@@ -98,6 +99,7 @@ class StreamClient:
         backoff_max: float = 30.0,
         on_state: Callable[[StreamState], None] | None = None,
         rng: Callable[[], float] = random.random,
+        before_connect: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.url = url
         self._credentials = credentials
@@ -110,6 +112,7 @@ class StreamClient:
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self._rng = rng
+        self._before_connect = before_connect
         self.state: StreamState = "idle"
         self.connects = 0
         self.reconnects = 0
@@ -192,6 +195,8 @@ class StreamClient:
     async def _session(self) -> bool:
         """One connection cycle; returns True if it reached ``live`` (subscribed) before it ended."""
         went_live = False
+        if self._before_connect is not None:  # a shared pacer: connects staggered across many sockets
+            await self._before_connect()
         async with connect(
             self.url,
             open_timeout=self.request_timeout,
@@ -224,7 +229,8 @@ class StreamClient:
 
     async def _authenticate(self) -> None:
         assert self._credentials is not None
-        creds = self._credentials()
+        # The provider may read a database (the accounts app decrypts): never on the event loop.
+        creds = await asyncio.to_thread(self._credentials)
         timestamp = time.time_ns() // 1_000_000
         nonce = secrets.token_hex(8)
         params: dict[str, JSONValue] = {

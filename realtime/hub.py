@@ -19,7 +19,7 @@ import logging
 import weakref
 from typing import Any, Protocol
 
-from realtime.events import market_group
+from axisor_bus.publish import market_group
 
 logger = logging.getLogger(__name__)
 

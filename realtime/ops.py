@@ -22,7 +22,7 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from accounts.models import User
-from realtime.events import SocketsPausedEvent, broadcast_group, group_send
+from axisor_bus.publish import SocketsPausedEvent, broadcast_group, group_send
 
 logger = logging.getLogger(__name__)
 

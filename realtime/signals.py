@@ -15,7 +15,7 @@ from django.contrib.auth.signals import user_logged_out
 from django.db.models.signals import post_save, pre_save
 from django.http import HttpRequest
 
-from realtime.events import publish_session_ended_on_commit
+from axisor_bus.publish import publish_session_ended_on_commit
 
 _CHANGED = "_realtime_password_changed"
 

@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from accounts.models import ExchangeAccount
 from automations.models import AuditEntry, Automation
-from realtime.events import publish_automation_log_on_commit, publish_automations_changed_on_commit
+from automations.publish import publish_automation_log_on_commit, publish_automations_changed_on_commit
 
 logger = logging.getLogger(__name__)
 

@@ -35,10 +35,10 @@ from automations.engine import (
     evaluate_safe,
 )
 from automations.models import AuditEntry, Automation, GlobalSwitch, OrderIntent, TrackedTrade
+from automations.publish import publish_automation_log_on_commit, publish_automations_changed_on_commit
 from automations.services.intents import intent_of
 from lnmarkets.feed import TickerSnapshot
 from lnmarkets.schemas import Ticker
-from realtime.events import publish_automation_log_on_commit, publish_automations_changed_on_commit
 
 logger = logging.getLogger(__name__)
 

@@ -39,6 +39,7 @@ from accounts.models import ExchangeAccount
 from automations.actions import ActionParamsError, Found, OrderAction, action_for
 from automations.exchange import client_for_account
 from automations.models import AuditEntry, GlobalSwitch, OrderIntent
+from automations.publish import publish_account_changed_on_commit, publish_automation_log_on_commit
 from automations.services.credentials_health import record_auth_failure
 from automations.services.intent_machine import IN_FLIGHT, claim, transition
 from automations.services.trades import closed_by_axisor
@@ -54,7 +55,6 @@ from lnmarkets.exceptions import (
     TemporaryError,
 )
 from lnmarkets.schemas import Trade, parse_json, parse_model, to_wire_json
-from realtime.events import publish_account_changed_on_commit, publish_automation_log_on_commit
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from django.db import transaction
 from accounts.models import ExchangeAccount
 from automations.actions import ActionParams, ActionParamsError, Request, action_for
 from automations.models import AuditEntry, Automation, OrderIntent
-from realtime.events import publish_automation_log_on_commit
+from automations.publish import publish_automation_log_on_commit
 
 
 def intent_of(request: Request, *, account_id: int, automation: Automation | None = None) -> OrderIntent:

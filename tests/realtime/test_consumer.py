@@ -12,9 +12,10 @@ from channels.db import database_sync_to_async
 from django.test import Client
 
 from accounts.models import ExchangeAccount, User
+from automations import publish as events
 from automations.models import AuditEntry, TrackedTrade
+from axisor_bus import publish as bus
 from lnmarkets import maths
-from realtime import events
 from realtime.consumers import CLOSE_TOO_LARGE
 from tests.realtime.conftest import communicator, connect_as, market, session_cookie
 
@@ -188,7 +189,7 @@ async def test_market_tick_is_forwarded_and_marks_positions(
     account = await database_sync_to_async(make_account)(alice)
     await database_sync_to_async(make_trade)(account, "t-1")
     comm, _ = await connect_as(alice)
-    await database_sync_to_async(events.group_send)(
+    await database_sync_to_async(bus.group_send)(
         "market.simulator", {"type": "market.tick", "market": market(last="90000.0")}
     )
     ticker = await comm.receive_json_from(timeout=3)
@@ -202,7 +203,7 @@ async def test_market_tick_is_forwarded_and_marks_positions(
     assert status["type"] == "status"
     assert status["data"]["state"] == "live"
     # A signet tick does not reach a simulator page.
-    await database_sync_to_async(events.group_send)(
+    await database_sync_to_async(bus.group_send)(
         "market.signet", {"type": "market.tick", "market": market(network="signet")}
     )
     assert await comm.receive_nothing(timeout=0.2)
@@ -289,7 +290,7 @@ async def test_a_dropped_layer_event_turns_into_a_snapshot(
     await database_sync_to_async(events.publish_account_changed)(account.pk)
     assert (await comm.receive_json_from(timeout=3))["type"] == "balance"
     assert (await comm.receive_json_from(timeout=3))["type"] == "positions"
-    await database_sync_to_async(events.next_user_seq)(alice.pk)  # an event the layer dropped
+    await database_sync_to_async(bus.next_user_seq)(alice.pk)  # an event the layer dropped
     await database_sync_to_async(events.publish_account_changed)(account.pk)
     reply = await comm.receive_json_from(timeout=3)
     assert reply["type"] == "snapshot"

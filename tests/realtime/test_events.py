@@ -10,8 +10,9 @@ import pytest
 from django.db import transaction
 
 from accounts.models import ExchangeAccount, User
+from automations import publish as events
 from automations.models import AuditEntry
-from realtime import events
+from axisor_bus import publish as bus
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def captured(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any]]]:
     out: list[tuple[str, dict[str, Any]]] = []
-    monkeypatch.setattr(events, "group_send", lambda group, message: out.append((group, dict(message))))
+    monkeypatch.setattr(bus, "group_send", lambda group, message: out.append((group, dict(message))))
     return out
 
 
@@ -36,14 +37,14 @@ def test_payloads_match_their_typeddicts(
     events.publish_account_changed(account.pk)
     events.publish_automations_changed(account.pk)
     events.publish_automation_log(entry.pk)
-    events.publish_session_ended(alice.pk, "logout")
+    bus.publish_session_ended(alice.pk, "logout")
     groups = {g for g, _ in captured}
     assert groups == {f"user.{alice.pk}"}
     typed = (
-        events.AccountChangedEvent,
-        events.AutomationsChangedEvent,
-        events.AutomationLogEvent,
-        events.ForceCloseEvent,
+        bus.AccountChangedEvent,
+        bus.AutomationsChangedEvent,
+        bus.AutomationLogEvent,
+        bus.ForceCloseEvent,
     )
     for (_, message), kind in zip(captured, typed, strict=True):
         _check(message, kind)
@@ -77,6 +78,6 @@ def _publish_then_roll_back(account_id: int) -> None:
 
 
 def test_group_names_are_valid() -> None:
-    assert events.user_group(42) == "user.42"
-    assert events.market_group("simulator") == "market.simulator"
-    assert events.market_group("sim/../x") == "market.simx"
+    assert bus.user_group(42) == "user.42"
+    assert bus.market_group("simulator") == "market.simulator"
+    assert bus.market_group("sim/../x") == "market.simx"

@@ -11,7 +11,8 @@ from channels.db import database_sync_to_async
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 
 from accounts.models import ExchangeAccount, User
-from realtime import events, hub
+from axisor_bus import publish as events
+from realtime import hub
 from realtime.hub import MarketHub
 from tests.realtime.conftest import connect_as, market
 

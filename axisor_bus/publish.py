@@ -1,15 +1,19 @@
-"""Realtime events: one ``TypedDict`` per channel-layer event and one ``publish_*`` function per event.
+"""The realtime bus: a leaf module (Django's cache, transactions and the channel layer; no app models) that every
+app may import to announce a change to dashboards. See docs/exchange-events.md, "Imports run one way".
 
 Contract (style guide rec. 11):
 
-* Services call ``publish_*`` only after the database commit: use the ``*_on_commit`` variants inside a transaction
-  (they call ``transaction.on_commit``), so a rolled-back change is never announced.
-* The group is resolved here, on the server: ``user.<owner id>`` for account events (so one user's events can never
-  reach another user's sockets) and ``market.<network>`` for market data.
+* Producers build their own payloads (``automations.publish`` for account, automation and audit events;
+  ``accounts``/``realtime`` for session ends; ``realtime.market`` for ticks) and resolve the recipient: an event
+  for a user goes to ``user.<owner id>`` only (so one user's events can never reach another user's sockets), market
+  data to ``market.<network>``.
+* Services publish only after the database commit: use ``publish_user_event_on_commit`` inside a transaction, so a
+  rolled-back change is never announced.
 * Payloads carry ids and display fields only; the consumer re-reads the owner-scoped state it needs. Delivery is at
   most once (``group_send`` silently drops on a full channel), so every per-user event carries ``event_seq`` from a
-  per-user counter in the cache (Redis in production, shared by all processes): a consumer that sees a jump sends
-  a full snapshot instead of the increment. The browser's own ``seq`` covers the consumer→browser leg.
+  per-user counter in the cache (Redis in production, shared by all processes), added here at send time: a consumer
+  that sees a jump sends a full snapshot instead of the increment. The browser's own ``seq`` covers the
+  consumer→browser leg.
 """
 
 from __future__ import annotations
@@ -132,70 +136,20 @@ def next_user_seq(user_id: int) -> int:
         return 1
 
 
-def _owner_id(account_id: int) -> int | None:
-    from accounts.models import ExchangeAccount
-
-    return ExchangeAccount.objects.filter(pk=account_id).values_list("owner_id", flat=True).first()
-
-
-def publish_account_changed(account_id: int) -> None:
-    """Announce that ``account_id``'s balance or trades changed (to its owner's sockets only)."""
-    owner = _owner_id(account_id)
-    if owner is not None:
-        event: AccountChangedEvent = {
-            "type": "account.changed",
-            "account_id": account_id,
-            "event_seq": next_user_seq(owner),
-        }
-        group_send(user_group(owner), event)
+def publish_user_event(user_id: int, event: dict[str, Any] | Any) -> None:  # noqa: ANN401 - a TypedDict event
+    """Send ``event`` (without ``event_seq``: it is added here) to ``user_id``'s sockets."""
+    group_send(user_group(user_id), {**dict(event), "event_seq": next_user_seq(user_id)})
 
 
-def publish_automations_changed(account_id: int) -> None:
-    """Announce that an automation of ``account_id`` changed (created, paused, resumed, errored, deleted)."""
-    owner = _owner_id(account_id)
-    if owner is not None:
-        event: AutomationsChangedEvent = {
-            "type": "automations.changed",
-            "account_id": account_id,
-            "event_seq": next_user_seq(owner),
-        }
-        group_send(user_group(owner), event)
-
-
-def publish_automation_log(entry_id: int) -> None:
-    """Announce a new audit entry (an automation decision or outcome) to its account owner's sockets."""
-    from automations.models import AuditEntry
-
-    row = AuditEntry.objects.filter(pk=entry_id).values_list("account_id", "account__owner_id").first()
-    if row is not None:
-        event: AutomationLogEvent = {
-            "type": "automation.log",
-            "account_id": row[0],
-            "entry_id": entry_id,
-            "event_seq": next_user_seq(row[1]),
-        }
-        group_send(user_group(row[1]), event)
+def publish_user_event_on_commit(user_id: int, event: dict[str, Any] | Any) -> None:  # noqa: ANN401
+    """``publish_user_event`` after the current transaction commits (at once outside a transaction)."""
+    transaction.on_commit(lambda: publish_user_event(user_id, event))
 
 
 def publish_session_ended(user_id: int, reason: str = "logout") -> None:
     """Close every open dashboard socket of ``user_id`` (logout, password change)."""
     event: ForceCloseEvent = {"type": "session.ended", "reason": reason, "event_seq": next_user_seq(user_id)}
     group_send(user_group(user_id), event)
-
-
-def publish_account_changed_on_commit(account_id: int) -> None:
-    """``publish_account_changed`` after the current transaction commits (at once outside a transaction)."""
-    transaction.on_commit(lambda: publish_account_changed(account_id))
-
-
-def publish_automations_changed_on_commit(account_id: int) -> None:
-    """``publish_automations_changed`` after the current transaction commits."""
-    transaction.on_commit(lambda: publish_automations_changed(account_id))
-
-
-def publish_automation_log_on_commit(entry_id: int) -> None:
-    """``publish_automation_log`` after the current transaction commits."""
-    transaction.on_commit(lambda: publish_automation_log(entry_id))
 
 
 def publish_session_ended_on_commit(user_id: int, reason: str = "logout") -> None:
