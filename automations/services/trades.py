@@ -16,9 +16,9 @@ from django.utils import timezone
 
 from accounts.models import ExchangeAccount
 from automations.models import AuditEntry, OrderIntent, TrackedTrade
+from automations.publish import publish_account_changed_on_commit, publish_automation_log_on_commit
 from lnmarkets.client import RestClient
 from lnmarkets.schemas import Trade
-from realtime.events import publish_account_changed_on_commit, publish_automation_log_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -196,22 +196,27 @@ def account_reconcile(*, account_id: int) -> dict[str, int]:
     if gone.exists():
         closed = {t.id: t for t in client.isolated_trades_closed_list(limit=100, priority="low").data}
         for row in gone:
-            ours = closed_by_axisor(account.pk, row.trade_id)
-            tracked_trade_mark_closed(account, row.trade_id, closed=closed.get(row.trade_id), by_axisor=ours)
-            row.refresh_from_db()
-            if row.closed_by_axisor:
-                continue  # the close intent's own audit entry tells it
-            by_exchange = _CLOSED_BY.get(row.closed_reason)
-            if by_exchange is None:
-                counts["closed_outside"] += 1
-            text = by_exchange or "was closed outside Axisor"
-            entry = AuditEntry.objects.create(
-                account=account,
-                event=AuditEntry.Event.RECONCILE,
-                outcome=AuditEntry.Outcome.INFO,
-                message=f"Trade {row.trade_id} {text} (exit {row.exit_price or '—'}, PnL {row.pl} sats).",
-            )
-            publish_automation_log_on_commit(entry.pk)
+            with transaction.atomic():
+                # The state re-checked under the row's lock: an exchange event (services/exchange_events.py) that
+                # closed it since the query above wrote this close's one audit entry.
+                if not TrackedTrade.objects.select_for_update().filter(pk=row.pk, state=row.state).exists():
+                    continue
+                ours = closed_by_axisor(account.pk, row.trade_id)
+                tracked_trade_mark_closed(account, row.trade_id, closed=closed.get(row.trade_id), by_axisor=ours)
+                row.refresh_from_db()
+                if row.closed_by_axisor:
+                    continue  # the close intent's own audit entry tells it
+                by_exchange = _CLOSED_BY.get(row.closed_reason)
+                if by_exchange is None:
+                    counts["closed_outside"] += 1
+                text = by_exchange or "was closed outside Axisor"
+                entry = AuditEntry.objects.create(
+                    account=account,
+                    event=AuditEntry.Event.RECONCILE,
+                    outcome=AuditEntry.Outcome.INFO,
+                    message=f"Trade {row.trade_id} {text} (exit {row.exit_price or '—'}, PnL {row.pl} sats).",
+                )
+                publish_automation_log_on_commit(entry.pk)
     now = timezone.now()
     publish_account_changed_on_commit(account.pk)
     ExchangeAccount.objects.filter(pk=account.pk).update(
