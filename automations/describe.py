@@ -184,6 +184,8 @@ class TriggerNow:
     subject: str
     text: str
     met: bool
+    price: Decimal | None = None  # the price at which it acts (the chart draws it), when there is one
+    trade_id: str = ""
 
 
 def _price_for_pnl(trade: TradeState, target_pl: Decimal) -> Decimal | None:
@@ -224,7 +226,7 @@ def _guard_now(config: MarginGuardConfig, market: MarketSnapshot, trade: TradeSt
         target = Decimal(trade.maintenance_margin) * HUNDRED / config.threshold
         price = _price_for_pnl(trade, target - trade.maintenance_margin - trade.margin)
         what = _("margin ratio")
-    return TriggerNow(_subject(trade), _now_text(what, value, met, price), met)
+    return TriggerNow(_subject(trade), _now_text(what, value, met, price), met, price, trade.id)
 
 
 def _now_text(what: str, value: Decimal, met: bool, price: Decimal | None) -> str:
@@ -247,7 +249,7 @@ def _tpsl_now(config: TpSlConfig, market: MarketSnapshot, trade: TradeState) -> 
     threshold = config.trigger_percent if config.direction == "profit" else -config.trigger_percent
     met = value >= threshold if config.direction == "profit" else value <= threshold
     price = _price_for_pnl(trade, threshold * Decimal(trade.margin) / HUNDRED)
-    return TriggerNow(_subject(trade), _now_text(_("PnL"), value, met, price), met)
+    return TriggerNow(_subject(trade), _now_text(_("PnL"), value, met, price), met, price, trade.id)
 
 
 def _entry_now(config: AutoEntryConfig, market: MarketSnapshot) -> TriggerNow:
@@ -265,7 +267,7 @@ def _entry_now(config: AutoEntryConfig, market: MarketSnapshot) -> TriggerNow:
             "gap": pct(abs(gap)),
             "trigger": usd(config.trigger_price),
         }
-    return TriggerNow(subject, text, met)
+    return TriggerNow(subject, text, met, config.trigger_price)
 
 
 def triggers_now(config: AutomationConfig, market: MarketSnapshot, trades: tuple[TradeState, ...]) -> list[TriggerNow]:

@@ -10,6 +10,7 @@ import logging
 import secrets
 from collections.abc import Callable
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -96,6 +97,7 @@ def _start_automation_services() -> list[Callable[[], None]]:
     from lnmarkets.feed import get_market_feed, stop_market_feeds
     from notifications.inprocess import start_bot_thread
     from notifications.tasks import NOTIFY_QUEUE
+    from realtime.candles import day_window
     from realtime.market import MarketPublisher
 
     stops = [start_worker_thread(app, extra_queues=[NOTIFY_QUEUE])]
@@ -105,7 +107,8 @@ def _start_automation_services() -> list[Callable[[], None]]:
     feed = get_market_feed(Network.SIMULATOR)
     runner = TickRunner(feed, Network.SIMULATOR)
     runner.start()
-    publisher = MarketPublisher(feed, Network.SIMULATOR, max_rate_hz=2)
+    # The 24 h figures start from the exchange's own minute candles (a true 24 h window, not "since start").
+    publisher = MarketPublisher(feed, Network.SIMULATOR, max_rate_hz=2, history=partial(day_window, Network.SIMULATOR))
     publisher.start()
     stops += [runner.stop, publisher.stop, stop_market_feeds]
     return stops

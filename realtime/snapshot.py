@@ -9,7 +9,7 @@ a web process without a feed still answers, and says ``stale`` when nothing fres
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from accounts.models import ExchangeAccount, Network, User
 from automations.models import AuditEntry, Automation, TrackedTrade
@@ -53,6 +53,8 @@ class PositionRow(TypedDict):
     quantity: int
     entry_price: str
     liquidation: str
+    stoploss: NotRequired[str]  # "0" = none
+    takeprofit: NotRequired[str]  # "0" = none
     margin: int
     maintenance_margin: int
     pl: int
@@ -167,6 +169,8 @@ def position_rows(account: ExchangeAccount) -> list[PositionRow]:
                 "quantity": trade.quantity,
                 "entry_price": str(trade.entry_price),
                 "liquidation": str(trade.liquidation),
+                "stoploss": str(trade.stoploss),
+                "takeprofit": str(trade.takeprofit),
                 "margin": trade.margin,
                 "maintenance_margin": trade.maintenance_margin,
                 "pl": trade.pl,

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from realtime import views
+from realtime import views, views_chart
 
 app_name = "realtime"
 
@@ -10,5 +10,6 @@ urlpatterns = [
     path("positions/", views.positions, name="positions"),
     path("ops/", views.operations, name="ops"),
     path("api/snapshot/", views.api_snapshot, name="api-snapshot"),
+    path("api/chart/", views_chart.api_chart, name="api-chart"),
     path("api/accounts/<int:account_id>/snapshot/", views.api_account_snapshot, name="api-account-snapshot"),
 ]

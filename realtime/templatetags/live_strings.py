@@ -22,6 +22,8 @@ def _strings() -> dict[str, str]:
         "Quantity (USD)": _("Quantity (USD)"),
         "Entry": _("Entry"),
         "Liquidation": _("Liquidation"),
+        "Stop-loss": _("Stop-loss"),
+        "Take-profit": _("Take-profit"),
         "Margin (sats)": _("Margin (sats)"),
         "PnL (sats)": _("PnL (sats)"),
         "PnL %": _("PnL %"),

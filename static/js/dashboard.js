@@ -10,8 +10,7 @@
     loginUrl: script.dataset.loginUrl,
     automationUrl: script.dataset.automationUrl || "/automations/0/edit/",
   };
-  var POLL_MS = 5000, BACKOFF_BASE_MS = 1000, BACKOFF_MAX_MS = 30000, TICK_MS = 1000, CHART_POINTS = 900;
-  var CHART_MIN_WINDOW_S = 60; /* a fresh chart spans at least a minute: no sub-second time axis */
+  var POLL_MS = 5000, BACKOFF_BASE_MS = 1000, BACKOFF_MAX_MS = 30000, TICK_MS = 1000;
   var initialEl = document.getElementById("initial-snapshot");
   var snap = initialEl ? JSON.parse(initialEl.textContent) : null;
   var stringsEl = document.getElementById("live-strings");
@@ -26,7 +25,11 @@
   var socketsPaused = false; /* an operator paused live sockets (close 4503 or a poll saying so): polls drive the reconnect */
   var market = { data: null, localAt: 0 };
   var accountId = snap && snap.account ? snap.account.id : null;
-  var chart = null, chartX = [], chartY = [];
+  /* The candlestick chart is static/js/chart.js (window.axisorChart): ticks, account switches and trade changes. */
+  function chartCall(name) {
+    var c = window.axisorChart;
+    if (c && typeof c[name] === "function") c[name].apply(null, Array.prototype.slice.call(arguments, 1));
+  }
   var lang = document.documentElement.lang || undefined;
   var intFmt = new Intl.NumberFormat(lang, { maximumFractionDigits: 0 });
   var priceFmt = new Intl.NumberFormat(lang, { minimumFractionDigits: 1, maximumFractionDigits: 1 });
@@ -84,7 +87,7 @@
     setField("market.change_24h_pct", fmtPct(data.change_24h_pct));
     var win = document.getElementById("market-window");
     if (win && data.window_start) win.textContent = tx("since") + " " + new Date(data.window_start).toLocaleString(lang);
-    if (data.last && data.received_at) addPoint(Date.parse(data.received_at) / 1000, Number(data.last));
+    if (data.last && (data.exchange_time || data.received_at)) chartCall("tick", Date.parse(data.exchange_time || data.received_at) / 1000, Number(data.last));
     if (currency === "usd" && lastBalance) applyBalance(lastBalance);
     renderBadge();
   }
@@ -130,7 +133,7 @@
     if (!p.items.length) {
       var tr0 = document.createElement("tr");
       var td0 = cell(tr0, "", tx("No running trades."), "empty");
-      td0.colSpan = 10;
+      td0.colSpan = 12;
       rows.appendChild(tr0);
     }
     p.items.forEach(function (t) {
@@ -140,6 +143,8 @@
       cell(tr, tx("Quantity (USD)"), fmtInt(t.quantity));
       cell(tr, tx("Entry"), fmtPrice(t.entry_price));
       cell(tr, tx("Liquidation"), fmtPrice(t.liquidation));
+      cell(tr, tx("Stop-loss"), Number(t.stoploss) ? fmtPrice(t.stoploss) : "—", "sl");
+      cell(tr, tx("Take-profit"), Number(t.takeprofit) ? fmtPrice(t.takeprofit) : "—", "tp");
       cell(tr, tx("Margin (sats)"), fmtInt(t.margin));
       cell(tr, tx("PnL (sats)"), fmtInt(t.pl), t.pl < 0 ? "neg" : "pos");
       cell(tr, tx("PnL %"), fmtPct(t.pl_percent));
@@ -198,7 +203,7 @@
   }
   function applySnapshot(s) {
     if (!s) return;
-    if (snap && snap.account && s.account && snap.account.id !== s.account.id) { chartX = []; chartY = []; }
+    if (snap && snap.account && s.account && snap.account.id !== s.account.id) chartCall("load", s.account.id);
     snap = s;
     applyAccount(s.account, s.accounts);
     applyBalance(s.balance);
@@ -242,7 +247,7 @@
       case "snapshot": resyncPending = false; applySnapshot(msg.data); break;
       case "ticker": applyMarket(msg.data); break;
       case "balance": applyBalance(msg.data); break;
-      case "positions": applyPositions(msg.data); break;
+      case "positions": applyPositions(msg.data); chartCall("refresh"); break;
       case "automations": applyAutomations(msg.data); break;
       case "automation_log": {
         var list = document.getElementById("audit-list");
@@ -355,33 +360,6 @@
   }
   function stopPolling() { if (pollTimer !== null) { clearInterval(pollTimer); pollTimer = null; } }
 
-  /* --- chart ------------------------------------------------------------------------------------------------- */
-  function addPoint(x, y) {
-    if (!isFinite(x) || !isFinite(y)) return;
-    if (chartX.length && x <= chartX[chartX.length - 1]) return;
-    chartX.push(x); chartY.push(y);
-    if (chartX.length > CHART_POINTS) { chartX.shift(); chartY.shift(); }
-    if (chart) chart.setData([chartX, chartY]);
-  }
-  function initChart() {
-    var el = document.getElementById("price-chart");
-    if (!el || typeof window.uPlot !== "function") return;
-    var opts = {
-      width: el.clientWidth || 320, height: 220,
-      series: [{}, { label: "BTC/USD", stroke: "#f7931a", width: 1.5 }],
-      scales: { x: { time: true, range: function (u, min, max) {
-        if (min === null || max === null) return [min, max];
-        return [Math.min(min, max - CHART_MIN_WINDOW_S), max];
-      } } },
-      axes: [{ stroke: "#8b96a5", grid: { stroke: "#2a3440" } }, { stroke: "#8b96a5", grid: { stroke: "#2a3440" }, size: 70,
-        /* whole dollars: a six-digit price with fractional steps does not fit the axis */
-        incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000] }],
-      legend: { show: false },
-    };
-    chart = new window.uPlot(opts, [chartX, chartY], el);
-    window.addEventListener("resize", function () { chart.setSize({ width: el.clientWidth || 320, height: 220 }); });
-  }
-
   /* --- account switcher -------------------------------------------------------------------------------------- */
   var sel = document.getElementById("account-select");
   if (sel) {
@@ -399,7 +377,6 @@
     });
   }
 
-  initChart();
   if (snap) applySnapshot(snap);
   setInterval(renderBadge, TICK_MS);
   if (snap && snap.account) connect(); else setConn("connected");

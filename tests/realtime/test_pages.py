@@ -47,7 +47,8 @@ def test_dashboard_renders_cards_and_paper_label(
         "conn-badge",
         "audit-list",
         "initial-snapshot",
-        "vendor/uplot/uPlot.iife.min.js",
+        "vendor/lightweight-charts/lightweight-charts.standalone.production.js",
+        "js/chart.js",
         "js/dashboard.js",
         "css/dashboard.css",
         "/accounts/exchange/",
@@ -106,6 +107,10 @@ def test_vendored_chart_has_its_license() -> None:
     vendor = Path(settings.BASE_DIR) / "static" / "vendor" / "uplot"
     assert (vendor / "uPlot.iife.min.js").stat().st_size > 10_000
     assert "MIT License" in (vendor / "LICENSE").read_text()
+    charts = Path(settings.BASE_DIR) / "static" / "vendor" / "lightweight-charts"
+    assert "Lightweight Charts" in (charts / "lightweight-charts.standalone.production.js").read_text()[:300]
+    assert "Apache License" in (charts / "LICENSE").read_text()
+    assert "TradingView" in (charts / "NOTICE").read_text()
 
 
 def test_nav_links_positions_once_and_marks_the_current_page(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from functools import partial
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
@@ -21,6 +22,7 @@ class Command(BaseCommand):
         from automations.runner import TickRunner
         from automations.services.startup import accounts_reconcile_at_startup
         from lnmarkets.feed import get_market_feed, stop_market_feeds
+        from realtime.candles import day_window
         from realtime.market import MarketPublisher
 
         counts = accounts_reconcile_at_startup()
@@ -29,7 +31,8 @@ class Command(BaseCommand):
         runners: list[TickRunner | MarketPublisher] = []
         for network in networks:
             feed = get_market_feed(network)
-            runners += [TickRunner(feed, network), MarketPublisher(feed, network, max_rate_hz=2)]
+            history = partial(day_window, network)  # the 24 h figures start from the exchange's minute candles
+            runners += [TickRunner(feed, network), MarketPublisher(feed, network, max_rate_hz=2, history=history)]
         for runner in runners:
             runner.start()
         stop = threading.Event()
