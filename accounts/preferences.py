@@ -9,6 +9,7 @@ from functools import lru_cache
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone, translation
+from django.utils.translation import trans_real
 
 from accounts.models import User
 
@@ -21,6 +22,19 @@ def time_zone_names() -> tuple[str, ...]:
 
 def language_codes() -> tuple[str, ...]:
     return tuple(code for code, _ in settings.LANGUAGES)
+
+
+def user_language(user: User, accept_language: str = "") -> str:
+    """The language to speak to ``user`` in: the chosen one, else the browser's (an ``Accept-Language`` header, when
+    there is one: web sockets), else the site's default (messages sent by Telegram, e-mail or webhook)."""
+    if user.language in language_codes():
+        return user.language
+    for code, _quality in trans_real.parse_accept_lang_header(accept_language):
+        try:
+            return translation.get_supported_language_variant(code)
+        except LookupError:
+            continue
+    return str(settings.LANGUAGE_CODE)
 
 
 def preferences_update(*, user: User, language: str, time_zone: str, display_currency: str) -> User:

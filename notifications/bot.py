@@ -22,9 +22,13 @@ from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Count, Sum
 from django.db.models.functions import Coalesce
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from accounts.models import ExchangeAccount, User
+from accounts.preferences import user_language
+from automations.audit_text import say
 from automations.models import AuditEntry, Automation, OrderIntent, TrackedTrade
 from automations.services import management
 from config.params import parse_id
@@ -34,7 +38,7 @@ from notifications.models import BotCommandLog, BotState, Channel, TelegramLinkC
 logger = logging.getLogger(__name__)
 
 CONFIRM_TTL = 300
-HELP = (
+HELP = gettext_noop(
     "Axisor bot commands:\n"
     "/status: accounts, switches and counts\n"
     "/positions: running trades\n"
@@ -47,6 +51,7 @@ HELP = (
     "/closeall: close every running trade (asks first)\n"
     "/help: this list"
 )
+NO_ACCOUNT = gettext_noop("No exchange account yet.")
 
 
 @dataclass(frozen=True)
@@ -106,16 +111,23 @@ def cmd_status(user: User, args: list[str]) -> Reply:
         active = Automation.objects.filter(account=account, status=Automation.Status.ACTIVE).count()
         flags = []
         if account.kill_switch:
-            flags.append("kill switch ON")
+            flags.append(_("kill switch ON"))
         if account.entries_halted:
-            flags.append(f"entries halted ({account.halt_reason})")
+            flags.append(_("entries halted (%(reason)s)") % {"reason": account.halt_reason})
         if not account.is_enabled:
-            flags.append("disabled")
-        state = ", ".join(flags) or "entries allowed"
+            flags.append(_("disabled"))
+        state = ", ".join(flags) or _("entries allowed")
         lines.append(
-            f"{account.label} [{account.network}]: {running} running trade(s), {active} active automation(s); {state}"
+            _("%(account)s [%(network)s]: %(running)s running trade(s), %(active)s active automation(s); %(state)s")
+            % {
+                "account": account.label,
+                "network": account.network,
+                "running": running,
+                "active": active,
+                "state": state,
+            }
         )
-    return Reply("\n".join(lines) or "No exchange account yet.")
+    return Reply("\n".join(lines) or _(NO_ACCOUNT))
 
 
 def cmd_positions(user: User, args: list[str]) -> Reply:
@@ -123,27 +135,39 @@ def cmd_positions(user: User, args: list[str]) -> Reply:
         "account"
     )
     lines = [
-        f"{t.trade_id} {t.account.label}: {t.side} {t.quantity} USD @ {t.entry_price}, liq {t.liquidation}, "
-        f"PnL {t.pl} sats"
+        _("%(trade)s %(account)s: %(side)s %(quantity)s USD @ %(entry)s, liq %(liquidation)s, PnL %(pnl)s sats")
+        % {
+            "trade": t.trade_id,
+            "account": t.account.label,
+            "side": _("long") if t.side == "buy" else _("short"),
+            "quantity": t.quantity,
+            "entry": t.entry_price,
+            "liquidation": t.liquidation,
+            "pnl": t.pl,
+        }
         for t in trades.order_by("account__label", "first_seen_at")[:30]
     ]
-    return Reply("\n".join(lines) or "No running trade.")
+    return Reply("\n".join(lines) or _("No running trade."))
 
 
 def cmd_balance(user: User, args: list[str]) -> Reply:
     lines = [
-        f"{a.label}: {'—' if a.balance is None else f'{a.balance} sats'}"
-        + (f" (at {a.balance_updated_at:%Y-%m-%d %H:%M} UTC)" if a.balance_updated_at else "")
+        f"{a.label}: {'—' if a.balance is None else _('%(n)s sats') % {'n': a.balance}}"
+        + (
+            " " + _("(at %(time)s UTC)") % {"time": f"{a.balance_updated_at:%Y-%m-%d %H:%M}"}
+            if a.balance_updated_at
+            else ""
+        )
         for a in _accounts(user)
     ]
-    return Reply("\n".join(lines) or "No exchange account yet.")
+    return Reply("\n".join(lines) or _(NO_ACCOUNT))
 
 
 def cmd_pnl(user: User, args: list[str]) -> Reply:
     days = 1
     if args:
         if not args[0].isdigit() or not 1 <= int(args[0]) <= 365:
-            return Reply("Usage: /pnl [days], days from 1 to 365.")
+            return Reply(_("Usage: /pnl [days], days from 1 to 365."))
         days = int(args[0])
     since = timezone.now() - timedelta(days=days)
     lines = []
@@ -152,16 +176,20 @@ def cmd_pnl(user: User, args: list[str]) -> Reply:
             account=account, state=TrackedTrade.State.CLOSED, closed_at__gte=since
         ).aggregate(pnl=Coalesce(Sum("pl"), 0), fees=Coalesce(Sum("opening_fee"), 0), n=Count("id"))
         lines.append(
-            f"{account.label}: {totals['n']} closed, realised PnL {totals['pnl']} sats, "
-            f"opening fees {totals['fees']} sats"
+            _("%(account)s: %(n)s closed, realised PnL %(pnl)s sats, opening fees %(fees)s sats")
+            % {"account": account.label, "n": totals["n"], "pnl": totals["pnl"], "fees": totals["fees"]}
         )
-    return Reply(f"Last {days} day(s):\n" + ("\n".join(lines) or "No exchange account yet."))
+    head = _("Last %(days)s day(s):") % {"days": days}
+    return Reply(head + "\n" + ("\n".join(lines) or _(NO_ACCOUNT)))
 
 
 def cmd_automations(user: User, args: list[str]) -> Reply:
     rows = Automation.objects.filter(account__owner=user).select_related("account").order_by("account__label", "id")
-    lines = [f"#{a.pk} {a.name} ({a.get_kind_display()}, {a.account.label}): {a.status}" for a in rows[:50]]
-    return Reply("\n".join(lines) or "No automation yet.")
+    lines = [
+        f"#{a.pk} {a.name} ({_(a.get_kind_display())}, {a.account.label}): {_(a.get_status_display())}"
+        for a in rows[:50]
+    ]
+    return Reply("\n".join(lines) or _("No automation yet."))
 
 
 # --- actions ---
@@ -177,7 +205,7 @@ def _automation_arg(user: User, args: list[str]) -> Automation | None:
 def _set_automation(user: User, args: list[str], *, pause: bool) -> Reply:
     automation = _automation_arg(user, args)
     if automation is None:
-        return Reply(f"Usage: /{'pause' if pause else 'resume'} ID (ids from /automations).")
+        return Reply(_("Usage: /%(command)s ID (ids from /automations).") % {"command": "pause" if pause else "resume"})
     try:
         if pause:
             management.automation_pause(automation=automation)
@@ -185,7 +213,8 @@ def _set_automation(user: User, args: list[str], *, pause: bool) -> Reply:
             management.automation_resume(automation=automation)
     except management.AutomationStateError as exc:
         return Reply(str(exc))
-    return Reply(f"Automation #{automation.pk} “{automation.name}” {'paused' if pause else 'resumed'}.")
+    template = _("Automation #%(id)s “%(name)s” paused.") if pause else _("Automation #%(id)s “%(name)s” resumed.")
+    return Reply(template % {"id": automation.pk, "name": automation.name})
 
 
 def cmd_pause(user: User, args: list[str]) -> Reply:
@@ -202,10 +231,12 @@ def _kill_switch(user: User, *, on: bool) -> Reply:
         if account.kill_switch != on:
             management.account_kill_switch_set(account=account, on=on)
     if not accounts:
-        return Reply("No exchange account yet.")
+        return Reply(_(NO_ACCOUNT))
     if on:
-        return Reply(f"Kill switch ON for {len(accounts)} account(s): no new entries; closes and protection still run.")
-    return Reply(f"Kill switch off for {len(accounts)} account(s): entries resume after the next reconciliation.")
+        text = _("Kill switch ON for %(n)s account(s): no new entries; closes and protection still run.")
+    else:
+        text = _("Kill switch off for %(n)s account(s): entries resume after the next reconciliation.")
+    return Reply(text % {"n": len(accounts)})
 
 
 def cmd_stopentries(user: User, args: list[str]) -> Reply:
@@ -220,14 +251,14 @@ def _confirm_markup(action: str, target: str) -> dict[str, Any]:
     data = f"{action}:{target}:{int(time.time())}"
     return {
         "inline_keyboard": [
-            [{"text": "Confirm", "callback_data": data}, {"text": "Cancel", "callback_data": "cancel"}],
+            [{"text": _("Confirm"), "callback_data": data}, {"text": _("Cancel"), "callback_data": "cancel"}],
         ]
     }
 
 
 def cmd_close(user: User, args: list[str]) -> Reply:
     if len(args) != 1:
-        return Reply("Usage: /close TRADE (trade ids from /positions).")
+        return Reply(_("Usage: /close TRADE (trade ids from /positions)."))
     # trade ids are UUIDs or simulator ids: plain text, bounded
     trade = (
         TrackedTrade.objects.filter(account__owner=user, trade_id=args[0][:64], state=TrackedTrade.State.RUNNING)
@@ -235,19 +266,24 @@ def cmd_close(user: User, args: list[str]) -> Reply:
         .first()
     )
     if trade is None:
-        return Reply("No running trade with that id.")
-    text = (
-        f"Close trade {trade.trade_id} on {trade.account.label} ({trade.side} {trade.quantity} USD @ "
-        f"{trade.entry_price}, PnL {trade.pl} sats)?"
-    )
+        return Reply(_("No running trade with that id."))
+    text = _("Close trade %(trade)s on %(account)s (%(side)s %(quantity)s USD @ %(entry)s, PnL %(pnl)s sats)?") % {
+        "trade": trade.trade_id,
+        "account": trade.account.label,
+        "side": _("long") if trade.side == "buy" else _("short"),
+        "quantity": trade.quantity,
+        "entry": trade.entry_price,
+        "pnl": trade.pl,
+    }
     return Reply(text, _confirm_markup("close", str(trade.pk)))
 
 
 def cmd_closeall(user: User, args: list[str]) -> Reply:
     count = TrackedTrade.objects.filter(account__owner=user, state=TrackedTrade.State.RUNNING).count()
     if count == 0:
-        return Reply("No running trade.")
-    return Reply(f"Close all {count} running trade(s) on every account?", _confirm_markup("closeall", str(user.pk)))
+        return Reply(_("No running trade."))
+    text = _("Close all %(n)s running trade(s) on every account?") % {"n": count}
+    return Reply(text, _confirm_markup("closeall", str(user.pk)))
 
 
 def close_trade(user: User, tracked_trade_id: int, *, chat_id: str) -> tuple[str, int | None]:
@@ -262,14 +298,14 @@ def close_trade(user: User, tracked_trade_id: int, *, chat_id: str) -> tuple[str
             .first()
         )
         if trade is None or trade.state != TrackedTrade.State.RUNNING:
-            return "That trade is no longer running.", None
+            return _("That trade is no longer running."), None
         busy = (
             OrderIntent.objects.filter(account=trade.account, action=OrderIntent.Action.CLOSE, trade_id=trade.trade_id)
             .exclude(state=OrderIntent.State.REJECTED)
             .exists()
         )
         if busy:
-            return f"Trade {trade.trade_id} is already being closed.", None
+            return _("Trade %(trade)s is already being closed.") % {"trade": trade.trade_id}, None
         intent = OrderIntent.objects.create(
             account=trade.account,
             action=OrderIntent.Action.CLOSE,
@@ -277,30 +313,31 @@ def close_trade(user: User, tracked_trade_id: int, *, chat_id: str) -> tuple[str
             protective=True,
             params={"source": "telegram"},
         )
+        said = say("close_from_telegram", trade=trade.trade_id)
         AuditEntry.objects.create(
             account=trade.account,
             intent=intent,
             event=AuditEntry.Event.STATUS,
             outcome=AuditEntry.Outcome.INFO,
-            message=f"Close of trade {trade.trade_id} requested from Telegram.",
-            inputs={"source": "telegram", "chat_id": chat_id},
+            message=said.english,
+            inputs=said.inputs({"source": "telegram", "chat_id": chat_id}),
         )
         intent_id = intent.pk
         transaction.on_commit(lambda: order_intent_enqueue(intent_id, protective=True))
-    return f"Closing trade {trade.trade_id}: order queued.", intent_id
+    return _("Closing trade %(trade)s: order queued.") % {"trade": trade.trade_id}, intent_id
 
 
 def _callback(user: User, data: str, chat_id: str) -> str:
     if data == "cancel":
-        return "Cancelled."
+        return _("Cancelled.")
     parts = data.split(":")
     target = parse_id(parts[1]) if len(parts) == 3 else None
     stamp = parse_id(parts[2]) if len(parts) == 3 else None
     if target is None or stamp is None:
-        return "Unknown button."
+        return _("Unknown button.")
     action = parts[0]
     if time.time() - stamp > CONFIRM_TTL:
-        return "This confirmation expired: send the command again."
+        return _("This confirmation expired: send the command again.")
     if action == "close":
         return close_trade(user, target, chat_id=chat_id)[0]
     if action == "closeall" and target == user.pk:
@@ -311,14 +348,15 @@ def _callback(user: User, data: str, chat_id: str) -> str:
         )
         results = [close_trade(user, pk, chat_id=chat_id) for pk in ids]
         queued = sum(1 for _, intent_id in results if intent_id is not None)
-        return f"Closing {queued} trade(s): orders queued." + (
-            f" {len(ids) - queued} already closing or closed." if len(ids) - queued else ""
-        )
-    return "Unknown button."
+        text = _("Closing %(n)s trade(s): orders queued.") % {"n": queued}
+        if len(ids) - queued:
+            text += " " + _("%(n)s already closing or closed.") % {"n": len(ids) - queued}
+        return text
+    return _("Unknown button.")
 
 
 COMMANDS: dict[str, Callable[[User, list[str]], Reply]] = {
-    "/help": lambda user, args: Reply(HELP),
+    "/help": lambda user, args: Reply(_(HELP)),
     "/status": cmd_status,
     "/positions": cmd_positions,
     "/balance": cmd_balance,
@@ -369,16 +407,20 @@ def handle_update(update: dict[str, Any]) -> None:
             _record(chat_id, None, command, "ignored: no valid link code")
             return
         _record(chat_id, channel.owner, command, f"linked to channel {channel.pk}")
-        _reply(
-            chat_id, Reply(f"Linked to Axisor as {channel.owner.get_username()} (channel “{channel.name}”).\n\n{HELP}")
-        )
+        with translation.override(user_language(channel.owner)):
+            linked = _("Linked to Axisor as %(user)s (channel “%(channel)s”).") % {
+                "user": channel.owner.get_username(),
+                "channel": channel.name,
+            }
+            _reply(chat_id, Reply(f"{linked}\n\n{_(HELP)}"))
         return
     user = _linked_user(chat_id)
     if user is None:
         _record(chat_id, None, command, "ignored: chat not linked")
         return
     handler = COMMANDS.get(command)
-    reply = handler(user, args) if handler is not None else Reply("Unknown command. /help lists them.")
+    with translation.override(user_language(user)):
+        reply = handler(user, args) if handler is not None else Reply(_("Unknown command. /help lists them."))
     _record(chat_id, user, " ".join([command, *args]), reply.text.splitlines()[0] if reply.text else "")
     _reply(chat_id, reply)
 
@@ -399,7 +441,8 @@ def _handle_callback(callback: dict[str, Any]) -> None:
     if user is None:
         _record(chat_id, None, "button", "ignored: chat not linked")
         return
-    result = _callback(user, data[:64], chat_id)
+    with translation.override(user_language(user)):
+        result = _callback(user, data[:64], chat_id)
     _record(chat_id, user, f"button {data[:40]}", result)
     try:
         senders.telegram_call("answerCallbackQuery", {"callback_query_id": str(callback.get("id", ""))[:64]})

@@ -25,9 +25,12 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from notifications import senders
 from notifications.crypto import secret_decrypt
+from notifications.derive import owner_language
 from notifications.models import Channel, DeliveryLog, Event, Notification
 
 logger = logging.getLogger(__name__)
@@ -97,7 +100,12 @@ def _digest(channel: Channel, now: datetime) -> Notification | None:
         return None
     protective = sum(1 for m in members if m.protective)
     lines = [f"• {m.title}" for m in members]
-    title = f"{len(members)} notifications in the last minute" + (f" ({protective} protective)" if protective else "")
+    with owner_language(channel.owner_id):
+        title = ngettext(
+            "%(n)s notification in the last minute", "%(n)s notifications in the last minute", len(members)
+        ) % {"n": len(members)}
+        if protective:
+            title += " " + _("(%(n)s protective)") % {"n": protective}
     digest = Notification.objects.create(
         channel=channel,
         event=DIGEST_EVENT,

@@ -9,29 +9,33 @@ always has its rows (the sweep re-queues any whose enqueue was lost).
 from __future__ import annotations
 
 import logging
-import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils import translation
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
-from accounts.models import ExchangeAccount
+from accounts.models import ExchangeAccount, User
+from accounts.preferences import user_language
+from automations.audit_text import audit_text
 from automations.models import AuditEntry, GlobalSwitch, OrderIntent
 from notifications.models import Channel, Event, Notification
 
 logger = logging.getLogger(__name__)
 
-# account_reconcile writes "Trade {id} hit its stop-loss|hit its take-profit|was liquidated|was closed outside Axisor
-# (exit …, PnL … sats)." for a trade that closed without Axisor (automations/services/trades.py).
-_CLOSED_RE = re.compile(
-    r"^Trade (?P<trade>\S+) (?P<how>hit its stop-loss|hit its take-profit|was liquidated|was closed outside Axisor)"
-)
+# The typed reason of a trade closed without Axisor (``inputs["closed_reason"]``, written by the account
+# reconciliation and by the exchange's stream events: automations/services/trades.py ``trade_closed_said``).
 _CLOSED_TITLE = {
-    "hit its stop-loss": "Trade closed by its stop-loss",
-    "hit its take-profit": "Trade closed by its take-profit",
-    "was liquidated": "Trade liquidated",
-    "was closed outside Axisor": "Trade closed outside Axisor",
+    "stoploss": gettext_noop("Trade closed by its stop-loss: %(trade)s"),
+    "takeprofit": gettext_noop("Trade closed by its take-profit: %(trade)s"),
+    "liquidation": gettext_noop("Trade liquidated: %(trade)s"),
+    "outside": gettext_noop("Trade closed outside Axisor: %(trade)s"),
 }
 
 
@@ -43,10 +47,18 @@ class Derived:
     protective: bool = False
 
 
+@contextmanager
+def owner_language(owner_id: int) -> Iterator[None]:
+    """Speak to ``owner_id`` in their chosen language (the site's default when they chose none)."""
+    owner = User.objects.filter(pk=owner_id).only("language").first()
+    with translation.override(user_language(owner) if owner is not None else settings.LANGUAGE_CODE):
+        yield
+
+
 def _pnl(intent: OrderIntent) -> str:
     result: dict[str, Any] = intent.result if isinstance(intent.result, dict) else {}
     closed = intent.action == OrderIntent.Action.CLOSE and result.get("pl") not in (None, "")
-    return f"\nPnL: {result['pl']} sats" if closed else ""
+    return "\n" + _("PnL: %(pnl)s sats") % {"pnl": result["pl"]} if closed else ""
 
 
 def _price(intent: OrderIntent) -> str:
@@ -56,6 +68,12 @@ def _price(intent: OrderIntent) -> str:
             return str(result[key])
     params: dict[str, Any] = intent.params if isinstance(intent.params, dict) else {}
     return str(params.get("price", "—"))
+
+
+def _closed_reason(entry: AuditEntry) -> str | None:
+    inputs = entry.inputs if isinstance(entry.inputs, dict) else {}
+    reason = inputs.get("closed_reason")
+    return reason if isinstance(reason, str) and reason in _CLOSED_TITLE and inputs.get("trade_id") else None
 
 
 def _kind(entry: AuditEntry) -> str | None:
@@ -69,8 +87,8 @@ def _kind(entry: AuditEntry) -> str | None:
         if outcome in (AuditEntry.Outcome.REJECTED, AuditEntry.Outcome.ERROR):
             return Event.ACTION_FAILED
         return None
-    if event == AuditEntry.Event.RECONCILE and outcome == AuditEntry.Outcome.INFO:
-        return Event.TRADE_CLOSED if _CLOSED_RE.match(entry.message) else None
+    if _closed_reason(entry) is not None:
+        return Event.TRADE_CLOSED
     if event == AuditEntry.Event.ERROR and outcome == AuditEntry.Outcome.ERROR:
         return Event.CREDENTIALS
     if event == AuditEntry.Event.STATUS and outcome == AuditEntry.Outcome.ERROR:
@@ -81,39 +99,69 @@ def _kind(entry: AuditEntry) -> str | None:
     return None
 
 
+def _account_label(account: ExchangeAccount) -> str:
+    return _("%(label)s (PAPER)") % {"label": account.label} if account.is_paper else account.label
+
+
+def _intent_text(kind: str, entry: AuditEntry, account: str) -> Derived:
+    intent = entry.intent
+    assert intent is not None
+    who = f"“{entry.automation.name}”" if entry.automation_id and entry.automation else _("A manual action")
+    values = {"who": who, "action": _(_ACTION_NAMES.get(intent.action, intent.action)), "trade": intent.trade_id or "—"}
+    result = audit_text(entry)
+    if kind == Event.AUTOMATION_ACTED:
+        title = _("%(who)s acted: %(action)s on trade %(trade)s") % values
+        lines = [
+            _("Account: %(account)s") % {"account": account},
+            _("Price: %(price)s") % {"price": _price(intent)},
+        ]
+        body = "\n".join([title, *lines]) + _pnl(intent) + "\n" + _("Result: %(result)s") % {"result": result}
+    else:
+        title = _("Action failed: %(action)s on trade %(trade)s") % values
+        lines = [
+            _("Account: %(account)s") % {"account": account},
+            _("By: %(who)s") % {"who": who},
+            _("Result: %(result)s") % {"result": result},
+        ]
+        body = "\n".join([title, *lines])
+    return Derived(kind, title, body, protective=intent.protective)
+
+
+_ACTION_NAMES = {
+    "open": gettext_noop("open trade"),
+    "close": gettext_noop("close trade"),
+    "add_margin": gettext_noop("add margin"),
+    "set_stoploss": gettext_noop("set stop-loss"),
+    "set_takeprofit": gettext_noop("set take-profit"),
+}
+
+
 def classify(entry: AuditEntry) -> Derived | None:
-    """The notification an audit entry calls for, or None (decided before any query)."""
+    """The notification an audit entry calls for, in the active language, or None (decided before any query)."""
     kind = _kind(entry)
     if kind is None:
         return None
-    account = entry.account
-    account_label = f"{account.label} (PAPER)" if account.is_paper else account.label
+    account = _account_label(entry.account)
     if kind in (Event.AUTOMATION_ACTED, Event.ACTION_FAILED) and entry.intent_id is not None:
-        intent = entry.intent
-        assert intent is not None
-        who = f"“{entry.automation.name}”" if entry.automation_id and entry.automation else "A manual action"
-        trade = intent.trade_id or "—"
-        action = intent.get_action_display().lower()
-        if kind == Event.AUTOMATION_ACTED:
-            title = f"{who} acted: {action} on trade {trade}"
-            body = f"{title}\nAccount: {account_label}\nPrice: {_price(intent)}{_pnl(intent)}\nResult: {entry.message}"
-        else:
-            title = f"Action failed: {action} on trade {trade}"
-            body = f"{title}\nAccount: {account_label}\nBy: {who}\nResult: {entry.message}"
-        return Derived(kind, title, body, protective=intent.protective)
+        return _intent_text(kind, entry, account)
+    said = audit_text(entry)
     if kind == Event.TRADE_CLOSED:
-        match = _CLOSED_RE.match(entry.message)
-        assert match is not None
-        title = f"{_CLOSED_TITLE[match['how']]}: {match['trade']}"
-        return Derived(Event.TRADE_CLOSED, title, f"{title}\nAccount: {account_label}\n{entry.message}", True)
+        reason = _closed_reason(entry)
+        assert reason is not None
+        title = _(_CLOSED_TITLE[reason]) % {"trade": entry.inputs["trade_id"]}
+        body = "\n".join([title, _("Account: %(account)s") % {"account": account}, said])
+        return Derived(Event.TRADE_CLOSED, title, body, True)
     if kind == Event.CREDENTIALS:
-        title = f"Credentials rejected: automations of “{account_label}” paused"
-        return Derived(Event.CREDENTIALS, title, f"{title}\n{entry.message}")
+        title = _("Credentials rejected: automations of “%(account)s” paused") % {"account": account}
+        return Derived(Event.CREDENTIALS, title, f"{title}\n{said}")
     if kind == "halted":
-        title = f"New entries halted on “{account_label}”"
-        return Derived(Event.ACTION_FAILED, title, f"{title}\n{entry.message}")
-    title = f"Kill switch {'ON' if entry.inputs['kill_switch'] else 'off'} for “{account_label}”"
-    return Derived(Event.KILL_SWITCH, title, f"{title}\n{entry.message}")
+        title = _("New entries halted on “%(account)s”") % {"account": account}
+        return Derived(Event.ACTION_FAILED, title, f"{title}\n{said}")
+    if entry.inputs["kill_switch"]:
+        title = _("Kill switch ON for “%(account)s”") % {"account": account}
+    else:
+        title = _("Kill switch off for “%(account)s”") % {"account": account}
+    return Derived(Event.KILL_SWITCH, title, f"{title}\n{said}")
 
 
 def notifications_create(
@@ -154,27 +202,37 @@ def notifications_create(
 
 
 def global_kill_switch_notify(switch: GlobalSwitch) -> int:
-    """One ``kill_switch`` notification per user with an exchange account (keyed by the switch's ``updated_at``)."""
-    state = "ON: no new entries for anyone; closes and protection still run" if switch.kill_switch else "off"
-    title = f"Global kill switch {'ON' if switch.kill_switch else 'off'}"
-    body = f"Global kill switch turned {state}." + (f" Reason: {switch.reason}" if switch.reason else "")
+    """One ``kill_switch`` notification per user with an exchange account (keyed by the switch's ``updated_at``), in
+    each user's language."""
     owners = ExchangeAccount.objects.values_list("owner_id", flat=True).distinct()
     created = 0
     for owner_id in sorted(set(owners)):
-        created += len(
-            notifications_create(
-                owner_id=owner_id,
-                event=Event.KILL_SWITCH,
-                title=title,
-                body=body,
-                source=f"global:{switch.updated_at.timestamp():.6f}",
+        with owner_language(owner_id):
+            if switch.kill_switch:
+                title = _("Global kill switch ON")
+                body = _("Global kill switch turned ON: no new entries for anyone; closes and protection still run.")
+            else:
+                title = _("Global kill switch off")
+                body = _("Global kill switch turned off.")
+            if switch.reason:
+                body += " " + _("Reason: %(reason)s") % {"reason": switch.reason}
+            created += len(
+                notifications_create(
+                    owner_id=owner_id,
+                    event=Event.KILL_SWITCH,
+                    title=title,
+                    body=body,
+                    source=f"global:{switch.updated_at.timestamp():.6f}",
+                )
             )
-        )
     return created
 
 
 def notifications_from_audit(entry: AuditEntry) -> list[int]:
-    derived = classify(entry)
+    if _kind(entry) is None:
+        return []
+    with owner_language(entry.account.owner_id):
+        derived = classify(entry)
     if derived is None:
         return []
     return notifications_create(

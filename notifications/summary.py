@@ -8,16 +8,17 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db.models import Count, Sum
 from django.db.models.functions import Coalesce
+from django.utils.translation import gettext as _
 
 from accounts.models import ExchangeAccount
 from automations.models import AuditEntry, TrackedTrade
-from notifications.derive import notifications_create
+from notifications.derive import notifications_create, owner_language
 from notifications.models import Channel, Event
 
 
 def summary_text(user_id: int, *, now: datetime) -> str:
     since = now - timedelta(hours=24)
-    lines = [f"Daily summary ({now:%Y-%m-%d} UTC)"]
+    lines = [_("Daily summary (%(date)s UTC)") % {"date": f"{now:%Y-%m-%d}"}]
     for account in ExchangeAccount.objects.filter(owner_id=user_id).order_by("label"):
         closed = TrackedTrade.objects.filter(account=account, closed_at__gte=since, state=TrackedTrade.State.CLOSED)
         totals = closed.aggregate(pnl=Coalesce(Sum("pl"), 0), fees=Coalesce(Sum("opening_fee"), 0), n=Count("id"))
@@ -28,10 +29,20 @@ def summary_text(user_id: int, *, now: datetime) -> str:
             outcome=AuditEntry.Outcome.OK,
             automation__isnull=False,
         ).count()
-        balance = "—" if account.balance is None else f"{account.balance} sats"
+        balance = "—" if account.balance is None else _("%(n)s sats") % {"n": account.balance}
         lines.append(
-            f"{account.label}: balance {balance}; {totals['n']} trade(s) closed, realised PnL {totals['pnl']} sats, "
-            f"opening fees {totals['fees']} sats; automations acted {acted} time(s)."
+            _(
+                "%(account)s: balance %(balance)s; %(closed)s trade(s) closed, realised PnL %(pnl)s sats, opening fees "
+                "%(fees)s sats; automations acted %(acted)s time(s)."
+            )
+            % {
+                "account": account.label,
+                "balance": balance,
+                "closed": totals["n"],
+                "pnl": totals["pnl"],
+                "fees": totals["fees"],
+                "acted": acted,
+            }
         )
     return "\n".join(lines)
 
@@ -47,7 +58,8 @@ def daily_summaries_send(*, now: datetime) -> int:
     }
     created = 0
     for user_id in sorted(user_ids):
-        text = summary_text(user_id, now=now)
+        with owner_language(user_id):
+            text = summary_text(user_id, now=now)
         created += len(
             notifications_create(
                 owner_id=user_id,

@@ -14,10 +14,11 @@ from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from accounts.models import ExchangeAccount
 from automations.models import TrackedTrade
-from notifications.derive import notifications_create
+from notifications.derive import notifications_create, owner_language
 from notifications.models import Channel, Event, FeedStatus, Preference
 from realtime.market import market_state
 
@@ -31,6 +32,20 @@ def _networks_in_use() -> list[str]:
 def _is_stale(network: str) -> bool:
     age_ms = market_state(network)["age_ms"]
     return age_ms is None or age_ms > settings.NOTIFY_FEED_STALE_SECONDS * 1000
+
+
+def _feed_text(network: str, *, stale: bool) -> tuple[str, str]:
+    """Title and body of a feed transition, in the active language."""
+    if stale:
+        title = _("Exchange feed stale (%(network)s)") % {"network": network}
+        body = _(
+            "%(title)s: no market data for more than %(seconds)s s; automations that need a fresh price wait, new "
+            "entries are blocked."
+        ) % {"title": title, "seconds": settings.NOTIFY_FEED_STALE_SECONDS}
+    else:
+        title = _("Exchange feed recovered (%(network)s)") % {"network": network}
+        body = _("%(title)s: market data flows again; automations act on fresh prices.") % {"title": title}
+    return title, body
 
 
 def feed_watch(*, now: datetime) -> int:
@@ -48,15 +63,10 @@ def feed_watch(*, now: datetime) -> int:
             if stale:
                 status.episode += 1
             status.save()
-            title = f"Exchange feed {'stale' if stale else 'recovered'} ({network})"
-            body = (
-                f"{title}: no market data for more than {settings.NOTIFY_FEED_STALE_SECONDS} s; automations that "
-                "need a fresh price wait, new entries are blocked."
-                if stale
-                else f"{title}: market data flows again; automations act on fresh prices."
-            )
             owners = ExchangeAccount.objects.filter(network=network, is_enabled=True).values_list("owner_id", flat=True)
             for owner_id in sorted(set(owners)):
+                with owner_language(owner_id):
+                    title, body = _feed_text(network, stale=stale)
                 created += len(
                     notifications_create(
                         owner_id=owner_id,
@@ -74,6 +84,27 @@ def _distance_percent(trade: TrackedTrade, mark: Decimal) -> Decimal:
     if trade.side == "buy":
         return (mark - trade.liquidation) / mark * 100
     return (trade.liquidation - mark) / mark * 100
+
+
+def _margin_text(trade: TrackedTrade, mark: Decimal, distance: Decimal, level: Decimal) -> tuple[str, str]:
+    """Title and body of a margin warning, in the active language."""
+    title = _("Margin warning: trade %(trade)s is %(distance)s %% from liquidation") % {
+        "trade": trade.trade_id,
+        "distance": f"{distance:.2f}",
+    }
+    details = _(
+        "%(side)s %(quantity)s USD @ %(entry)s, liquidation %(liquidation)s, price %(price)s. Your warning level: "
+        "%(level)s %%."
+    ) % {
+        "side": _("long") if trade.side == "buy" else _("short"),
+        "quantity": trade.quantity,
+        "entry": trade.entry_price,
+        "liquidation": trade.liquidation,
+        "price": mark,
+        "level": level,
+    }
+    account = _("Account: %(account)s") % {"account": trade.account.label}
+    return title, f"{title}\n{account}\n{details}"
 
 
 def margin_watch(*, now: datetime) -> int:
@@ -103,11 +134,8 @@ def margin_watch(*, now: datetime) -> int:
             distance = _distance_percent(trade, mark)
             if distance > level:
                 continue
-            title = f"Margin warning: trade {trade.trade_id} is {distance:.2f} % from liquidation"
-            body = (
-                f"{title}\nAccount: {trade.account.label}\n{trade.side} {trade.quantity} USD @ {trade.entry_price}, "
-                f"liquidation {trade.liquidation}, price {mark}. Your warning level: {level} %."
-            )
+            with owner_language(owner_id):
+                title, body = _margin_text(trade, mark, distance, level)
             created += len(
                 notifications_create(
                     owner_id=owner_id,

@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any, NotRequired, TypedDict
 
 from accounts.models import ExchangeAccount, Network, User
+from automations.audit_text import audit_text
 from automations.models import AuditEntry, Automation, TrackedTrade
 from lnmarkets import maths
 from realtime.market import MarketData, market_state
@@ -273,7 +274,7 @@ def automations_data(account: ExchangeAccount) -> AutomationsData:
 
 
 def audit_data(entry: AuditEntry) -> AuditData:
-    """Display fields of one audit entry (the message, not the inputs/decision JSON)."""
+    """Display fields of one audit entry (its message in the active language, not the inputs/decision JSON)."""
     return {
         "id": entry.pk,
         "account_id": entry.account_id,
@@ -282,7 +283,7 @@ def audit_data(entry: AuditEntry) -> AuditData:
         "kind": entry.kind,
         "event": entry.event,
         "outcome": entry.outcome,
-        "message": entry.message,
+        "message": audit_text(entry),
         "created_at": entry.created_at.isoformat(),
     }
 

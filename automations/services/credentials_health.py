@@ -23,6 +23,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import ExchangeAccount
+from automations.audit_text import say
 from automations.models import AuditEntry, Automation
 from automations.publish import publish_automation_log_on_commit, publish_automations_changed_on_commit
 
@@ -67,11 +68,13 @@ def record_auth_failure(*, account_id: int, reason: str, now: datetime | None = 
             status=Automation.Status.ERROR, status_message=message[:300]
         )
         if failures == 1 or paused:
+            said = say("credentials_paused", reason=reason, retry_at=f"{retry_at:%Y-%m-%d %H:%M}", paused=paused)
             entry = AuditEntry.objects.create(
                 account_id=account_id,
                 event=AuditEntry.Event.ERROR,
                 outcome=AuditEntry.Outcome.ERROR,
-                message=f"{message} {paused} automation(s) paused."[:500],
+                message=said.english,
+                inputs=said.inputs(),
             )
             publish_automation_log_on_commit(entry.pk)
         if paused:
@@ -99,11 +102,13 @@ def record_auth_success(*, account_id: int) -> int:
         resumed = Automation.objects.filter(
             account_id=account_id, status=Automation.Status.ERROR, status_message__startswith=PAUSE_PREFIX
         ).update(status=Automation.Status.ACTIVE, status_message="")
+        said = say("credentials_accepted", resumed=resumed)
         entry = AuditEntry.objects.create(
             account_id=account_id,
             event=AuditEntry.Event.STATUS,
             outcome=AuditEntry.Outcome.INFO,
-            message=f"The exchange accepts this account's credentials again: {resumed} automation(s) resumed.",
+            message=said.english,
+            inputs=said.inputs(),
         )
         publish_automation_log_on_commit(entry.pk)
         if resumed:

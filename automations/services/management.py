@@ -20,6 +20,7 @@ from django.db.models import F
 
 from accounts.models import ExchangeAccount, User
 from automations.actions import decision_label
+from automations.audit_text import say
 from automations.configs import config_to_json
 from automations.engine import (
     AutoEntryConfig,
@@ -120,11 +121,12 @@ def automation_create(
             max_price_age_seconds=max_price_age_seconds,
             status=Automation.Status.ACTIVE,
         )
+        said = say("automation_created", name=name, kind=automation.kind)
         _audit(
             account_id=account.pk,
             automation=automation,
-            message=f"Automation “{name}” created ({automation.get_kind_display()}), active.",
-            inputs={"config": automation.config, "max_price_age_seconds": max_price_age_seconds},
+            message=said.english,
+            inputs=said.inputs({"config": automation.config, "max_price_age_seconds": max_price_age_seconds}),
         )
     return automation
 
@@ -185,12 +187,14 @@ def automation_update(
         Automation.objects.filter(pk=automation.pk).update(**fields)
         automation.refresh_from_db()
         changes = "settings changed" if old_config != new_config else "settings unchanged"
-        note = " Its memory was reset: it may act again on trades it already handled." if reset else ""
+        said = say("automation_edited_reset" if reset else "automation_edited", name=name, changes=changes)
         _audit(
             account_id=automation.account_id,
             automation=automation,
-            message=f"Automation “{name}” edited: {changes}.{note}",
-            inputs={"old_config": old_config, "new_config": new_config, "max_price_age_seconds": max_price_age_seconds},
+            message=said.english,
+            inputs=said.inputs(
+                {"old_config": old_config, "new_config": new_config, "max_price_age_seconds": max_price_age_seconds}
+            ),
         )
     return automation
 
@@ -208,11 +212,8 @@ def _set_status(
                 f"“{automation.name}” is {automation.get_status_display().lower()}; it cannot be {audit} now."
             )
         automation.refresh_from_db()
-        _audit(
-            account_id=automation.account_id,
-            automation=automation,
-            message=f"Automation “{automation.name}” {audit}.",
-        )
+        said = say(f"automation_{audit}", name=automation.name)
+        _audit(account_id=automation.account_id, automation=automation, message=said.english, inputs=said.inputs())
     return automation
 
 
@@ -250,10 +251,11 @@ def automation_delete(*, automation: Automation) -> None:
     """Delete ``automation``. Its audit entries and order intents stay (their link becomes empty); intents already
     created still execute. Writes one audit entry naming the deleted automation."""
     with transaction.atomic():
+        said = say("automation_deleted", name=automation.name, kind=automation.kind)
         _audit(
             account_id=automation.account_id,
-            message=f"Automation “{automation.name}” ({automation.get_kind_display()}) deleted.",
-            inputs={"automation_id": automation.pk, "config": automation.config},
+            message=said.english,
+            inputs=said.inputs({"automation_id": automation.pk, "config": automation.config}),
         )
         automation.delete()
 
@@ -288,11 +290,8 @@ def account_kill_switch_set(*, account: ExchangeAccount, on: bool) -> ExchangeAc
         if not on:
             _halt_until_reconciled([account.pk])
             account.entries_halted, account.halt_reason = True, RESUME_HALT
-        if on:
-            message = f"Kill switch turned ON for “{account.label}”: no new entries; closes and protection still run."
-        else:
-            message = f"Kill switch turned off for “{account.label}”: entries resume after the next reconciliation."
-        _audit(account_id=account.pk, message=message, inputs={"kill_switch": on})
+        said = say("kill_switch_on" if on else "kill_switch_off", account=account.label)
+        _audit(account_id=account.pk, message=said.english, inputs=said.inputs({"kill_switch": on}))
     return account
 
 
@@ -311,14 +310,10 @@ def global_kill_switch_set(*, on: bool, reason: str = "", actor: User | None = N
         switch.save(update_fields=["kill_switch", "reason", "updated_at"])
         if not on:
             _halt_until_reconciled(list(ExchangeAccount.objects.filter(is_enabled=True).values_list("pk", flat=True)))
-        state = (
-            "ON: no new entries for anyone; closes and protection still run"
-            if on
-            else "off: entries resume once each account is reconciled"
-        )
-        who = f" by {actor.get_username()}" if actor is not None else ""
-        why = f" Reason: {reason}" if reason else ""
-        message = f"Global kill switch turned {state} (changed{who}).{why}"
+        who = actor.get_username() if actor is not None else "an administrator"
+        key = ("global_kill_switch_on" if on else "global_kill_switch_off") + ("_reason" if reason else "")
+        said = say(key, who=who, reason=reason)
+        message = said.english
         AuditEntry.objects.bulk_create(
             (
                 AuditEntry(
@@ -326,13 +321,13 @@ def global_kill_switch_set(*, on: bool, reason: str = "", actor: User | None = N
                     event=AuditEntry.Event.STATUS,
                     outcome=AuditEntry.Outcome.INFO,
                     message=message[:500],
-                    inputs={"global_kill_switch": on},
+                    inputs=said.inputs({"global_kill_switch": on}),
                 )
                 for account_id in ExchangeAccount.objects.values_list("pk", flat=True).iterator()
             ),
             batch_size=500,
         )
-    logger.warning("global kill switch set to %s%s", "on" if on else "off", who)
+    logger.warning("global kill switch set to %s by %s", "on" if on else "off", who)
     return switch
 
 
@@ -342,11 +337,8 @@ def account_manage_external_set(*, account: ExchangeAccount, on: bool) -> Exchan
     with transaction.atomic():
         ExchangeAccount.objects.filter(pk=account.pk).update(manage_external_trades=on)
         account.manage_external_trades = on
-        if on:
-            message = f"“{account.label}”: automations may now manage trades opened outside Axisor."
-        else:
-            message = f"“{account.label}”: trades opened outside Axisor are shown but no longer managed."
-        _audit(account_id=account.pk, message=message, inputs={"manage_external_trades": on})
+        said = say("manage_external_on" if on else "manage_external_off", account=account.label)
+        _audit(account_id=account.pk, message=said.english, inputs=said.inputs({"manage_external_trades": on}))
     return account
 
 
@@ -355,11 +347,11 @@ def tracked_trade_managed_set(*, trade: TrackedTrade, on: bool) -> TrackedTrade:
     with transaction.atomic():
         TrackedTrade.objects.filter(pk=trade.pk).update(managed=on)
         trade.managed = on
-        verb = "now managed" if on else "no longer managed"
+        said = say("trade_managed_on" if on else "trade_managed_off", trade=trade.trade_id)
         _audit(
             account_id=trade.account_id,
-            message=f"Trade {trade.trade_id} is {verb} by automations.",
-            inputs={"trade_id": trade.trade_id, "managed": on},
+            message=said.english,
+            inputs=said.inputs({"trade_id": trade.trade_id, "managed": on}),
         )
     return trade
 

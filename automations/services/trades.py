@@ -15,6 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import ExchangeAccount
+from automations.audit_text import say
 from automations.models import AuditEntry, OrderIntent, TrackedTrade
 from automations.publish import publish_account_changed_on_commit, publish_automation_log_on_commit
 from lnmarkets.client import RestClient
@@ -87,12 +88,13 @@ def tracked_trade_upsert(account: ExchangeAccount, trade: Trade, *, managed: boo
             )
             publish_account_changed_on_commit(account.pk)
             if origin == TrackedTrade.Origin.EXTERNAL:
+                said = say("trade_opened_outside", trade=trade.id, side=trade.side, quantity=int(trade.quantity))
                 external = AuditEntry.objects.create(
                     account=account,
                     event=AuditEntry.Event.RECONCILE,
                     outcome=AuditEntry.Outcome.INFO,
-                    message=f"Trade {trade.id} ({trade.side} {trade.quantity} USD) was opened outside Axisor: shown, "
-                    "not managed.",
+                    message=said.english,
+                    inputs=said.inputs({"trade_id": trade.id}),
                 )
                 publish_automation_log_on_commit(external.pk)
             return row
@@ -161,11 +163,22 @@ def closed_by_axisor(account_id: int, trade_id: str, *, besides: int | None = No
     return intents.exists()
 
 
-_CLOSED_BY = {
-    "stoploss": "hit its stop-loss",
-    "takeprofit": "hit its take-profit",
-    "liquidation": "was liquidated",
-}
+# The typed reason of a trade that closed without Axisor (``inputs["closed_reason"]``, read by notifications).
+_CLOSED_BY = {"stoploss": "stoploss", "takeprofit": "takeprofit", "liquidation": "liquidation"}
+
+
+def trade_closed_said(trade_id: str, closed_reason: str, exit_price: object, pnl: int) -> tuple[str, dict[str, object]]:
+    """The message and ``inputs`` of the audit entry of a trade that closed without Axisor: ``closed_reason`` is
+    ``takeprofit``, ``stoploss``, ``liquidation`` or ``outside``."""
+    exit_text = "—" if exit_price in (None, "") else str(exit_price)
+    said = say(f"trade_closed_{closed_reason}", trade=trade_id, exit=exit_text, pnl=int(pnl))
+    typed = {
+        "trade_id": trade_id,
+        "closed_reason": closed_reason,
+        "exit_price": None if exit_price in (None, "") else str(exit_price),
+        "pnl": int(pnl),
+    }
+    return said.english, said.inputs(typed)
 
 
 def account_reconcile(*, account_id: int) -> dict[str, int]:
@@ -209,12 +222,13 @@ def account_reconcile(*, account_id: int) -> dict[str, int]:
                 by_exchange = _CLOSED_BY.get(row.closed_reason)
                 if by_exchange is None:
                     counts["closed_outside"] += 1
-                text = by_exchange or "was closed outside Axisor"
+                message, inputs = trade_closed_said(row.trade_id, by_exchange or "outside", row.exit_price, row.pl)
                 entry = AuditEntry.objects.create(
                     account=account,
                     event=AuditEntry.Event.RECONCILE,
                     outcome=AuditEntry.Outcome.INFO,
-                    message=f"Trade {row.trade_id} {text} (exit {row.exit_price or '—'}, PnL {row.pl} sats).",
+                    message=message,
+                    inputs=inputs,
                 )
                 publish_automation_log_on_commit(entry.pk)
     now = timezone.now()

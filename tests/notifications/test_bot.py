@@ -106,14 +106,14 @@ def test_read_only_commands(paper, linked, telegram):
     (status,) = _say(telegram, CHAT, "/status")
     assert status == "paper [simulator]: 1 running trade(s), 1 active automation(s); entries allowed"
     (positions,) = _say(telegram, CHAT, "/positions")
-    assert positions.startswith("t-1 paper: buy 100 USD @ 100000")
+    assert positions.startswith("t-1 paper: long 100 USD @ 100000")
     (balance,) = _say(telegram, CHAT, "/balance")
     assert balance.startswith("paper: 123456 sats")
     (pnl,) = _say(telegram, CHAT, "/pnl 7")
     assert pnl == "Last 7 day(s):\npaper: 1 closed, realised PnL 500 sats, opening fees 7 sats"
     assert _say(telegram, CHAT, "/pnl lots") == ["Usage: /pnl [days], days from 1 to 365."]
     (automations,) = _say(telegram, CHAT, "/automations")
-    assert automations == f"#{guard.pk} guard (Margin Guard, paper): active"
+    assert automations == f"#{guard.pk} guard (Margin Guard, paper): Active"
     (help_text,) = _say(telegram, CHAT, "/help")
     assert "/closeall" in help_text
     assert _say(telegram, CHAT, "/bogus") == ["Unknown command. /help lists them."]

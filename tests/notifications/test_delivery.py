@@ -12,7 +12,7 @@ from django.core import mail
 from django.utils import timezone
 
 from automations.models import AuditEntry, OrderIntent
-from automations.services.trades import account_reconcile
+from automations.services.trades import account_reconcile, trade_closed_said
 from notifications.delivery import notification_deliver
 from notifications.derive import notifications_create
 from notifications.models import Channel, DeliveryLog, Notification
@@ -80,6 +80,28 @@ def test_a_guard_that_acts_sends_one_message_per_channel(paper, sim, exchange, t
     assert WEBHOOK_SECRET not in Channel.objects.get(kind="webhook").secret_encrypted
 
 
+def _closed(account, trade_id: str, reason: str, *, exit_price: str = "1", pnl: int = 0) -> AuditEntry:
+    """The audit entry of a trade that closed without Axisor, as the reconciliation and the stream write it."""
+    message, inputs = trade_closed_said(trade_id, reason, exit_price, pnl)
+    return AuditEntry.objects.create(account=account, event="reconcile", outcome="info", message=message, inputs=inputs)
+
+
+def test_a_close_is_told_from_its_typed_fields_not_its_wording(paper, channels):
+    """An entry that only reads like a stop-loss (no ``closed_reason``) is no trade close."""
+    AuditEntry.objects.create(
+        account=paper, event="reconcile", outcome="info", message="Trade abc-1 hit its stop-loss (exit 1, PnL 0 sats)."
+    )
+    assert not Notification.objects.exists()
+    AuditEntry.objects.create(
+        account=paper,
+        event="reconcile",
+        outcome="info",
+        message="Something else entirely",
+        inputs={"trade_id": "abc-2", "closed_reason": "takeprofit", "exit_price": "99000", "pnl": 12},
+    )
+    assert set(Notification.objects.values_list("title", flat=True)) == {"Trade closed by its take-profit: abc-2"}
+
+
 def test_skips_and_decisions_notify_nobody(paper, channels):
     AuditEntry.objects.create(account=paper, event="skip", outcome="skipped", message="price too old")
     AuditEntry.objects.create(account=paper, event="decision", outcome="pending", message="close")
@@ -87,12 +109,7 @@ def test_skips_and_decisions_notify_nobody(paper, channels):
 
 
 def test_trade_closed_by_its_stoploss_is_told(paper, channels, telegram):
-    AuditEntry.objects.create(
-        account=paper,
-        event="reconcile",
-        outcome="info",
-        message="Trade abc-1 hit its stop-loss (exit 90000, PnL -5 sats).",
-    )
+    _closed(paper, "abc-1", "stoploss", exit_price="90000", pnl=-5)
     rows = Notification.objects.filter(event="trade_closed")
     assert rows.count() == 3
     first = rows.first()
@@ -164,12 +181,7 @@ def test_a_crash_mid_send_is_claimed_again_only_after_the_lease(alice, telegram,
 def test_a_flood_is_grouped_into_one_summary_and_nothing_is_lost(alice, paper, telegram, channels, settings):
     Channel.objects.exclude(kind="telegram").update(is_enabled=False)
     for n in range(40):
-        AuditEntry.objects.create(
-            account=paper,
-            event="reconcile",
-            outcome="info",
-            message=f"Trade t-{n} was liquidated (exit 1, PnL -1 sats).",
-        )
+        _closed(paper, f"t-{n}", "liquidation", pnl=-1)
     statuses = _deliver_all()
     assert statuses.count("sent") == settings.NOTIFY_BURST
     assert statuses.count("held") == 40 - settings.NOTIFY_BURST
@@ -199,9 +211,7 @@ def test_held_rows_schedule_one_summary_task_per_channel(alice, paper, telegram,
     scheduled: list[tuple[list[int], float]] = []
     monkeypatch.setattr(tasks, "notifications_enqueue", lambda ids, countdown=0: scheduled.append((ids, countdown)))
     for n in range(10):
-        AuditEntry.objects.create(
-            account=paper, event="reconcile", outcome="info", message=f"Trade z-{n} was liquidated (exit 1, PnL 0)."
-        )
+        _closed(paper, f"z-{n}", "liquidation")
     for pk in Notification.objects.order_by("id").values_list("pk", flat=True):
         tasks.notification_deliver_task.apply(args=(pk,))
     assert len(telegram.sent()) == 3
@@ -233,6 +243,7 @@ def test_held_rows_schedule_one_summary_task_per_channel(alice, paper, telegram,
                 "event": "reconcile",
                 "outcome": "info",
                 "message": "Trade q-1 was closed outside Axisor (exit —, PnL 0).",
+                "inputs": {"trade_id": "q-1", "closed_reason": "outside", "exit_price": None, "pnl": 0},
             },
             "trade_closed",
             "Trade closed outside Axisor: q-1",
@@ -258,9 +269,7 @@ def test_a_summary_never_cuts_a_line_off(alice, paper, telegram, channels, setti
     Channel.objects.exclude(kind="telegram").update(is_enabled=False)
     long_id = "x" * 150
     for n in range(40):
-        AuditEntry.objects.create(
-            account=paper, event="reconcile", outcome="info", message=f"Trade {long_id}{n:02d} was liquidated (exit 1)."
-        )
+        _closed(paper, f"{long_id}{n:02d}", "liquidation")
     _deliver_all()
     for _ in range(3):  # each window, a summary of what fits in one message
         Notification.objects.filter(held=True, status="pending").update(next_attempt_at=timezone.now())
