@@ -1,7 +1,14 @@
-"""The automations' door to the exchange gateway: one REST client per exchange account and process.
+"""The one door to the exchange (docs/exchange-events.md): everything Axisor says to or hears from LN Markets goes
+through here.
+
+* Requests: ``client_for_account`` (one REST client per exchange account and process: orders, reconciliation) and
+  ``public_client`` (the ticker), both ``lnmarkets.client.RestClient``.
+* Prices: the market feed (``lnmarkets.feed.get_market_feed``), started by the feed process.
+* The account's own events: the private trade streams (``stream_target`` → ``lnmarkets.private_streams``), run by
+  ``automations.stream_manager`` in the feed process and applied by ``services.exchange_events``.
 
 Credentials are decrypted by ``accounts.services.credentials_for_signing`` at signing time, through the provider
-handed to the client; nothing here holds plaintext.
+handed to the client or socket; nothing here holds plaintext.
 """
 
 from __future__ import annotations
@@ -15,12 +22,13 @@ from django.conf import settings
 from accounts.services import credentials_for_signing
 from lnmarkets.client import RestClient
 from lnmarkets.credentials import Credentials, CredentialsProvider
+from lnmarkets.private_streams import StreamTarget
 
 _clients: dict[tuple[int, int, str], RestClient] = {}
 _guard = threading.Lock()
 
 
-def _provider(account_id: int) -> CredentialsProvider:
+def credentials_provider(account_id: int) -> CredentialsProvider:
     def provide() -> Credentials:
         return credentials_for_signing(account_id=account_id)
 
@@ -29,6 +37,15 @@ def _provider(account_id: int) -> CredentialsProvider:
 
 def rest_url_for(network: str) -> str:
     return str(settings.LNMARKETS_URLS[network]["rest"])
+
+
+def stream_url_for(network: str) -> str:
+    return str(settings.LNMARKETS_URLS[network]["stream"])
+
+
+def stream_target(account_id: int, network: str, version: str) -> StreamTarget:
+    """What the private stream of one account needs (``version`` restarts its socket when it changes)."""
+    return StreamTarget(stream_url_for(network), credentials_provider(account_id), version)
 
 
 def _cached(account_id: int, network: str, make: Callable[[str], RestClient]) -> RestClient:
@@ -44,7 +61,9 @@ def _cached(account_id: int, network: str, make: Callable[[str], RestClient]) ->
 def client_for_account(account_id: int, network: str) -> RestClient:
     """The process-wide REST client of one exchange account (pooled connections, shared rate limiter)."""
     return _cached(
-        account_id, network, lambda url: RestClient(url, _provider(account_id), timeout=settings.LNMARKETS_HTTP_TIMEOUT)
+        account_id,
+        network,
+        lambda url: RestClient(url, credentials_provider(account_id), timeout=settings.LNMARKETS_HTTP_TIMEOUT),
     )
 
 
