@@ -9,7 +9,7 @@ re-authenticates and re-subscribes. A rejected ``authenticate`` is permanent: ``
 
 Pushes are decoded into ``schemas`` models (``decode_push``) and handed to ``on_event`` synchronously on the loop;
 a push that does not match its schema is counted (``decode_errors``) and logged, never fatal. ``on_event`` must be
-quick and must not block (the market feed and gateway only copy the value and notify).
+quick and must not block (the market feed and the private streams only copy the value and notify or queue it).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""A thread-safe list of callbacks: the feed's ticker subscribers and the gateway's trade-event subscribers."""
+"""A thread-safe list of callbacks: the market feed's ticker subscribers."""
 
 from __future__ import annotations
 
