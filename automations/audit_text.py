@@ -90,7 +90,10 @@ MESSAGES: dict[str, str] = {
     # automations.services.evaluation
     "invalid_settings": gettext_noop("Invalid settings: %(error)s"),
     "evaluation_failed": gettext_noop("Evaluation failed: %(error)s"),
-    # notifications.bot
+    # automations.services.intents
+    "intent_requested": gettext_noop("%(action)s requested (%(origin)s)."),
+    "intent_requested_trade": gettext_noop("%(action)s of trade %(trade)s requested (%(origin)s)."),
+    # notifications.bot (before it asked through automations.services.intents)
     "close_from_telegram": gettext_noop("Close of trade %(trade)s requested from Telegram."),
 }
 
@@ -105,8 +108,13 @@ PHRASES = (
     gettext_noop("the global kill switch is on"),
     gettext_noop("entries are halted for this account"),
     gettext_noop("an administrator"),
+    gettext_noop("the account's kill switch is on"),
+    gettext_noop("trade no longer running"),
+    gettext_noop("trade no longer running; nothing left to change"),
+    gettext_noop("cockpit"),
+    gettext_noop("telegram"),
 )
-_PHRASES = frozenset({"changes", "note", "why", "who"})
+_PHRASES = frozenset({"changes", "note", "why", "who", "origin"})
 
 _ACTIONS = {
     "open": gettext_noop("Open trade"),

@@ -28,9 +28,8 @@ from django.utils.translation import gettext_noop
 
 from accounts.models import ExchangeAccount, User
 from accounts.preferences import user_language
-from automations.audit_text import say
-from automations.models import AuditEntry, Automation, OrderIntent, TrackedTrade
-from automations.services import management
+from automations.models import Automation, OrderIntent, TrackedTrade
+from automations.services import intents, management
 from config.params import parse_id
 from notifications import senders
 from notifications.models import BotCommandLog, BotState, Channel, TelegramLinkCode
@@ -287,9 +286,8 @@ def cmd_closeall(user: User, args: list[str]) -> Reply:
 
 
 def close_trade(user: User, tracked_trade_id: int, *, chat_id: str) -> tuple[str, int | None]:
-    """Create (at most one) close intent for a running trade of ``user``; queued after the commit."""
-    from automations.tasks import order_intent_enqueue
-
+    """Ask for (at most one) close of a running trade of ``user``, exactly as the web UI does
+    (``automations.services.intents.request``: the intent, its audit entry, the enqueue after the commit)."""
     with transaction.atomic():
         trade = (
             TrackedTrade.objects.select_for_update()
@@ -306,25 +304,11 @@ def close_trade(user: User, tracked_trade_id: int, *, chat_id: str) -> tuple[str
         )
         if busy:
             return _("Trade %(trade)s is already being closed.") % {"trade": trade.trade_id}, None
-        intent = OrderIntent.objects.create(
-            account=trade.account,
-            action=OrderIntent.Action.CLOSE,
-            trade_id=trade.trade_id,
-            protective=True,
-            params={"source": "telegram"},
+        intent = intents.request(
+            trade.account, OrderIntent.Action.CLOSE, {}, trade_id=trade.trade_id, origin="telegram"
         )
-        said = say("close_from_telegram", trade=trade.trade_id)
-        AuditEntry.objects.create(
-            account=trade.account,
-            intent=intent,
-            event=AuditEntry.Event.STATUS,
-            outcome=AuditEntry.Outcome.INFO,
-            message=said.english,
-            inputs=said.inputs({"source": "telegram", "chat_id": chat_id}),
-        )
-        intent_id = intent.pk
-        transaction.on_commit(lambda: order_intent_enqueue(intent_id, protective=True))
-    return _("Closing trade %(trade)s: order queued.") % {"trade": trade.trade_id}, intent_id
+    logger.info("close of trade %s requested from Telegram chat %s", trade.trade_id, chat_id)
+    return _("Closing trade %(trade)s: order queued.") % {"trade": trade.trade_id}, intent.pk
 
 
 def _callback(user: User, data: str, chat_id: str) -> str:

@@ -19,6 +19,7 @@ from django.db.models import F
 
 from accounts.models import ExchangeAccount
 from automations.actions import DECISION_PLANS
+from automations.audit_text import Said, say
 from automations.configs import config_from_json
 from automations.engine import (
     AccountState,
@@ -273,7 +274,8 @@ def automation_record_evaluation(automation: Automation, evaluation: Evaluation,
     return ids
 
 
-def _mark_error(automation: Automation, message: str) -> None:
+def _mark_error(automation: Automation, said: Said) -> None:
+    message = said.english
     with transaction.atomic():
         Automation.objects.filter(pk=automation.pk).update(status=Automation.Status.ERROR, status_message=message[:300])
         entry = AuditEntry.objects.create(
@@ -282,7 +284,8 @@ def _mark_error(automation: Automation, message: str) -> None:
             kind=automation.kind,
             event=AuditEntry.Event.ERROR,
             outcome=AuditEntry.Outcome.ERROR,
-            message=message[:500],
+            message=message,
+            inputs=said.inputs(),
         )
         publish_automation_log_on_commit(entry.pk)
         publish_automations_changed_on_commit(automation.account_id)
@@ -314,12 +317,12 @@ def automations_evaluate_account(
         try:
             spec = spec_of(automation)
         except SpecError as exc:
-            _mark_error(automation, f"Invalid settings: {exc}")
+            _mark_error(automation, say("invalid_settings", error=str(exc)))
             continue
         try:
             evaluation = evaluate_safe(spec, market, state, now)
         except EngineError as exc:
-            _mark_error(automation, f"Evaluation failed: {exc}")
+            _mark_error(automation, say("evaluation_failed", error=str(exc)))
             continue
         if not evaluation.decisions and evaluation.memory is spec.memory and not evaluation.completed:
             continue

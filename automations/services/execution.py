@@ -37,6 +37,7 @@ from django.utils import timezone
 from accounts.crypto import CredentialDecryptionError
 from accounts.models import ExchangeAccount
 from automations.actions import ActionParamsError, Found, OrderAction, action_for
+from automations.audit_text import Said, say
 from automations.exchange import client_for_account
 from automations.models import AuditEntry, GlobalSwitch, OrderIntent
 from automations.publish import publish_account_changed_on_commit, publish_automation_log_on_commit
@@ -102,7 +103,10 @@ def attempt_windows(now: datetime) -> tuple[datetime, datetime]:
 # --- audit and failure accounting ------------------------------------------------------------------------------
 
 
-def _audit(intent: OrderIntent, outcome: str, message: str, event: str = AuditEntry.Event.ORDER) -> None:
+def _audit(intent: OrderIntent, outcome: str, message: str | Said, event: str = AuditEntry.Event.ORDER) -> None:
+    """One audit entry of ``intent``; a ``Said`` (message key and parameters) is shown in the reader's language."""
+    said = message if isinstance(message, Said) else None
+    inputs = {"client_id": intent.client_id, "action": intent.action, "attempts": str(intent.attempts)}
     entry = AuditEntry.objects.create(
         account_id=intent.account_id,
         automation_id=intent.automation_id,
@@ -110,8 +114,8 @@ def _audit(intent: OrderIntent, outcome: str, message: str, event: str = AuditEn
         kind=intent.automation.kind if intent.automation_id and intent.automation else "",
         event=event,
         outcome=outcome,
-        message=message[:500],
-        inputs={"client_id": intent.client_id, "action": intent.action, "attempts": str(intent.attempts)},
+        message=said.english if said is not None else str(message)[:500],
+        inputs=said.inputs(inputs) if said is not None else inputs,
     )
     publish_automation_log_on_commit(entry.pk)
 
@@ -120,14 +124,19 @@ def _record_failure(intent: OrderIntent, error: str) -> None:
     """REJECTED, audit, and the failure breaker: after 3 consecutive failures the account halts new entries."""
     if not transition(intent, State.REJECTED, error=error[:500]):
         return
-    _audit(intent, AuditEntry.Outcome.REJECTED, f"{intent.get_action_display()} rejected: {error}")
+    _audit(intent, AuditEntry.Outcome.REJECTED, say("intent_rejected", action=intent.action, error=error))
     ExchangeAccount.objects.filter(pk=intent.account_id).update(consecutive_failures=F("consecutive_failures") + 1)
     account = ExchangeAccount.objects.get(pk=intent.account_id)
     if account.consecutive_failures >= FAILURES_TO_HALT and not account.entries_halted:
-        reason = f"{account.consecutive_failures} consecutive order failures: new entries halted until reconciliation."
+        said = say("entries_halted", failures=account.consecutive_failures)
+        reason = said.english
         ExchangeAccount.objects.filter(pk=account.pk).update(entries_halted=True, halt_reason=reason)
         entry = AuditEntry.objects.create(
-            account=account, event=AuditEntry.Event.STATUS, outcome=AuditEntry.Outcome.ERROR, message=reason
+            account=account,
+            event=AuditEntry.Event.STATUS,
+            outcome=AuditEntry.Outcome.ERROR,
+            message=reason,
+            inputs=said.inputs(),
         )
         publish_automation_log_on_commit(entry.pk)
         publish_account_changed_on_commit(account.pk)
@@ -192,12 +201,12 @@ def _settle(client: RestClient, intent: OrderIntent, found: Found) -> list[int]:
             return []  # another delivery settled it
         action.bookkeeping(intent, params, found)
         ExchangeAccount.objects.filter(pk=intent.account_id, consecutive_failures__gt=0).update(consecutive_failures=0)
-        what = intent.get_action_display()
         if found.trade is not None:
-            message = f"{what} done (trade {found.trade.id})" + (f": {found.note}" if found.note else "")
+            key = "intent_done_note" if found.note else "intent_done"
+            said = say(key, action=intent.action, trade=found.trade.id, note=found.note)
         else:
-            message = f"{what}: {found.note or 'done'}"
-        _audit(intent, AuditEntry.Outcome.OK, message, event=AuditEntry.Event.RECONCILE)
+            said = say("intent_note", action=intent.action, note=found.note or "done")
+        _audit(intent, AuditEntry.Outcome.OK, said, event=AuditEntry.Event.RECONCILE)
         followups = action.followups(intent, params, found.trade)
         for followup in followups:
             followup.save()
@@ -318,7 +327,7 @@ def _preflight(client: RestClient, intent: OrderIntent) -> list[int] | None:
     why = _blocked(intent)
     if why:
         if transition(intent, State.REJECTED, error=f"not sent: {why}"):
-            _audit(intent, AuditEntry.Outcome.REJECTED, f"{intent.get_action_display()} not sent: {why}")
+            _audit(intent, AuditEntry.Outcome.REJECTED, say("intent_not_sent", action=intent.action, why=why))
         return []
     if intent.sends >= MAX_ATTEMPTS:
         _record_failure(intent, f"gave up after {intent.sends} attempts")
@@ -388,7 +397,7 @@ def _after_unprocessed(intent: OrderIntent, exc: TemporaryError) -> list[int]:
     fields: dict[str, Any] = {"sends": F("sends") - 1} if unsent else {}
     if not transition(intent, State.CREATED, error=f"not processed: {exc.code}"[:500], **fields):
         return []
-    _audit(intent, AuditEntry.Outcome.INFO, f"{intent.get_action_display()} not processed ({exc.code}); not sent")
+    _audit(intent, AuditEntry.Outcome.INFO, say("intent_not_processed", action=intent.action, code=exc.code))
     if intent.sends >= MAX_ATTEMPTS:
         _record_failure(intent, f"not processed after {intent.sends} attempts ({exc.code})")
         return []
@@ -403,14 +412,14 @@ def _after_ack(client: RestClient, intent: OrderIntent, trade: Trade) -> list[in
         # Only a delivery that found this attempt's effect at the exchange can have moved it: it is settled.
         logger.warning("intent %s: acknowledged, but already moved to %s by another delivery", intent.pk, intent.state)
         return []
-    _audit(intent, AuditEntry.Outcome.OK, f"{intent.get_action_display()} accepted by the exchange (trade {trade.id})")
+    _audit(intent, AuditEntry.Outcome.OK, say("intent_accepted", action=intent.action, trade=trade.id))
     return _settle(client, intent, Found("done", trade, note="confirmed by the order response"))
 
 
 def _after_ambiguous(client: RestClient, intent: OrderIntent, exc: AmbiguousOutcomeError) -> list[int]:
     if not transition(intent, State.UNKNOWN, error=f"ambiguous: {exc.code}"[:500]):
         return []
-    _audit(intent, AuditEntry.Outcome.UNKNOWN, f"{intent.get_action_display()} outcome unknown ({exc.code})")
+    _audit(intent, AuditEntry.Outcome.UNKNOWN, say("intent_unknown", action=intent.action, code=exc.code))
     found = _look_up(client, intent)
     if found.status == "done":
         return _settle(client, intent, found)

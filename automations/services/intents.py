@@ -13,6 +13,7 @@ from django.db import transaction
 
 from accounts.models import ExchangeAccount
 from automations.actions import ActionParams, ActionParamsError, Request, action_for
+from automations.audit_text import say
 from automations.models import AuditEntry, Automation, OrderIntent
 from automations.publish import publish_automation_log_on_commit
 
@@ -57,7 +58,11 @@ def request(
     with transaction.atomic():
         intent = intent_of(req, account_id=account.pk, automation=automation)
         intent.save()
-        on = f" of trade {trade_id}" if trade_id else ""
+        said = (
+            say("intent_requested_trade", action=action, trade=trade_id, origin=origin)
+            if trade_id
+            else say("intent_requested", action=action, origin=origin)
+        )
         entry = AuditEntry.objects.create(
             account=account,
             automation=automation,
@@ -65,8 +70,8 @@ def request(
             kind=automation.kind if automation is not None else "",
             event=AuditEntry.Event.STATUS,
             outcome=AuditEntry.Outcome.INFO,
-            message=f"{intent.get_action_display()}{on} requested ({origin}).",
-            inputs={"source": origin, "action": action, "client_id": intent.client_id},
+            message=said.english,
+            inputs=said.inputs({"source": origin, "action": action, "client_id": intent.client_id}),
         )
         publish_automation_log_on_commit(entry.pk)
         intent_id, protective = intent.pk, intent.protective
