@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -10,6 +11,7 @@ from pytest_django import DjangoDbBlocker
 
 from accounts import services
 from accounts.models import ExchangeAccount, User
+from lnmarkets import ratelimit
 
 pytest_plugins = ["tests.fixtures_simulator"]
 
@@ -17,6 +19,41 @@ CANARY_KEY = "CANARYKEY-7f3a9c1e55b2"
 CANARY_SECRET = "CANARYSECRET-d41d8cd98f00b204e980"
 CANARY_PASSPHRASE = "CANARYPASS-0cc175b9c0f1b6a8"
 CANARIES = (CANARY_KEY, CANARY_SECRET, CANARY_PASSPHRASE)
+
+
+# The embedded pass of `make test` stays short: the browser and slow scenarios run in the PostgreSQL pass (CI runs
+# both), or here with AXISOR_ALL_TESTS=1.
+_EMBEDDED = not os.environ.get("DATABASE_URL")
+_PG_PASS_ONLY = ("browser", "slow")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not _EMBEDDED or os.environ.get("AXISOR_ALL_TESTS") == "1":
+        return
+    skip = pytest.mark.skip(reason="runs in the PostgreSQL pass (or set AXISOR_ALL_TESTS=1)")
+    for item in items:
+        if any(item.get_closest_marker(name) for name in _PG_PASS_ONLY):
+            item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limiter(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On the embedded pass each test gets its own in-process limiter granting 50 calls a second (LN Markets allows
+    5 a second per key and 1 a second per host for public calls), so that a test's sixth call in a second does not
+    sleep. The PostgreSQL pass keeps the real limits on the shared Redis limiter; the limiter's own tests (and the
+    simulator's 429s) keep theirs."""
+    if os.environ.get("REDIS_URL"):
+        return
+    monkeypatch.setattr(
+        ratelimit,
+        "_default",
+        (
+            os.getpid(),
+            ratelimit.InProcessRateLimiter(
+                {"auth": ratelimit.BucketLimit(50, 1.0), "public": ratelimit.BucketLimit(50, 1.0)}, window_guard=0.0
+            ),
+        ),
+    )
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -112,6 +112,7 @@ def test_overlapping_deliveries_of_a_held_open_send_one_order(paper, sim, exchan
     assert TrackedTrade.objects.get(trade_id=final.trade_id).managed
 
 
+@pytest.mark.slow  # a fault scenario that waits on real clocks: the PostgreSQL pass runs it
 def test_a_request_held_past_the_exchanges_window_is_refused_there_and_sent_again_after_the_fence(
     paper, sim, exchange, fast_http, short_window
 ):

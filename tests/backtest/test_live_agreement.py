@@ -21,15 +21,16 @@ import pytest
 from django.conf import settings
 
 from automations.configs import config_to_json
+from automations.engine import MarginGuardConfig, TpSlConfig
 from automations.models import AuditEntry, Automation, OrderIntent
 from automations.services.trades import account_reconcile
-from automations.specs import AutomationConfig, MarginGuardConfig, TpSlConfig
+from automations.specs import AutomationConfig
 from backtest.replay import Candidate, Portfolio, ReplayResult, Rules, TradeSpec, replay
 from tests.automations.test_execution import _run, _tick
 from tests.automations.test_worker import worker  # noqa: F401 - the real worker process fixture
 from tests.backtest.helpers import ticks
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 GUARD_PATH = [100000, 99000, 98500, 98000, 97000, 96500, 95000, 94000, 93000, 97000, 101000, 104000, 107000, 109000,
               110500, 112000, 100000]  # fmt: skip

@@ -9,12 +9,15 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
+
 from lnmarkets.simulator import RunningSimulator, SimAccount
 from tests.lnmarkets.gateway.redis_util import max_in_window, redis_url_or_skip
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
+@pytest.mark.slow  # a fault scenario that waits on real clocks: the PostgreSQL pass runs it
 def test_three_processes_share_the_5_per_second_budget(sim: RunningSimulator, sim_account: SimAccount) -> None:
     redis_url = redis_url_or_skip()
     sim.control.set_rate_limits(True, auth_rps=5, public_rps=1)

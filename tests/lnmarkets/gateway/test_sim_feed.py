@@ -63,6 +63,7 @@ def test_live_feed_exposes_ticker_age_and_calls_subscribers(make_feed, ticker_pu
     assert feed.polls == polls <= 1  # no HTTP while the stream is live
 
 
+@pytest.mark.slow  # a fault scenario that waits on real clocks: the PostgreSQL pass runs it
 def test_silent_stream_is_detected_within_10s_feed_falls_back_then_recovers(
     make_feed, ticker_pump, sim: RunningSimulator
 ) -> None:
@@ -115,6 +116,7 @@ def test_dropped_stream_uses_http_then_returns_to_stream(make_feed, ticker_pump,
     assert feed.stream.reconnects >= 1
 
 
+@pytest.mark.slow  # a fault scenario that waits on real clocks: the PostgreSQL pass runs it
 def test_frozen_exchange_clock_is_stale_not_live(make_feed, ticker_pump, sim: RunningSimulator) -> None:
     feed = make_feed(stale_after=1.0)
     ticker_pump(0.2)
