@@ -19,8 +19,11 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from accounts.models import User
+from automations import describe
+from automations.configs import config_from_json
 from automations.models import AuditEntry, Automation, GlobalSwitch, OrderIntent, TrackedTrade
 from automations.services import management
+from automations.specs import SpecError
 
 
 def _pretty_json(value: object) -> SafeString:
@@ -63,6 +66,7 @@ class AutomationAdmin(OwnRowsMixin, admin.ModelAdmin[Automation]):
         "status",
         "status_message",
         "max_price_age_seconds",
+        "summary",
         "config_json",
         "memory_json",
         "version",
@@ -76,6 +80,7 @@ class AutomationAdmin(OwnRowsMixin, admin.ModelAdmin[Automation]):
         "kind",
         "status",
         "status_message",
+        "summary",
         "config_json",
         "memory_json",
         "version",
@@ -85,6 +90,14 @@ class AutomationAdmin(OwnRowsMixin, admin.ModelAdmin[Automation]):
         "updated_at",
     )
     actions = ("pause_selected", "resume_selected")
+
+    @admin.display(description="what it does")
+    def summary(self, obj: Automation) -> str:
+        """Its kind's sentence (``automations.kinds``), or why its stored settings cannot be read."""
+        try:
+            return describe.summary(config_from_json(obj.kind, obj.config))
+        except SpecError as exc:
+            return f"Invalid settings: {exc}"
 
     @admin.display(description="config")
     def config_json(self, obj: Automation) -> SafeString:

@@ -1,87 +1,94 @@
-"""JSON codec of the engine's typed configs: what ``Automation.config`` stores, validated on the way in and out."""
+"""JSON codec of the kinds' typed configs: what ``Automation.config`` stores, validated on the way in and out.
+
+Decoding is pydantic's: each kind's config dataclass gets a strict model of its stored form (numbers as strings or
+integers, never floats or booleans; lists of trade ids; unknown keys refused), built once from the dataclass's own
+fields and types; the dataclass's ``__post_init__`` then checks the rules. Every failure is a ``SpecError`` naming
+the field, so a bad stored config is a clear message, never a 500.
+"""
 
 from __future__ import annotations
 
+import types
 from collections.abc import Mapping
 from dataclasses import MISSING, fields
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from functools import lru_cache
-from typing import get_type_hints
+from typing import Annotated, Any, Union, get_args, get_origin, get_type_hints
 
-from automations.specs import (
-    AutoEntryConfig,
-    AutomationConfig,
-    AutomationKind,
-    JSONValue,
-    MarginGuardConfig,
-    SpecError,
-    TpSlConfig,
-)
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Strict, ValidationError, create_model
 
-CONFIG_CLASSES: dict[str, type[MarginGuardConfig] | type[TpSlConfig] | type[AutoEntryConfig]] = {
-    "margin_guard": MarginGuardConfig,
-    "tpsl": TpSlConfig,
-    "auto_entry": AutoEntryConfig,
-}
+from automations.kinds import kind_for
+from automations.specs import AutomationConfig, AutomationKind, JSONValue, KindConfig, SpecError
 
 
-@lru_cache(maxsize=8)
-def _hints(cls: type) -> dict[str, object]:
-    return get_type_hints(cls)
-
-
-def _decode(name: str, hint: str, value: object) -> object:
-    if value is None or value == "":
-        return None
-    if "Decimal" in hint:
-        if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
-            raise SpecError(name, f"{name} must be a number.")
-        try:
-            number = Decimal(value)
-        except InvalidOperation as exc:
-            raise SpecError(name, f"{name} must be a number; got {value!r}.") from exc
-        if not number.is_finite():
-            raise SpecError(name, f"{name} must be a finite number.")
-        return number
-    if "tuple" in hint:
-        if not isinstance(value, list | tuple):
-            raise SpecError(name, f"{name} must be a list.")
-        return tuple(str(v) for v in value)
-    if "int" in hint:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise SpecError(name, f"{name} must be a whole number.")
-        return value
+def _no_float(value: object) -> object:
+    if isinstance(value, bool | float):
+        raise ValueError("must be a number written as a string or a whole number")  # noqa: TRY004 (pydantic wants a ValueError)
     return value
 
 
-def config_from_json(kind: AutomationKind | str, data: Mapping[str, object]) -> AutomationConfig:
+_NUMBER = Annotated[Decimal, BeforeValidator(_no_float)]
+_WHOLE = Annotated[int, Strict()]
+
+
+def _stored_type(hint: object) -> Any:
+    """The pydantic type of a stored value of a config field typed ``hint`` (choices stay strings: the config's own
+    check names the allowed values)."""
+    origin = get_origin(hint)
+    if origin in (Union, types.UnionType):
+        inner = [a for a in get_args(hint) if a is not type(None)]
+        return _stored_type(inner[0]) | None if len(inner) == 1 else Any
+    if hint is Decimal:
+        return _NUMBER
+    if hint is int:
+        return _WHOLE
+    if origin is tuple:
+        return tuple[str, ...]
+    return str
+
+
+@lru_cache(maxsize=32)
+def _model(config_type: type[KindConfig]) -> type[BaseModel]:
+    hints = get_type_hints(config_type)
+    definitions: dict[str, Any] = {f.name: (_stored_type(hints[f.name]) | None, None) for f in fields(config_type)}
+    return create_model(
+        f"Stored{config_type.__name__}",
+        __config__=ConfigDict(extra="forbid", allow_inf_nan=False),
+        **definitions,
+    )
+
+
+def _spec_error(exc: ValidationError) -> SpecError:
+    error = exc.errors()[0]
+    name = str(error["loc"][0]) if error.get("loc") else "config"
+    if error.get("type") == "extra_forbidden":
+        return SpecError(name, f"Unknown setting {name!r}.")
+    return SpecError(name, f"{name}: {error.get('msg', 'invalid value')}.")
+
+
+def config_from_json(kind: AutomationKind, data: Mapping[str, object]) -> AutomationConfig:
     """Build and validate the config of ``kind`` from stored JSON; raises ``SpecError`` naming the bad field."""
-    cls = CONFIG_CLASSES.get(kind)
-    if cls is None:
-        raise SpecError("kind", f"Unknown automation kind {kind!r}.")
+    config_type = kind_for(kind).config_type
     if not isinstance(data, Mapping):
         raise SpecError("config", "The configuration must be an object.")
-    hints = _hints(cls)  # type: ignore[arg-type]  # classes are hashable
-    known = {f.name for f in fields(cls)}
-    unknown = set(data) - known
-    if unknown:
-        raise SpecError(sorted(unknown)[0], f"Unknown setting {sorted(unknown)[0]!r}.")
-    kwargs = {name: _decode(name, str(hints[name]), data[name]) for name in known if name in data}
-    kwargs = {k: v for k, v in kwargs.items() if v is not None}
-    for f in fields(cls):
-        # An optional setting without a default (AutoEntry's quantity xor margin) is stored by leaving it out.
-        if (
-            f.name not in kwargs
-            and f.default is MISSING
-            and f.default_factory is MISSING
-            and "None" in str(hints[f.name])
-        ):
-            kwargs[f.name] = None
     try:
-        return cls(**kwargs)  # type: ignore[arg-type]
-    except TypeError as exc:
-        missing = next((f.name for f in fields(cls) if f.name in str(exc)), "config")
-        raise SpecError(missing, f"{missing} is required.") from exc
+        model = _model(config_type)  # type: ignore[arg-type]  # classes are hashable
+        stored = model.model_validate({k: v for k, v in data.items() if v not in (None, "")})
+    except ValidationError as exc:
+        raise _spec_error(exc) from exc
+    kwargs: dict[str, Any] = {}
+    for f in fields(config_type):
+        value = getattr(stored, f.name)
+        if value is not None:
+            kwargs[f.name] = value
+        elif f.default is MISSING and f.default_factory is MISSING:
+            # An optional setting without a default (Auto Entry's quantity xor margin) is stored by leaving it out;
+            # a required one left out is reported by name.
+            if type(None) not in get_args(get_type_hints(config_type)[f.name]):
+                raise SpecError(f.name, f"{f.name} is required.")
+            kwargs[f.name] = None
+    config: AutomationConfig = config_type(**kwargs)
+    return config
 
 
 def config_to_json(config: AutomationConfig) -> dict[str, JSONValue]:

@@ -13,9 +13,10 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, fields
 from decimal import Decimal
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar, cast, get_args
 
 from django import forms
+from django.core.exceptions import ImproperlyConfigured
 from django.forms.boundfield import BoundField
 from django.utils.formats import number_format
 from django.utils.translation import gettext
@@ -24,19 +25,23 @@ from django_stubs_ext import StrOrPromise
 
 from accounts.models import ExchangeAccount, User
 from automations.configs import config_from_json
+from automations.kinds import KINDS, field_rule
+from automations.kinds.auto_entry import AutoEntryConfig, EntryTrigger
+from automations.kinds.margin_guard import AddMarginMode, MarginGuardAction, MarginGuardConfig, MarginGuardTrigger
+from automations.kinds.tpsl import TpSlAction, TpSlConfig, TpSlDirection
 from automations.models import AuditEntry, Automation
 from automations.selectors import AuditFilters
-from automations.services.management import MAX_PRICE_AGE_LIMIT
 from automations.specs import (
-    AutoEntryConfig,
+    PRICE_AGE_DEFAULT_SECONDS,
+    PRICE_AGE_MAX_SECONDS,
+    PRICE_AGE_MIN_SECONDS,
     AutomationConfig,
     AutomationKind,
     FieldRule,
-    MarginGuardConfig,
+    KindConfig,
     SpecError,
-    TpSlConfig,
-    field_rule,
 )
+from lnmarkets.maths import Side
 
 # Sanity bounds of the input itself (not LN Markets rules): they keep absurd numbers away from the engine and out
 # of 64-bit database columns.
@@ -46,6 +51,15 @@ MAX_REPEATS = 10_000
 MAX_TRADE_IDS = 100
 _TRADE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _TRADE_ID_SPLIT = re.compile(r"[\s,;]+")
+
+
+def choices(values: object, labels: Mapping[str, StrOrPromise]) -> list[tuple[str, StrOrPromise]]:
+    """Form choices in the order of the ``Literal`` type ``values`` (where they are defined, once), each with its
+    label; a value without a label is a programming error caught at import."""
+    allowed = get_args(values)
+    if set(labels) != set(allowed):
+        raise ImproperlyConfigured(f"choice labels {sorted(labels)} do not match the values {sorted(allowed)}")
+    return [(value, labels[value]) for value in allowed]
 
 
 def _percent(label: StrOrPromise, help_text: StrOrPromise, *, required: bool = False) -> forms.DecimalField:
@@ -212,7 +226,7 @@ class AutomationForm(forms.Form):
     """Common part of the three kinds: name, account, price-age limit; ``clean()`` builds :attr:`config`."""
 
     kind: ClassVar[AutomationKind]
-    config_class: ClassVar[type[MarginGuardConfig] | type[TpSlConfig] | type[AutoEntryConfig]]
+    config_class: ClassVar[type[KindConfig]]
     groups: ClassVar[tuple[FieldGroup, ...]]
 
     name = forms.CharField(label=_("Name"), max_length=100, strip=True)
@@ -220,9 +234,9 @@ class AutomationForm(forms.Form):
     max_price_age_seconds = forms.IntegerField(
         label=_("Maximum price age (seconds)"),
         help_text=_("A price older than this is stale: no entry is made on it (protective actions still run)."),
-        min_value=1,
-        max_value=MAX_PRICE_AGE_LIMIT,
-        initial=15,
+        min_value=PRICE_AGE_MIN_SECONDS,
+        max_value=PRICE_AGE_MAX_SECONDS,
+        initial=PRICE_AGE_DEFAULT_SECONDS,
     )
 
     def __init__(
@@ -433,10 +447,13 @@ class MarginGuardForm(AutomationForm):
 
     trigger = forms.ChoiceField(
         label=_("Trigger"),
-        choices=[
-            ("liquidation_distance", _("Distance to liquidation falls to the threshold or below")),
-            ("margin_ratio", _("LN Markets' margin ratio reaches the threshold or above (liquidation at 100 %)")),
-        ],
+        choices=choices(
+            MarginGuardTrigger,
+            {
+                "liquidation_distance": _("Distance to liquidation falls to the threshold or below"),
+                "margin_ratio": _("LN Markets' margin ratio reaches the threshold or above (liquidation at 100 %)"),
+            },
+        ),
         initial="liquidation_distance",
     )
     threshold = _percent(
@@ -446,11 +463,14 @@ class MarginGuardForm(AutomationForm):
     )
     action = forms.ChoiceField(
         label=_("Action"),
-        choices=[
-            ("close", _("Close the trade at market")),
-            ("reduce", _("Reduce the trade by a percentage (close, then reopen the rest)")),
-            ("add_margin", _("Add margin")),
-        ],
+        choices=choices(
+            MarginGuardAction,
+            {
+                "close": _("Close the trade at market"),
+                "reduce": _("Reduce the trade by a percentage (close, then reopen the rest)"),
+                "add_margin": _("Add margin"),
+            },
+        ),
     )
     cooldown_seconds = _seconds(
         _("Cooldown (seconds)"), _("After acting on a trade, wait at least this long before acting on it again."), 60
@@ -458,7 +478,10 @@ class MarginGuardForm(AutomationForm):
     reduce_percent = _percent(_("Reduce by (%)"), _("The share of the quantity to take off."))
     add_margin_mode = _optional_choice(
         _("How much margin"),
-        [("fixed", _("A fixed amount of sats")), ("restore_distance", _("Enough to restore a target distance"))],
+        choices(
+            AddMarginMode,
+            {"fixed": _("A fixed amount of sats"), "restore_distance": _("Enough to restore a target distance")},
+        ),
         "",
     )
     add_margin_amount = _sats(_("Amount (sats)"), _("Added each time the trigger is met."))
@@ -505,20 +528,26 @@ class TpSlForm(AutomationForm):
 
     direction = forms.ChoiceField(
         label=_("When the trade is"),
-        choices=[("profit", _("In profit: PnL % at or above +X")), ("loss", _("In loss: PnL % at or below −X"))],
+        choices=choices(
+            TpSlDirection,
+            {"profit": _("In profit: PnL % at or above +X"), "loss": _("In loss: PnL % at or below −X")},
+        ),
     )
     trigger_percent = _percent(
         _("X: PnL trigger (%)"), _("Percent of the trade's margin (below 100 for a loss)."), required=True
     )
     action = forms.ChoiceField(
         label=_("Action"),
-        choices=[
-            ("set_takeprofit", _("Set the take-profit to a price")),
-            ("set_stoploss", _("Set the stop-loss to a price")),
-            ("breakeven", _("Move the stop-loss to break-even (entry plus fees)")),
-            ("trailing_stoploss", _("Trailing stop-loss that follows the best price")),
-            ("close", _("Close the trade at market")),
-        ],
+        choices=choices(
+            TpSlAction,
+            {
+                "set_takeprofit": _("Set the take-profit to a price"),
+                "set_stoploss": _("Set the stop-loss to a price"),
+                "breakeven": _("Move the stop-loss to break-even (entry plus fees)"),
+                "trailing_stoploss": _("Trailing stop-loss that follows the best price"),
+                "close": _("Close the trade at market"),
+            },
+        ),
     )
     price = _price(_("Price (USD)"), "")
     trailing_distance = _price(_("Trailing distance (USD)"), _("Distance from the best price."))
@@ -549,7 +578,9 @@ class AutoEntryForm(AutomationForm):
         FieldGroup(_("Prices"), ("max_price_age_seconds",)),
     )
 
-    side = forms.ChoiceField(label=_("Side"), choices=[("buy", _("Buy (long)")), ("sell", _("Sell (short)"))])
+    side = forms.ChoiceField(
+        label=_("Side"), choices=choices(Side, {"buy": _("Buy (long)"), "sell": _("Sell (short)")})
+    )
     leverage = forms.DecimalField(label=_("Leverage"), max_digits=8, decimal_places=2, initial=Decimal(10))
     quantity = forms.IntegerField(
         label=_("Quantity (USD)"), required=False, max_value=MAX_SATS, help_text=_("Whole USD.")
@@ -557,11 +588,14 @@ class AutoEntryForm(AutomationForm):
     margin = _sats(_("Margin (sats)"), "")
     trigger = forms.ChoiceField(
         label=_("Enter"),
-        choices=[
-            ("immediate", _("At once")),
-            ("price_below", _("When the last price is at or below the trigger price")),
-            ("price_above", _("When the last price is at or above the trigger price")),
-        ],
+        choices=choices(
+            EntryTrigger,
+            {
+                "immediate": _("At once"),
+                "price_below": _("When the last price is at or below the trigger price"),
+                "price_above": _("When the last price is at or above the trigger price"),
+            },
+        ),
     )
     trigger_price = _price(_("Trigger price (USD)"), "")
     stoploss = _price(_("Stop-loss (USD)"), _("Below the entry for a long, above it for a short."))
@@ -600,21 +634,14 @@ class AutoEntryForm(AutomationForm):
 
 
 def _rules_of(kind: str) -> tuple[FieldRule, ...]:
-    from automations.specs import FIELD_RULES
-
-    return FIELD_RULES.get(kind, ())
-
-
-FORMS: dict[str, type[AutomationForm]] = {
-    "margin_guard": MarginGuardForm,
-    "tpsl": TpSlForm,
-    "auto_entry": AutoEntryForm,
-}
+    definition = KINDS.get(kind)
+    return definition.rules if definition is not None else ()
 
 
 def form_class_for(kind: str) -> type[AutomationForm] | None:
-    """The form of an automation kind, or ``None`` for an unknown kind."""
-    return FORMS.get(kind)
+    """The form of an automation kind (its ``KindDef.form``), or ``None`` for an unknown kind."""
+    definition = KINDS.get(kind)
+    return definition.form if definition is not None else None
 
 
 # --- audit log filters and switches -----------------------------------------------------------------------------------

@@ -8,16 +8,16 @@ from typing import ClassVar
 from django.db import models
 
 from accounts.models import ExchangeAccount
+from automations.kinds import KINDS
+from automations.specs import PRICE_AGE_DEFAULT_SECONDS
 
 
 class Automation(models.Model):
     """One automation of an exchange account. ``config`` is the engine's typed config as JSON (``configs.py``);
     ``memory`` the engine's runtime state; ``version`` guards concurrent evaluations (compare-and-set)."""
 
-    class Kind(models.TextChoices):
-        MARGIN_GUARD = "margin_guard", "Margin Guard"
-        TPSL = "tpsl", "TP/SL management"
-        AUTO_ENTRY = "auto_entry", "Auto Entry"
+    # One choice per registered kind (``automations.kinds``): MARGIN_GUARD, TPSL, AUTO_ENTRY.
+    Kind = models.TextChoices("Kind", [(key.upper(), (key, kind.label)) for key, kind in KINDS.items()])  # type: ignore[call-overload]
 
     class Status(models.TextChoices):
         ACTIVE = "active", "Active"
@@ -30,7 +30,7 @@ class Automation(models.Model):
     kind = models.CharField(max_length=16, choices=Kind.choices)
     config = models.JSONField()
     memory = models.JSONField(default=dict, blank=True)
-    max_price_age_seconds = models.PositiveIntegerField(default=15)
+    max_price_age_seconds = models.PositiveIntegerField(default=PRICE_AGE_DEFAULT_SECONDS)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.ACTIVE)
     status_message = models.CharField(max_length=300, blank=True)
     last_evaluated_at = models.DateTimeField(null=True, blank=True)

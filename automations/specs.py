@@ -14,19 +14,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Literal, TypeAlias
+from typing import Any, ClassVar, Literal, TypeAlias, get_args
 
 from lnmarkets.maths import TICK, Side
 
 JSONValue: TypeAlias = str | int | float | bool | None | dict[str, "JSONValue"] | list["JSONValue"]
 
-MarginGuardTrigger = Literal["margin_ratio", "liquidation_distance"]
-MarginGuardAction = Literal["close", "reduce", "add_margin"]
-AddMarginMode = Literal["fixed", "restore_distance"]
-TpSlDirection = Literal["profit", "loss"]
-TpSlAction = Literal["set_takeprofit", "set_stoploss", "breakeven", "trailing_stoploss", "close"]
-EntryTrigger = Literal["immediate", "price_below", "price_above"]
-AutomationKind = Literal["margin_guard", "tpsl", "auto_entry"]
+# An automation kind's key (``automations.kinds.KINDS``), as stored in ``Automation.kind``.
+AutomationKind: TypeAlias = str
+
+# How old a price may be for an entry (``Automation.max_price_age_seconds``): the one place these bounds live.
+PRICE_AGE_MIN_SECONDS = 1
+PRICE_AGE_MAX_SECONDS = 3600
+PRICE_AGE_DEFAULT_SECONDS = 15
 
 MAX_LEVERAGE = Decimal(100)
 MAX_QUANTITY = 500_000
@@ -59,6 +59,13 @@ def _decimal(obj: object, name: str, value: object, label: str) -> Decimal:
     if result is not value:
         object.__setattr__(obj, name, result)
     return result
+
+
+def one_of(value: object, name: str, label: str, allowed: object) -> None:
+    """``value`` must be one of the values of the ``Literal`` type ``allowed`` (the one place they are listed)."""
+    values = get_args(allowed)
+    if value not in values:
+        raise SpecError(name, f"{label} must be one of: {', '.join(repr(v) for v in values)}.")
 
 
 def _integer(name: str, value: object, label: str) -> int:
@@ -227,201 +234,17 @@ class AccountState:
 # --- configs ---------------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class MarginGuardConfig:
-    """Margin Guard: when a trade's margin ratio ≥ ``threshold`` % or its distance to liquidation ≤ ``threshold`` %,
-    close it, reduce it by ``reduce_percent`` %, or add margin (fixed sats, or enough to restore ``target_distance``).
-    """
+class KindConfig:
+    """Base of every kind's config: a frozen, slotted dataclass in its kind's module (``automations.kinds``) that
+    validates itself in ``__post_init__``; ``kind`` is its kind's key."""
 
-    trigger: MarginGuardTrigger
-    threshold: Decimal
-    action: MarginGuardAction
-    reduce_percent: Decimal | None = None
-    add_margin_mode: AddMarginMode | None = None
-    add_margin_amount: int | None = None
-    target_distance: Decimal | None = None
-    max_added_per_trade: int | None = None
-    cooldown_seconds: int = 60
-    trade_ids: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        if self.trigger not in ("margin_ratio", "liquidation_distance"):
-            raise SpecError("trigger", "Trigger must be 'margin_ratio' or 'liquidation_distance'.")
-        label = "Margin ratio threshold" if self.trigger == "margin_ratio" else "Liquidation distance threshold"
-        threshold = _percent_open(self, "threshold", self.threshold, label)
-        if self.action not in ("close", "reduce", "add_margin"):
-            raise SpecError("action", "Action must be 'close', 'reduce' or 'add_margin'.")
-        if self.action == "reduce":
-            if self.reduce_percent is None:
-                raise SpecError("reduce_percent", "Reduce percent is required for the reduce action.")
-            _percent_open(self, "reduce_percent", self.reduce_percent, "Reduce percent")
-        else:
-            _unused("reduce_percent", self.reduce_percent, "Reduce percent", "with the reduce action")
-        if self.action == "add_margin":
-            self._validate_add_margin(threshold)
-        else:
-            when = "with the add_margin action"
-            _unused("add_margin_mode", self.add_margin_mode, "Add-margin mode", when)
-            _unused("add_margin_amount", self.add_margin_amount, "Add-margin amount", when)
-            _unused("target_distance", self.target_distance, "Target distance", when)
-            _unused("max_added_per_trade", self.max_added_per_trade, "Maximum added per trade", when)
-        if _integer("cooldown_seconds", self.cooldown_seconds, "Cooldown") < 0:
-            raise SpecError("cooldown_seconds", "Cooldown must be 0 seconds or more.")
-        _trade_ids(self, self.trade_ids)
-
-    def _validate_add_margin(self, threshold: Decimal) -> None:
-        if self.add_margin_mode not in ("fixed", "restore_distance"):
-            raise SpecError("add_margin_mode", "Add-margin mode must be 'fixed' or 'restore_distance'.")
-        if self.add_margin_mode == "fixed":
-            if self.add_margin_amount is None:
-                raise SpecError("add_margin_amount", "Add-margin amount (sats) is required for a fixed addition.")
-            if _integer("add_margin_amount", self.add_margin_amount, "Add-margin amount") < 1:
-                raise SpecError("add_margin_amount", "Add-margin amount must be at least 1 sat.")
-            _unused("target_distance", self.target_distance, "Target distance", "with restore_distance")
-        else:
-            _unused("add_margin_amount", self.add_margin_amount, "Add-margin amount", "with a fixed addition")
-            if self.target_distance is None:
-                raise SpecError("target_distance", "Target distance (%) is required to restore a distance.")
-            target = _percent_open(self, "target_distance", self.target_distance, "Target distance")
-            if self.trigger == "liquidation_distance" and target <= threshold:
-                raise SpecError(
-                    "target_distance",
-                    f"Target distance ({target} %) must be greater than the trigger threshold ({threshold} %).",
-                )
-        if self.max_added_per_trade is not None and (
-            _integer("max_added_per_trade", self.max_added_per_trade, "Maximum added per trade") < 1
-        ):
-            raise SpecError("max_added_per_trade", "Maximum added per trade must be at least 1 sat (or empty).")
+    __slots__ = ()
+    __dataclass_fields__: ClassVar[dict[str, Any]]  # every subclass is a dataclass
+    kind: ClassVar[str]
+    trade_ids: tuple[str, ...] = ()  # the trades it is limited to (kinds that act on running trades)
 
 
-@dataclass(frozen=True, slots=True)
-class TpSlConfig:
-    """TP/SL management: when signed PnL % ≥ +``trigger_percent`` (profit) or ≤ −``trigger_percent`` (loss), set a
-    take-profit or stop-loss ``price``, move the stop-loss to break-even, start a trailing stop at
-    ``trailing_distance`` USD, or close the trade.
-    """
-
-    direction: TpSlDirection
-    trigger_percent: Decimal
-    action: TpSlAction
-    price: Decimal | None = None
-    trailing_distance: Decimal | None = None
-    trade_ids: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        if self.direction not in ("profit", "loss"):
-            raise SpecError("direction", "Direction must be 'profit' or 'loss'.")
-        trigger = _decimal(self, "trigger_percent", self.trigger_percent, "Trigger percent")
-        if trigger <= 0:
-            raise SpecError("trigger_percent", f"Trigger percent must be greater than 0; got {trigger}.")
-        if self.direction == "loss" and trigger >= HUNDRED:
-            # PnL % cannot go below −100 % before liquidation, so a loss trigger at or past it never fires.
-            raise SpecError("trigger_percent", "A loss trigger must be less than 100 % (liquidation comes first).")
-        actions = ("set_takeprofit", "set_stoploss", "breakeven", "trailing_stoploss", "close")
-        if self.action not in actions:
-            raise SpecError("action", f"Action must be one of: {', '.join(actions)}.")
-        if self.action in ("set_takeprofit", "set_stoploss"):
-            if self.price is None:
-                raise SpecError("price", "Price is required to set a take-profit or a stop-loss.")
-            _positive_price(self, "price", self.price, "Price")
-        else:
-            _unused("price", self.price, "Price", "to set a take-profit or a stop-loss")
-        if self.action == "trailing_stoploss":
-            if self.trailing_distance is None:
-                raise SpecError("trailing_distance", "Trailing distance (USD) is required for a trailing stop-loss.")
-            distance = _decimal(self, "trailing_distance", self.trailing_distance, "Trailing distance")
-            if distance <= 0:
-                raise SpecError("trailing_distance", f"Trailing distance must be greater than 0 USD; got {distance}.")
-        else:
-            _unused("trailing_distance", self.trailing_distance, "Trailing distance", "with a trailing stop-loss")
-        if self.action == "breakeven" and self.direction == "loss":
-            # A break-even stop sits above the bid of a losing long (below the ask of a losing short): never valid.
-            raise SpecError("action", "Break-even needs the trade in profit: use it with the 'profit' direction.")
-        _trade_ids(self, self.trade_ids)
-
-
-@dataclass(frozen=True, slots=True)
-class AutoEntryConfig:
-    """Auto Entry: open a market trade (quantity USD xor margin sats) at once, or when the last price is ≤ / ≥
-    ``trigger_price``; optional SL/TP as a price or as a percentage from the fill; ``repeat_count`` extra fires.
-    """
-
-    side: Side
-    leverage: Decimal
-    quantity: int | None
-    margin: int | None
-    trigger: EntryTrigger
-    trigger_price: Decimal | None = None
-    stoploss: Decimal | None = None
-    stoploss_percent: Decimal | None = None
-    takeprofit: Decimal | None = None
-    takeprofit_percent: Decimal | None = None
-    repeat_count: int = 0
-    repeat_cooldown_seconds: int = 0
-
-    def __post_init__(self) -> None:
-        if self.side not in ("buy", "sell"):
-            raise SpecError("side", "Side must be 'buy' (long) or 'sell' (short).")
-        leverage = _decimal(self, "leverage", self.leverage, "Leverage")
-        if not 1 <= leverage <= MAX_LEVERAGE:
-            raise SpecError("leverage", f"Leverage must be between 1 and 100; got {leverage}.")
-        self._validate_size()
-        if self.trigger not in ("immediate", "price_below", "price_above"):
-            raise SpecError("trigger", "Trigger must be 'immediate', 'price_below' or 'price_above'.")
-        if self.trigger == "immediate":
-            _unused("trigger_price", self.trigger_price, "Trigger price", "with a price trigger")
-        elif self.trigger_price is None:
-            raise SpecError("trigger_price", "Trigger price is required for a price trigger.")
-        else:
-            _positive_price(self, "trigger_price", self.trigger_price, "Trigger price")
-        self._validate_exits()
-        if _integer("repeat_count", self.repeat_count, "Repeat count") < 0:
-            raise SpecError("repeat_count", "Repeat count must be 0 or more.")
-        if _integer("repeat_cooldown_seconds", self.repeat_cooldown_seconds, "Repeat cooldown") < 0:
-            raise SpecError("repeat_cooldown_seconds", "Repeat cooldown must be 0 seconds or more.")
-
-    def _validate_size(self) -> None:
-        if (self.quantity is None) == (self.margin is None):
-            raise SpecError("quantity", "Give exactly one of quantity (USD) or margin (sats).")
-        if self.quantity is not None:
-            quantity = _integer("quantity", self.quantity, "Quantity")
-            if not 1 <= quantity <= MAX_QUANTITY:
-                raise SpecError("quantity", f"Quantity must be between 1 and 500,000 USD; got {quantity}.")
-        if self.margin is not None and _integer("margin", self.margin, "Margin") < 1:
-            raise SpecError("margin", "Margin must be at least 1 sat.")
-
-    def _validate_exits(self) -> None:
-        if self.stoploss is not None and self.stoploss_percent is not None:
-            raise SpecError("stoploss", "Give the stop-loss as a price or as a percentage, not both.")
-        if self.takeprofit is not None and self.takeprofit_percent is not None:
-            raise SpecError("takeprofit", "Give the take-profit as a price or as a percentage, not both.")
-        stoploss = None if self.stoploss is None else _positive_price(self, "stoploss", self.stoploss, "Stop-loss")
-        takeprofit = (
-            None if self.takeprofit is None else _positive_price(self, "takeprofit", self.takeprofit, "Take-profit")
-        )
-        if self.stoploss_percent is not None:
-            _percent_open(self, "stoploss_percent", self.stoploss_percent, "Stop-loss percent")
-        if self.takeprofit_percent is not None:
-            _percent_open(self, "takeprofit_percent", self.takeprofit_percent, "Take-profit percent")
-        if stoploss is not None and takeprofit is not None:
-            if self.side == "buy" and stoploss >= takeprofit:
-                raise SpecError("stoploss", "A long's stop-loss must be below its take-profit.")
-            if self.side == "sell" and stoploss <= takeprofit:
-                raise SpecError("stoploss", "A short's stop-loss must be above its take-profit.")
-        if self.trigger_price is not None and self.trigger != "immediate":
-            # The fill will be near the trigger price: an exit on the wrong side of it can never be accepted.
-            long = self.side == "buy"
-            if stoploss is not None and (stoploss >= self.trigger_price if long else stoploss <= self.trigger_price):
-                side_word = "below" if long else "above"
-                raise SpecError("stoploss", f"The stop-loss must be {side_word} the trigger price.")
-            if takeprofit is not None and (
-                takeprofit <= self.trigger_price if long else takeprofit >= self.trigger_price
-            ):
-                side_word = "above" if long else "below"
-                raise SpecError("takeprofit", f"The take-profit must be {side_word} the trigger price.")
-
-
-AutomationConfig: TypeAlias = MarginGuardConfig | TpSlConfig | AutoEntryConfig
+AutomationConfig: TypeAlias = KindConfig
 
 
 # --- memory ----------------------------------------------------------------------------------------------------------
@@ -601,13 +424,18 @@ def _json_str(value: object, name: str) -> str | None:
     return value
 
 
-# --- the spec --------------------------------------------------------------------------------------------------------
+def check_price_age(seconds: object) -> None:
+    """A price-age limit must be a whole number of seconds within the bounds above."""
+    if isinstance(seconds, bool) or not isinstance(seconds, int):
+        raise SpecError("max_price_age_seconds", "Maximum price age must be a whole number of seconds.")
+    if not PRICE_AGE_MIN_SECONDS <= seconds <= PRICE_AGE_MAX_SECONDS:
+        raise SpecError(
+            "max_price_age_seconds",
+            f"Maximum price age must be between {PRICE_AGE_MIN_SECONDS} and {PRICE_AGE_MAX_SECONDS} seconds.",
+        )
 
-_KIND_OF: dict[type, AutomationKind] = {
-    MarginGuardConfig: "margin_guard",
-    TpSlConfig: "tpsl",
-    AutoEntryConfig: "auto_entry",
-}
+
+# --- the spec --------------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -618,16 +446,15 @@ class AutomationSpec:
     kind: AutomationKind
     config: AutomationConfig
     memory: Memory = field(default_factory=Memory)
-    max_price_age_seconds: int = 15
+    max_price_age_seconds: int = PRICE_AGE_DEFAULT_SECONDS
 
     def __post_init__(self) -> None:
-        expected = _KIND_OF.get(type(self.config))
-        if expected is None:
+        expected = getattr(type(self.config), "kind", None)
+        if not isinstance(self.config, KindConfig) or expected is None:
             raise SpecError("config", f"Unknown config type {type(self.config).__name__}.")
         if self.kind != expected:
             raise SpecError("kind", f"Kind {self.kind!r} does not match a {type(self.config).__name__}.")
-        if _integer("max_price_age_seconds", self.max_price_age_seconds, "Maximum price age") < 1:
-            raise SpecError("max_price_age_seconds", "Maximum price age must be at least 1 second.")
+        check_price_age(self.max_price_age_seconds)
 
 
 # --- field rules: which settings a config uses, and their ranges (read by the forms and the summaries) --------------
@@ -683,86 +510,23 @@ def _price_rule(name: str, *, required: bool = False, when: tuple[tuple[str, tup
     return FieldRule(name, "price", required, ZERO, min_open=True, tick=TICK, when=when)
 
 
-_ADD_MARGIN = ("action", ("add_margin",))
-
-FIELD_RULES: dict[str, tuple[FieldRule, ...]] = {
-    "margin_guard": (
-        FieldRule("trigger", "choice", required=True),
-        _pct_rule("threshold", required=True),
-        FieldRule("action", "choice", required=True),
-        _pct_rule("reduce_percent", required=True, when=(("action", ("reduce",)),)),
-        FieldRule("add_margin_mode", "choice", required=True, when=(_ADD_MARGIN,)),
-        FieldRule(
-            "add_margin_amount",
-            "sats",
-            required=True,
-            minimum=Decimal(1),
-            when=(_ADD_MARGIN, ("add_margin_mode", ("fixed",))),
-        ),
-        _pct_rule("target_distance", required=True, when=(_ADD_MARGIN, ("add_margin_mode", ("restore_distance",)))),
-        FieldRule("max_added_per_trade", "sats", minimum=Decimal(1), when=(_ADD_MARGIN,)),
-        FieldRule("cooldown_seconds", "seconds", required=True, minimum=ZERO),
-        FieldRule("trade_ids", "ids"),
-    ),
-    "tpsl": (
-        FieldRule("direction", "choice", required=True),
-        FieldRule("trigger_percent", "percent", required=True, minimum=ZERO, min_open=True),
-        FieldRule("action", "choice", required=True),
-        _price_rule("price", required=True, when=(("action", ("set_takeprofit", "set_stoploss")),)),
-        FieldRule(
-            "trailing_distance",
-            "usd",
-            required=True,
-            minimum=ZERO,
-            min_open=True,
-            when=(("action", ("trailing_stoploss",)),),
-        ),
-        FieldRule("trade_ids", "ids"),
-    ),
-    "auto_entry": (
-        FieldRule("side", "choice", required=True),
-        FieldRule("leverage", "leverage", required=True, minimum=Decimal(1), maximum=MAX_LEVERAGE),
-        FieldRule("quantity", "usd", minimum=Decimal(1), maximum=Decimal(MAX_QUANTITY)),
-        FieldRule("margin", "sats", minimum=Decimal(1)),
-        FieldRule("trigger", "choice", required=True),
-        _price_rule("trigger_price", required=True, when=(("trigger", ("price_below", "price_above")),)),
-        _price_rule("stoploss"),
-        _pct_rule("stoploss_percent"),
-        _price_rule("takeprofit"),
-        _pct_rule("takeprofit_percent"),
-        FieldRule("repeat_count", "count", required=True, minimum=ZERO),
-        FieldRule("repeat_cooldown_seconds", "seconds", required=True, minimum=ZERO),
-    ),
-}
-
-
-def field_rule(kind: AutomationKind | str, name: str) -> FieldRule | None:
-    """The rule of setting ``name`` of ``kind`` (``None`` for a field that is not a config setting)."""
-    return next((r for r in FIELD_RULES.get(kind, ()) if r.name == name), None)
-
-
 __all__ = [
+    "PRICE_AGE_DEFAULT_SECONDS",
+    "PRICE_AGE_MAX_SECONDS",
+    "PRICE_AGE_MIN_SECONDS",
     "AccountState",
-    "AddMarginMode",
-    "AutoEntryConfig",
     "AutomationConfig",
     "AutomationKind",
     "AutomationSpec",
     "Bucket",
-    "FIELD_RULES",
-    "EntryTrigger",
     "FieldRule",
     "JSONValue",
-    "MarginGuardAction",
-    "MarginGuardConfig",
-    "MarginGuardTrigger",
+    "KindConfig",
     "MarketSnapshot",
     "Memory",
     "SpecError",
-    "TpSlAction",
-    "TpSlConfig",
-    "TpSlDirection",
     "TradeMemory",
     "TradeState",
-    "field_rule",
+    "check_price_age",
+    "one_of",
 ]

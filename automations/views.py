@@ -12,7 +12,6 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.models import User
@@ -21,29 +20,12 @@ from automations import selectors
 from automations.configs import config_from_json
 from automations.describe import Explained, explain
 from automations.forms import AuditFilterForm, AutomationForm, SwitchForm, form_class_for
-from automations.models import Automation
+from automations.kinds import KINDS, kind_for
 from automations.services import management
 from automations.specs import SpecError
 from config.params import parse_id
 
 AUDIT_PAGE_SIZE = 50
-
-KIND_DESCRIPTIONS = (
-    (
-        Automation.Kind.MARGIN_GUARD,
-        gettext_lazy(
-            "Keeps running trades away from liquidation: closes, reduces, or adds margin when a trade gets too close."
-        ),
-    ),
-    (
-        Automation.Kind.TPSL,
-        gettext_lazy("Moves the take-profit or stop-loss, or closes the trade, when its PnL crosses a trigger."),
-    ),
-    (
-        Automation.Kind.AUTO_ENTRY,
-        gettext_lazy("Opens a trade at once, or when the price crosses a trigger; optionally repeats."),
-    ),
-)
 
 
 def _user(request: HttpRequest) -> User:
@@ -91,7 +73,7 @@ def automation_choose_kind(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "automations/choose_kind.html",
-        {"kinds": KIND_DESCRIPTIONS, "account_id": parse_id(request.GET.get("account", ""))},
+        {"kinds": list(KINDS.values()), "account_id": parse_id(request.GET.get("account", ""))},
     )
 
 
@@ -153,7 +135,7 @@ def automation_describe(request: HttpRequest, kind: str) -> HttpResponse:
 
 
 def _label(kind: str) -> str:
-    return _(str(Automation.Kind(kind).label))
+    return _(kind_for(kind).label)  # noqa: INT001
 
 
 @login_required

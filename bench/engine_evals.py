@@ -3,9 +3,14 @@
 Each round evaluates a Margin Guard (margin-ratio trigger, add-margin restore) and a TP/SL spec (trailing stop) over
 an account of 3 running trades, with a slightly moving price so that the mark, PnL and ratios are recomputed every
 time, and with the memory returned by the previous round (as the service does). One trade evaluation = one trade
-looked at by one spec. Target: ≥ 20,000/s.
+looked at by one spec. Each evaluation goes through ``automations.engine.evaluate``, which dispatches to the kind's
+evaluator through the kind registry (``automations.kinds``). Target (issue #14): ≥ 100,000/s.
 
-Run: ``.venv/bin/python -m bench.engine_evals`` (last line: ``RESULT engine_evals_per_s=<n>``).
+The wall-clock rate is the result; the rate per second of this process's CPU time is printed too, since on a busy
+machine the wall clock also counts the time other processes hold the core.
+
+Run: ``.venv/bin/python -m bench.engine_evals`` (last line:
+``RESULT engine_evals_per_s=<n> engine_evals_per_cpu_s=<n>``).
 """
 
 from __future__ import annotations
@@ -53,6 +58,11 @@ def _trade(trade_id: str, side: Side, quantity: int, entry: Decimal, leverage: D
 
 def measure_engine_evals_per_s(seconds: float = 2.0) -> int:
     """Trade evaluations per second over ``seconds`` of wall time on the calling thread."""
+    return measure(seconds)[0]
+
+
+def measure(seconds: float = 2.0) -> tuple[int, int]:
+    """(evaluations per wall-clock second, per second of this process's CPU time) over ``seconds``."""
     start_time = datetime(2026, 1, 1, tzinfo=UTC)
     trades = (
         _trade("a", "buy", 100, Decimal(100000), Decimal(10)),
@@ -88,6 +98,7 @@ def measure_engine_evals_per_s(seconds: float = 2.0) -> int:
     count = 0
     rounds = 0
     began = time.perf_counter()
+    began_cpu = time.process_time()
     deadline = began + seconds
     while True:
         last, buckets = markets[rounds % len(markets)]
@@ -101,9 +112,12 @@ def measure_engine_evals_per_s(seconds: float = 2.0) -> int:
         rounds += 1
         if rounds % 16 == 0 and time.perf_counter() >= deadline:
             break
-    return int(count / (time.perf_counter() - began))
+    wall = time.perf_counter() - began
+    cpu = time.process_time() - began_cpu
+    return int(count / wall), int(count / max(cpu, 1e-9))
 
 
 if __name__ == "__main__":
-    result = measure_engine_evals_per_s()
-    print(f"RESULT engine_evals_per_s={result}")
+    per_wall, per_cpu = measure()
+    print(f"wall clock: {per_wall:,} trade evaluations/s; CPU time: {per_cpu:,}/s (one core)")
+    print(f"RESULT engine_evals_per_s={per_wall} engine_evals_per_cpu_s={per_cpu}")

@@ -191,7 +191,7 @@ def spec_of(automation: Automation) -> AutomationSpec:
 def _spec_build(automation: Automation) -> AutomationSpec:
     return AutomationSpec(
         id=automation.pk,
-        kind=automation.kind,  # type: ignore[arg-type]
+        kind=automation.kind,
         config=config_from_json(automation.kind, automation.config),
         memory=Memory.from_json(automation.memory),
         max_price_age_seconds=automation.max_price_age_seconds,

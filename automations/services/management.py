@@ -23,54 +23,25 @@ from automations.actions import decision_label
 from automations.audit_text import say
 from automations.configs import config_to_json
 from automations.engine import (
-    AutoEntryConfig,
     EngineError,
     Evaluation,
-    MarginGuardConfig,
     MarketSnapshot,
     Memory,
     SpecError,
-    TpSlConfig,
 )
 from automations.exchange import public_client
+from automations.kinds import kind_for, kind_of_config
 from automations.models import AuditEntry, Automation, GlobalSwitch, TrackedTrade
 from automations.services.evaluation import automation_preview, market_from_ticker
-from automations.specs import AutomationConfig, AutomationKind, JSONValue
+from automations.specs import PRICE_AGE_DEFAULT_SECONDS, AutomationConfig, AutomationKind, JSONValue, check_price_age
 from lnmarkets.exceptions import LNMarketsError
 from lnmarkets.feed import get_market_feed
 
 logger = logging.getLogger(__name__)
 
-_KIND_OF_CONFIG: dict[type, AutomationKind] = {
-    MarginGuardConfig: "margin_guard",
-    TpSlConfig: "tpsl",
-    AutoEntryConfig: "auto_entry",
-}
-
-# TP/SL fields that define *which* rule fires and what it does; changing one makes it a new rule (see update).
-_TPSL_RULE_FIELDS = ("direction", "trigger_percent", "action", "price", "trailing_distance")
-
-MAX_PRICE_AGE_LIMIT = 3600
-
 
 class AutomationStateError(ValueError):
     """The automation is not in a state that allows the requested change (e.g. resuming an active one)."""
-
-
-def _kind_of(config: AutomationConfig) -> AutomationKind:
-    kind = _KIND_OF_CONFIG.get(type(config))
-    if kind is None:
-        raise SpecError("config", f"Unknown config type {type(config).__name__}.")
-    return kind
-
-
-def _check_price_age(max_price_age_seconds: int) -> None:
-    if isinstance(max_price_age_seconds, bool) or not isinstance(max_price_age_seconds, int):
-        raise SpecError("max_price_age_seconds", "Maximum price age must be a whole number of seconds.")
-    if not 1 <= max_price_age_seconds <= MAX_PRICE_AGE_LIMIT:
-        raise SpecError(
-            "max_price_age_seconds", f"Maximum price age must be between 1 and {MAX_PRICE_AGE_LIMIT} seconds."
-        )
 
 
 def _audit(
@@ -100,7 +71,7 @@ def automation_create(
     name: str,
     kind: AutomationKind | str,
     config: AutomationConfig,
-    max_price_age_seconds: int = 15,
+    max_price_age_seconds: int = PRICE_AGE_DEFAULT_SECONDS,
 ) -> Automation:
     """Create an ``active`` automation of ``account`` with an empty memory, storing ``config_to_json(config)``.
 
@@ -108,9 +79,9 @@ def automation_create(
     field) on a kind/config mismatch or a price age outside 1..3600 s. Writes one audit entry. The automation is
     picked up by the next evaluation (tick or sweep); nothing is sent here.
     """
-    if _kind_of(config) != kind:
+    if kind_of_config(config).key != kind:
         raise SpecError("kind", f"Kind {kind!r} does not match a {type(config).__name__}.")
-    _check_price_age(max_price_age_seconds)
+    check_price_age(max_price_age_seconds)
     with transaction.atomic():
         automation = Automation.objects.create(
             account=account,
@@ -146,7 +117,7 @@ def _memory_after_edit(
     """
     if old == new:
         return None, False
-    if automation.kind == "tpsl" and any(old.get(f) != new.get(f) for f in _TPSL_RULE_FIELDS):
+    if any(old.get(f) != new.get(f) for f in kind_for(automation.kind).rule_fields):
         return Memory(), True
     try:
         memory = Memory.from_json(automation.memory)
@@ -169,9 +140,9 @@ def automation_update(
     status is not changed: a paused automation stays paused. Raises ``SpecError`` if ``config`` is of another kind.
     Writes one audit entry with the old and new config. Returns the refreshed automation.
     """
-    if _kind_of(config) != automation.kind:
+    if kind_of_config(config).key != automation.kind:
         raise SpecError("kind", "The kind of an automation cannot change; create a new one instead.")
-    _check_price_age(max_price_age_seconds)
+    check_price_age(max_price_age_seconds)
     new_config = config_to_json(config)
     old_config: dict[str, JSONValue] = dict(automation.config) if isinstance(automation.config, dict) else {}
     memory, reset = _memory_after_edit(automation, old_config, new_config)

@@ -17,7 +17,8 @@ from automations.engine import (
     Memory,
     TradeState,
 )
-from automations.specs import AutoEntryConfig, AutomationConfig, MarginGuardConfig
+from automations.kinds import kind_of_config
+from automations.specs import AutomationConfig
 from lnmarkets.maths import Side, fee, initial_liquidation_price, margin_from_quantity
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -88,10 +89,4 @@ def account(
 
 
 def spec(config: AutomationConfig, memory: Memory | None = None, *, max_age: int = 15) -> AutomationSpec:
-    if isinstance(config, MarginGuardConfig):
-        kind = "margin_guard"
-    elif isinstance(config, AutoEntryConfig):
-        kind = "auto_entry"
-    else:
-        kind = "tpsl"
-    return AutomationSpec(1, kind, config, memory or Memory(), max_price_age_seconds=max_age)  # type: ignore[arg-type]
+    return AutomationSpec(1, kind_of_config(config).key, config, memory or Memory(), max_price_age_seconds=max_age)

@@ -10,9 +10,9 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 from django.utils import timezone
 
+from automations.engine import MarginGuardConfig
 from automations.models import AuditEntry, Automation, GlobalSwitch, OrderIntent, TrackedTrade
 from automations.services import management
-from automations.specs import MarginGuardConfig
 
 D = Decimal
 
@@ -93,6 +93,10 @@ def test_automation_config_and_memory_are_read_only(client, superuser, account):
     assert 'name="memory"' not in body
     assert 'name="status"' not in body
     assert "liquidation_distance" in body
+    assert "Closes the trade at market when" in body  # its kind's sentence
+    Automation.objects.filter(pk=automation.pk).update(config={"trigger": "nope"})
+    assert "Invalid settings:" in client.get(url).content.decode()
+    Automation.objects.filter(pk=automation.pk).update(config=automation.config)
     response = client.post(
         url, {"name": "renamed", "max_price_age_seconds": "20", "config": "{}", "status": "completed", "memory": "{}"}
     )

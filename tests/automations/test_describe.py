@@ -10,18 +10,10 @@ from django.urls import reverse
 from django.utils import timezone, translation
 
 from automations.describe import summary, triggers_now
-from automations.engine import evaluate
+from automations.engine import AutoEntryConfig, MarginGuardConfig, TpSlConfig, evaluate
 from automations.models import TrackedTrade
 from automations.services import management
-from automations.specs import (
-    AccountState,
-    AutoEntryConfig,
-    AutomationSpec,
-    MarginGuardConfig,
-    MarketSnapshot,
-    TpSlConfig,
-    TradeState,
-)
+from automations.specs import AccountState, AutomationSpec, MarketSnapshot, TradeState
 from lnmarkets.maths import TICK
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 import json
+import subprocess
+import sys
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -35,21 +37,58 @@ from lnmarkets.maths import TICK
 
 from .builders import NOW, D, account, market, spec, trade
 
-ENGINE_FILES = ["engine.py", "specs.py", "decisions.py"]
+ENGINE_FILES = [
+    "engine.py",
+    "engine_common.py",
+    "specs.py",
+    "decisions.py",
+    "kinds/base.py",
+    "kinds/margin_guard.py",
+    "kinds/tpsl.py",
+    "kinds/auto_entry.py",
+]
+# Django's translation (the kinds' sentences) and lazy import helpers are allowed; its ORM and anything that talks
+# to the network or reads the clock are not.
+ALLOWED_DJANGO = {"django.utils.translation", "django.utils.module_loading"}
 
 
 @pytest.mark.parametrize("name", ENGINE_FILES)
 def test_engine_modules_import_no_django_orm_network_or_clock(name):
     source = (Path(engine.__file__).parent / name).read_text()
+    tree = ast.parse(source)
+    typing_only = {
+        id(inner)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
+        for inner in ast.walk(node)
+    }
     imported: set[str] = set()
-    for node in ast.walk(ast.parse(source)):
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
         if isinstance(node, ast.Import):
-            imported.update(alias.name.split(".")[0] for alias in node.names)
+            imported.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            imported.add(node.module.split(".")[0])
-    assert imported <= {"__future__", "collections", "dataclasses", "datetime", "decimal", "typing", "lnmarkets"}
+            imported.add(node.module)
+    roots = {module.split(".")[0] for module in imported if module not in ALLOWED_DJANGO}
+    assert roots <= {"__future__", "collections", "contextlib", "dataclasses", "datetime", "decimal", "functools"} | {
+        "typing",
+        "lnmarkets",
+        "automations",
+    }
+    assert not {m for m in imported if m.startswith("automations.") and m.endswith(("models", "services", "forms"))}
     assert "datetime.now" not in source
     assert "time.time" not in source
+
+
+def test_importing_the_engine_loads_no_orm_and_no_settings():
+    code = (
+        "import sys; import automations.engine; "
+        "bad = [m for m in sys.modules if m in ('django.db.models', 'accounts.models', 'automations.models', "
+        "'django.conf.settings', 'httpx', 'requests', 'websockets')]; print(bad)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env={"PATH": ""})
+    assert out.stdout.strip() == "[]"
 
 
 def test_naive_now_is_refused():

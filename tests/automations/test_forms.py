@@ -7,10 +7,11 @@ from decimal import Decimal
 
 import pytest
 
-from automations.forms import FORMS, AuditFilterForm, AutoEntryForm, MarginGuardForm, TpSlForm
+from automations.engine import AutoEntryConfig, MarginGuardConfig, TpSlConfig
+from automations.forms import AuditFilterForm, AutoEntryForm, MarginGuardForm, TpSlForm
+from automations.kinds import KINDS
 from automations.models import Automation
 from automations.services import management
-from automations.specs import AutoEntryConfig, MarginGuardConfig, TpSlConfig
 
 MARGIN_GUARD = {
     "name": "Guard",
@@ -162,6 +163,8 @@ NUMBER_FIELDS = [
     ("auto_entry", "trigger_price"),
     ("auto_entry", "repeat_count"),
 ]
+
+FORMS = {key: kind.form for key, kind in KINDS.items()}
 
 
 def _data(kind: str, account_id: int, **changes: str) -> dict[str, str]:

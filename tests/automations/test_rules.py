@@ -6,8 +6,12 @@ from decimal import Decimal as D
 
 import pytest
 
-from automations.specs import FIELD_RULES, AutoEntryConfig, MarginGuardConfig, SpecError, TpSlConfig
+from automations.engine import AutoEntryConfig, MarginGuardConfig, TpSlConfig
+from automations.kinds import field_rules
+from automations.specs import SpecError
 from lnmarkets.maths import TICK
+
+FIELD_RULES = field_rules()
 
 # A valid config of each kind per combination of selectors that makes a field used.
 BASES: dict[str, list[dict[str, object]]] = {

@@ -11,9 +11,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from automations.configs import config_from_json
+from automations.engine import MarginGuardConfig, TpSlConfig
 from automations.models import AuditEntry, Automation, GlobalSwitch, OrderIntent, TrackedTrade
 from automations.services import management
-from automations.specs import MarginGuardConfig, MarketSnapshot, TpSlConfig
+from automations.specs import MarketSnapshot
 from lnmarkets.exceptions import TemporaryError
 from tests.automations.test_forms import BAD_INPUT, BASE
 

@@ -10,8 +10,8 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from automations.configs import config_to_json
+from automations.engine import MarginGuardConfig
 from automations.models import Automation
-from automations.specs import MarginGuardConfig
 
 CLOSE5 = json.dumps(
     {

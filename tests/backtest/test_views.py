@@ -13,8 +13,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from automations.configs import config_to_json
+from automations.engine import MarginGuardConfig
 from automations.models import Automation
-from automations.specs import MarginGuardConfig
 from backtest.models import BacktestResult, BacktestRun
 from backtest.services import backtest_run_step
 

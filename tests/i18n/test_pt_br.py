@@ -15,9 +15,10 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone, translation
 
+from automations.engine import AutoEntryConfig, MarginGuardConfig, TpSlConfig
 from automations.models import AuditEntry, Automation, TrackedTrade
 from automations.services import management
-from automations.specs import AutoEntryConfig, MarginGuardConfig, MarketSnapshot, TpSlConfig
+from automations.specs import MarketSnapshot
 
 ROOT = Path(__file__).resolve().parents[2]
 PO = ROOT / "locale" / "pt_BR" / "LC_MESSAGES" / "django.po"
