@@ -53,7 +53,8 @@ sys.path.insert(0, str(ROOT))
 from bench._postgres import PG, recreate_database  # noqa: E402 - needs the project root on sys.path
 
 HOST = "127.0.0.1"
-DB_NAME = "axisor_rt_bench"
+DB_NAME = os.environ.get("BENCH_DB", "axisor_rt_bench")
+STORM_WINDOW_S = 30.0
 REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/4")
 
 SEED = """
@@ -131,6 +132,7 @@ while True:
 class SocketStats:
     connect_ms: float | None = None
     error: str | None = None
+    sheds: int = 0
     last_seq: int = 0
     gaps: int = 0
     tickers: int = 0
@@ -142,43 +144,76 @@ def _age_ms(now: float, iso: str | None) -> float | None:
     return None if not iso else (now - datetime.fromisoformat(iso).timestamp()) * 1000
 
 
+def _take(msg: dict[str, Any], stats: SocketStats, started: float, measuring: asyncio.Event) -> None:
+    now = time.time()
+    if msg["seq"] != stats.last_seq + 1:
+        stats.gaps += 1
+    stats.last_seq = msg["seq"]
+    if msg["type"] == "snapshot" and stats.connect_ms is None:
+        stats.connect_ms = (time.perf_counter() - started) * 1000
+    elif msg["type"] == "ticker" and measuring.is_set():
+        stats.tickers += 1
+        age = _age_ms(now, msg["data"].get("received_at"))
+        if age is not None:
+            stats.latencies.append(age)
+            sent = _age_ms(now, msg["ts"])
+            if sent is not None:
+                stats.server_ms.append(age - sent)
+
+
 async def _socket(url: str, origin: str, cookie: str, stats: SocketStats, measuring: asyncio.Event) -> None:
+    """One dashboard tab, as ``dashboard.js`` behaves: a shed (``error`` ``overloaded`` then close 4429) is waited
+    out for its ``retry_after_ms`` plus up to as much again of jitter, then the tab connects again."""
     from websockets.asyncio.client import connect
 
     started = time.perf_counter()
-    try:
-        async with connect(
-            url,
-            additional_headers={"Origin": origin, "Cookie": f"sessionid={cookie}"},
-            open_timeout=60,
-            compression=None,
-            proxy=None,
-            max_queue=None,
-        ) as ws:
-            async for raw in ws:
-                now = time.time()
-                msg: dict[str, Any] = json.loads(raw)
-                if msg["seq"] != stats.last_seq + 1:
-                    stats.gaps += 1
-                stats.last_seq = msg["seq"]
-                if msg["type"] == "snapshot" and stats.connect_ms is None:
-                    stats.connect_ms = (time.perf_counter() - started) * 1000
-                elif msg["type"] == "ticker" and measuring.is_set():
-                    stats.tickers += 1
-                    age = _age_ms(now, msg["data"].get("received_at"))
-                    if age is not None:
-                        stats.latencies.append(age)
-                        sent = _age_ms(now, msg["ts"])
-                        if sent is not None:
-                            stats.server_ms.append(age - sent)
-    except asyncio.CancelledError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - a benchmark counts failures instead of stopping
-        stats.error = type(exc).__name__
+    while True:
+        retry_ms: float | None = None
+        stats.last_seq = 0
+        try:
+            async with connect(
+                url,
+                additional_headers={"Origin": origin, "Cookie": f"sessionid={cookie}"},
+                open_timeout=60,
+                compression=None,
+                proxy=None,
+                max_queue=None,
+            ) as ws:
+                async for raw in ws:
+                    msg: dict[str, Any] = json.loads(raw)
+                    if msg["type"] == "error" and msg["data"].get("code") == "overloaded":
+                        retry_ms = float(msg["data"].get("retry_after_ms") or 3000)
+                        stats.sheds += 1
+                        continue
+                    _take(msg, stats, started, measuring)
+            if retry_ms is None:
+                return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a benchmark counts failures instead of stopping
+            if retry_ms is None:
+                stats.error = type(exc).__name__
+                return
+        await asyncio.sleep(retry_ms * (1 + random.random()) / 1000)
+
+
+def _errors(stats: list[SocketStats]) -> dict[str, int]:
+    errors: dict[str, int] = {}
+    for s in stats:
+        if s.error:
+            errors[s.error] = errors.get(s.error, 0) + 1
+    return errors
+
+
+async def _until_snapshots(stats: list[SocketStats], within_s: float) -> None:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline and any(s.connect_ms is None and s.error is None for s in stats):  # noqa: ASYNC110
+        await asyncio.sleep(0.1)  # polled: the sockets have no shared event to wait on
 
 
 async def _sockets_phase(base: str, cookies: list[str], ramp: float, ready_timeout: float) -> dict[str, Any]:
-    """Open the sockets, report READY, measure between the parent's GO and STOP lines, return the figures."""
+    """Open the sockets, report READY, measure between the parent's GO and STOP lines, print the figures; then, on
+    STORM, close every socket and open them all again at once (as after a server restart) and print that too."""
     url, origin = base.replace("http://", "ws://") + "/ws/dashboard/", base
     measuring = asyncio.Event()
     stats = [SocketStats() for _ in cookies]
@@ -186,9 +221,7 @@ async def _sockets_phase(base: str, cookies: list[str], ramp: float, ready_timeo
     for i, cookie in enumerate(cookies):
         tasks.append(asyncio.create_task(_socket(url, origin, cookie, stats[i], measuring)))
         await asyncio.sleep(1.0 / ramp if ramp > 0 else 0)
-    deadline = time.monotonic() + ready_timeout
-    while time.monotonic() < deadline and any(s.connect_ms is None and s.error is None for s in stats):  # noqa: ASYNC110
-        await asyncio.sleep(0.1)  # polled: the sockets have no shared event to wait on
+    await _until_snapshots(stats, ready_timeout)
     connected = sum(1 for s in stats if s.connect_ms is not None and s.error is None)
     print(json.dumps({"ready": connected}), flush=True)
     loop = asyncio.get_running_loop()
@@ -199,22 +232,37 @@ async def _sockets_phase(base: str, cookies: list[str], ramp: float, ready_timeo
     await loop.run_in_executor(None, sys.stdin.readline)  # STOP
     measuring.clear()
     gaps = sum(s.gaps for s in stats)
+    print(
+        json.dumps(
+            {
+                "connected": connected,
+                "errors": _errors(stats),
+                "sheds": sum(s.sheds for s in stats),
+                "connect_ms": [s.connect_ms for s in stats if s.connect_ms is not None],
+                "latencies": [v for s in stats for v in s.latencies],
+                "server_ms": [v for s in stats for v in s.server_ms],
+                "tickers": [s.tickers for s in stats if s.connect_ms is not None],
+                "gaps": gaps,
+            }
+        ),
+        flush=True,
+    )
+    await loop.run_in_executor(None, sys.stdin.readline)  # STORM
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-    errors: dict[str, int] = {}
-    for s in stats:
-        if s.error:
-            errors[s.error] = errors.get(s.error, 0) + 1
-    return {
-        "connected": connected,
-        "errors": errors,
-        "connect_ms": [s.connect_ms for s in stats if s.connect_ms is not None],
-        "latencies": [v for s in stats for v in s.latencies],
-        "server_ms": [v for s in stats for v in s.server_ms],
-        "tickers": [s.tickers for s in stats if s.connect_ms is not None],
-        "gaps": gaps,
+    storm = [SocketStats() for _ in cookies]
+    tasks = [asyncio.create_task(_socket(url, origin, c, storm[i], measuring)) for i, c in enumerate(cookies)]
+    await _until_snapshots(storm, STORM_WINDOW_S)
+    result = {
+        "storm_connect_ms": [s.connect_ms for s in storm if s.connect_ms is not None],
+        "storm_errors": _errors(storm),
+        "storm_sheds": sum(s.sheds for s in storm),
     }
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return result
 
 
 async def _poll_phase(base: str, cookies: list[str], interval: float, seconds: float) -> dict[str, Any]:
@@ -434,6 +482,12 @@ class Run:
     gaps: int = 0
     delivered_pct: float = 0.0
     errors: dict[str, int] = field(default_factory=dict)
+    sheds: int = 0
+    storm_ok_pct: float = 0.0
+    storm_p99_ms: float = float("nan")
+    storm_sheds: int = 0
+    storm_errors: dict[str, int] = field(default_factory=dict)
+    poll_5xx: int = 0
     rss_mb: float = 0.0
     cpu_pct: dict[str, float] = field(default_factory=dict)
     poll_rtt_p50_ms: float = float("nan")
@@ -475,8 +529,17 @@ def _measure(stack: Stack, cookies: list[str], args: argparse.Namespace, redis_p
     cpu1, published1, elapsed = _cpu_of(groups), stack.published, time.monotonic() - t0
     run.rss_mb = sum(_rss_mb(p) for p in stack.pids())
     results = [_line(c) for c in clients]
+    _tell(clients, "STORM")
+    storms = [_line(c) for c in clients]
     for c in clients:
         c.wait(timeout=60)
+    storm_ms = [v for r in storms for v in r["storm_connect_ms"] if v <= STORM_WINDOW_S * 1000]
+    run.storm_ok_pct = 100.0 * len(storm_ms) / len(cookies)
+    run.storm_p99_ms = _pct(storm_ms, 0.99)
+    run.storm_sheds = sum(r["storm_sheds"] for r in storms)
+    for r in storms:
+        for k, v in r["storm_errors"].items():
+            run.storm_errors[k] = run.storm_errors.get(k, 0) + v
     run.cpu_pct = {k: 100 * (cpu1[k] - cpu0[k]) / elapsed for k in cpu0}
     run.connect_ok_pct = 100.0 * ready / len(cookies)
     connect_ms = [v for r in results for v in r["connect_ms"]]
@@ -490,6 +553,7 @@ def _measure(stack: Stack, cookies: list[str], args: argparse.Namespace, redis_p
     for r in results:
         for k, v in r["errors"].items():
             run.errors[k] = run.errors.get(k, 0) + v
+    run.sheds = sum(r["sheds"] for r in results)
     expected = max(1, published1 - published0) * len(cookies)
     run.delivered_pct = 100.0 * sum(tickers) / expected
 
@@ -509,11 +573,12 @@ def _measure(stack: Stack, cookies: list[str], args: argparse.Namespace, redis_p
     for r in polled:
         for k, v in r["errors"].items():
             run.poll_errors[k] = run.poll_errors.get(k, 0) + v
+    run.poll_5xx = sum(v for k, v in run.poll_errors.items() if k.startswith("5"))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--sockets", default="200,1000,2000", help="comma-separated socket counts, one run each")
+    parser.add_argument("--sockets", default="200,2000", help="comma-separated socket counts, one run each")
     parser.add_argument("--seconds", type=float, default=15.0, help="measured window of each phase")
     parser.add_argument("--servers", type=int, default=os.cpu_count() or 2, help="Daphne processes")
     parser.add_argument("--client-procs", type=int, default=2)
@@ -522,6 +587,7 @@ def main() -> None:
     parser.add_argument("--poll-interval", type=float, default=5.0)
     args = parser.parse_args()
     sizes = [int(n) for n in args.sockets.split(",")]
+    began = time.monotonic()
 
     import redis
 
@@ -552,6 +618,12 @@ def main() -> None:
             stack.stop()
         cpu = " ".join(f"{k} {v:.0f}%" for k, v in run.cpu_pct.items())
         print(
+            f"{size:5d} sockets, reconnect storm (all at once): {run.storm_ok_pct:.1f} % had their snapshot within "
+            f"{STORM_WINDOW_S:.0f} s (p99 {run.storm_p99_ms:.0f} ms), deliberate sheds {run.storm_sheds}, "
+            f"errors {run.storm_errors or 'none'}; sheds during the ramp {run.sheds}",
+            flush=True,
+        )
+        print(
             f"{size:5d} sockets: connected {run.connect_ok_pct:.1f} % (snapshot p99 {run.connect_p99_ms:.0f} ms), "
             f"tick latency p50 {run.p50_ms:.0f} / p99 {run.p99_ms:.0f} ms (until the server's send: p50 "
             f"{run.server_p50_ms:.0f} / p99 {run.server_p99_ms:.0f} ms), gaps {run.gaps}, "
@@ -566,9 +638,11 @@ def main() -> None:
             flush=True,
         )
     last = runs[-1]
+    print(f"took {time.monotonic() - began:.0f} s; load average {os.getloadavg()[0]:.2f} (1 min) at the end")
     print(
-        f"RESULT sockets={last.sockets} connect_ok_pct={last.connect_ok_pct:.1f} p50_ms={last.p50_ms:.0f} "
-        f"p99_ms={last.p99_ms:.0f} gaps={last.gaps} http_poll_p50_ms={last.poll_p50_ms:.0f}"
+        f"RESULT sockets={last.sockets} connect_ok_pct={last.connect_ok_pct:.1f} "
+        f"snapshot_p99_ms={last.connect_p99_ms:.0f} p99_ms={last.p99_ms:.0f} gaps={last.gaps} "
+        f"storm_ok_pct={last.storm_ok_pct:.1f} poll_rps={last.poll_requests_per_s:.0f} poll_5xx={last.poll_5xx}"
     )
 
 

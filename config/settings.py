@@ -92,6 +92,7 @@ INSTALLED_APPS = [
     "realtime",
     "backtest",
     "notifications",
+    "launch",
 ]
 
 MIDDLEWARE = [
@@ -195,7 +196,7 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {"default": {"BACKEND": "config.cache.ReusingRedisCache", "LOCATION": REDIS_URL}}
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "config.channel_layer.BoundedRedisChannelLayer",
@@ -277,6 +278,9 @@ LNMARKETS_URLS: dict[str, dict[str, str]] = {
     },
 }
 LNMARKETS_HTTP_TIMEOUT: float = env.float("LNMARKETS_HTTP_TIMEOUT", default=10.0)
+# The feed process opens one private stream socket per enabled account, at most this many connects per second
+# (docs/exchange-events.md): 1,000 accounts are all live within a minute, and a reconnect storm stays paced.
+LNMARKETS_STREAM_CONNECTS_PER_SECOND: float = env.float("LNMARKETS_STREAM_CONNECTS_PER_SECOND", default=20.0)
 
 # Notifications (docs/notifications.md): Telegram Bot API, e-mail and signed webhooks, on the `notify` queue.
 TELEGRAM_API_BASE_URL: str = env.str("TELEGRAM_API_BASE_URL", default="https://api.telegram.org")
