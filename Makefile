@@ -44,6 +44,7 @@ test: install-dev browser-deps messages
 lint: install-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 fmt: install-dev
 	$(VENV)/bin/ruff format .

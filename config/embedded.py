@@ -10,7 +10,6 @@ import logging
 import secrets
 from collections.abc import Callable
 from decimal import Decimal
-from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -89,28 +88,19 @@ def run(*, host: str, port: int, say: Callable[[str], object]) -> None:
 
 
 def _start_automation_services() -> list[Callable[[], None]]:
-    """Worker and beat threads, start-up reconciliation, then the market feed and the tick runner."""
+    """Worker and beat threads, start-up reconciliation, then the feed process's parts (``launch.feed_process``)."""
     from automations.inprocess import start_beat_thread, start_worker_thread
-    from automations.runner import TickRunner
     from automations.services.startup import accounts_reconcile_at_startup
     from config.celery import app
-    from lnmarkets.feed import get_market_feed, stop_market_feeds
+    from launch.feed_process import feed_process_start
     from notifications.inprocess import start_bot_thread
     from notifications.tasks import NOTIFY_QUEUE
-    from realtime.candles import day_window
-    from realtime.market import MarketPublisher
 
     stops = [start_worker_thread(app, extra_queues=[NOTIFY_QUEUE])]
     stops.append(start_bot_thread())
     stops.append(start_beat_thread(app, schedule_file=Path(settings.VAR_DIR) / "celerybeat-schedule"))
     logger.info("start-up reconciliation: %s", accounts_reconcile_at_startup())
-    feed = get_market_feed(Network.SIMULATOR)
-    runner = TickRunner(feed, Network.SIMULATOR)
-    runner.start()
-    # The 24 h figures start from the exchange's own minute candles (a true 24 h window, not "since start").
-    publisher = MarketPublisher(feed, Network.SIMULATOR, max_rate_hz=2, history=partial(day_window, Network.SIMULATOR))
-    publisher.start()
-    stops += [runner.stop, publisher.stop, stop_market_feeds]
+    stops += feed_process_start([Network.SIMULATOR])
     return stops
 
 
