@@ -21,15 +21,23 @@ class Bar:
     positive: bool
 
 
+def zero_y(series: list[tuple[dt.date, int]]) -> float:
+    """Where the zero line of ``bars`` is (viewBox units from the top)."""
+    top = max((0, *(v for _, v in series)))
+    bottom = min((0, *(v for _, v in series)))
+    span = (top - bottom) or 1
+    return round(PAD + (HEIGHT - 2 * PAD) * top / span, 2)
+
+
 def bars(series: list[tuple[dt.date, int]]) -> list[Bar]:
-    """One bar per day around a zero line in the middle of the range (profit up, loss down)."""
+    """One bar per day around the zero line (profit up, loss down)."""
     if not series:
         return []
     top = max(0, *(v for _, v in series))
     bottom = min(0, *(v for _, v in series))
     span = (top - bottom) or 1
     inner = HEIGHT - 2 * PAD
-    zero = PAD + inner * top / span
+    zero = zero_y(series)
     step = WIDTH / len(series)
     out = []
     for index, (day, value) in enumerate(series):
@@ -64,6 +72,7 @@ def polyline(series: list[tuple[dt.datetime, int]]) -> str:
         x = (moment.timestamp() - start) / width_s * WIDTH if end > start else WIDTH / 2
         y = PAD + inner * (high - value) / span if high > low else HEIGHT / 2
         points.append(f"{x:.1f},{y:.1f}")
-    if len(points) == 1:
-        points.insert(0, f"0,{points[0].split(',')[1]}")
+    if len(points) == 1:  # one reading: a flat line across
+        level = points[0].split(",")[1]
+        points = [f"0,{level}", f"{WIDTH},{level}"]
     return " ".join(points)

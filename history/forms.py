@@ -24,13 +24,18 @@ OUTCOMES = (
 )
 
 
+class AutomationChoiceField(forms.ModelChoiceField):  # type: ignore[type-arg]
+    def label_from_instance(self, obj: Automation) -> str:
+        return f"{obj.name} · {obj.account.label}"
+
+
 class HistoryFilterForm(forms.Form):
     account = forms.ModelChoiceField(
         queryset=ExchangeAccount.objects.none(), required=False, empty_label=_("All accounts"), label=_("Account")
     )
     start = forms.DateField(required=False, label=_("From"), widget=forms.DateInput(attrs={"type": "date"}))
     end = forms.DateField(required=False, label=_("To"), widget=forms.DateInput(attrs={"type": "date"}))
-    automation = forms.ModelChoiceField(
+    automation = AutomationChoiceField(
         queryset=Automation.objects.none(), required=False, empty_label=_("Any automation"), label=_("Automation")
     )
     outcome = forms.ChoiceField(choices=OUTCOMES, required=False, label=_("Outcome"))
@@ -39,7 +44,8 @@ class HistoryFilterForm(forms.Form):
         super().__init__(*args, **kwargs)
         accounts = ExchangeAccount.objects.filter(owner=user).order_by("label", "id")
         self.fields["account"].queryset = accounts  # type: ignore[attr-defined]
-        self.fields["automation"].queryset = Automation.objects.filter(account__owner=user)  # type: ignore[attr-defined]
+        automations = Automation.objects.filter(account__owner=user).select_related("account")
+        self.fields["automation"].queryset = automations  # type: ignore[attr-defined]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

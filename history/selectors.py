@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, F, Q, QuerySet, Sum
 from django.utils import timezone
 
 from accounts.models import ExchangeAccount, User
@@ -16,6 +16,8 @@ from automations.models import Automation, OrderIntent
 from history.models import BalancePoint, ClosedTrade
 
 _BY = {c.value for c in ClosedTrade.ClosedBy}
+# Net realised PnL (after opening, closing and funding fees): what makes a trade a win or a loss.
+NET = F("pl") - F("opening_fee") - F("closing_fee") - F("funding_fees")
 
 
 def closed_trades(user: User, filters: dict[str, Any]) -> QuerySet[ClosedTrade]:
@@ -33,9 +35,9 @@ def closed_trades(user: User, filters: dict[str, Any]) -> QuerySet[ClosedTrade]:
         rows = rows.filter(automation=filters["automation"])
     outcome = filters.get("outcome") or ""
     if outcome == "win":
-        rows = rows.filter(canceled=False).exclude(pl__lte=0)
+        rows = rows.filter(canceled=False).alias(net=NET).filter(net__gt=0)
     elif outcome == "loss":
-        rows = rows.filter(canceled=False, pl__lte=0)
+        rows = rows.filter(canceled=False).alias(net=NET).filter(net__lte=0)
     elif outcome in _BY:
         rows = rows.filter(closed_by=outcome)
     return rows
@@ -66,11 +68,11 @@ class Totals:
 
 
 def totals(rows: QuerySet[ClosedTrade]) -> Totals:
-    """Counts and sums over filled trades (canceled orders never traded)."""
-    filled = rows.filter(canceled=False)
+    """Counts and sums over filled trades (canceled orders never traded); a win made money after fees."""
+    filled = rows.filter(canceled=False).alias(net=NET)
     agg = filled.aggregate(
         n=Count("id"),
-        wins=Count("id", filter=Q(pl__gt=0)),
+        wins=Count("id", filter=Q(net__gt=0)),
         pl=Sum("pl"),
         of=Sum("opening_fee"),
         cf=Sum("closing_fee"),

@@ -38,23 +38,41 @@
   }
   function bucket(t) { var r = RES[state.range]; return Math.floor(t / r) * r + shift; }
 
+  /* The price scale fits the candles plus the lines within 6 % of the last price (a liquidation far away would
+   * flatten the candles; it stays in the positions table). */
+  var near = [];
+  series.applyOptions({
+    autoscaleInfoProvider: function (original) {
+      var res = original();
+      if (!res || !res.priceRange || !state.last) return res;
+      near.forEach(function (p) {
+        if (Math.abs(p - state.last.close) / state.last.close <= 0.06) {
+          res.priceRange.minValue = Math.min(res.priceRange.minValue, p);
+          res.priceRange.maxValue = Math.max(res.priceRange.maxValue, p);
+        }
+      });
+      return res;
+    },
+  });
   function drawLevels(levels) {
+    var narrow = el.clientWidth < 560; /* a phone: axis labels only, the legend names the colours */
     state.lines.forEach(function (line) { series.removePriceLine(line); });
+    near = levels.map(function (l) { return Number(l.price); });
     state.lines = levels.map(function (l) {
       return series.createPriceLine({
         price: Number(l.price), color: COLORS[l.kind] || "#8b96a5", lineWidth: l.kind === "trigger" ? 2 : 1,
-        lineStyle: STYLES[l.kind] || 0, axisLabelVisible: true, title: l.title,
+        lineStyle: STYLES[l.kind] || 0, axisLabelVisible: true, title: narrow ? "" : l.title,
       });
     });
     box.dataset.levels = String(levels.length);
   }
   function drawMarkers(list) {
-    var seen = {};
+    var seen = {}, narrow = el.clientWidth < 560; /* a phone: arrows without words, they would overlap */
     var out = list.map(function (m) {
       var open = m.kind === "open", long = m.side === "buy";
       var up = open ? long : !long;
       return { time: bucket(m.time), position: up ? "belowBar" : "aboveBar", shape: up ? "arrowUp" : "arrowDown",
-               color: open ? (long ? "#2ecc71" : "#e74c3c") : "#c9d1db", text: m.text };
+               color: open ? (long ? "#2ecc71" : "#e74c3c") : "#c9d1db", text: narrow ? "" : m.text };
     }).filter(function (m) { var k = m.time + m.position + m.text; if (seen[k]) return false; seen[k] = true; return true; });
     markers.setMarkers(out);
     box.dataset.markers = String(out.length);

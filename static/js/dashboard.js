@@ -138,19 +138,19 @@
     }
     p.items.forEach(function (t) {
       var tr = document.createElement("tr");
-      var side = cell(tr, tx("Side"), tx(t.side === "buy" ? "Long" : "Short"), "side-" + t.side);
+      var side = cell(tr, tx("Side"), tx(t.side === "buy" ? "Long" : "Short"), "side-" + t.side + " c-side");
       if (!t.managed) { var chip = document.createElement("span"); chip.className = "chip"; chip.textContent = tx("external"); side.append(" ", chip); }
-      cell(tr, tx("Quantity (USD)"), fmtInt(t.quantity));
+      cell(tr, tx("Quantity (USD)"), fmtInt(t.quantity), "c-qty");
       cell(tr, tx("Entry"), fmtPrice(t.entry_price));
-      cell(tr, tx("Liquidation"), fmtPrice(t.liquidation));
-      cell(tr, tx("Stop-loss"), Number(t.stoploss) ? fmtPrice(t.stoploss) : "—", "sl");
-      cell(tr, tx("Take-profit"), Number(t.takeprofit) ? fmtPrice(t.takeprofit) : "—", "tp");
-      cell(tr, tx("Margin (sats)"), fmtInt(t.margin));
+      cell(tr, tx("Liquidation"), fmtPrice(t.liquidation), "pos-detail");
+      cell(tr, tx("Stop-loss"), Number(t.stoploss) ? fmtPrice(t.stoploss) : "—", Number(t.stoploss) ? "sl" : "sl unset");
+      cell(tr, tx("Take-profit"), Number(t.takeprofit) ? fmtPrice(t.takeprofit) : "—", Number(t.takeprofit) ? "tp" : "tp unset");
+      cell(tr, tx("Margin (sats)"), fmtInt(t.margin), "pos-detail");
       cell(tr, tx("PnL (sats)"), fmtInt(t.pl), t.pl < 0 ? "neg" : "pos");
       cell(tr, tx("PnL %"), fmtPct(t.pl_percent));
-      cell(tr, tx("Margin ratio"), fmtPct(t.margin_ratio));
+      cell(tr, tx("Margin ratio"), fmtPct(t.margin_ratio), "pos-detail");
       cell(tr, tx("To liquidation"), fmtPct(t.distance_to_liquidation));
-      var g = cell(tr, tx("Guarded by"), "");
+      var g = cell(tr, tx("Guarded by"), "", "c-guards");
       if (!t.guarded_by.length) { var none = document.createElement("span"); none.className = "hint"; none.textContent = tx("none"); g.appendChild(none); }
       (t.guards || t.guarded_by.map(function (id) { return { id: id, name: "#" + id }; })).forEach(function (guard) {
         var a = document.createElement("a");

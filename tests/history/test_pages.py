@@ -157,12 +157,12 @@ def test_performance_totals_win_rate_per_day_balance_and_automations(logged: Cli
     assert 'id="total-fees">597<' in page
     assert 'id="total-funding">3<' in page
     assert f'id="total-net" class="pos">{2 * 990 - 500 - 3 * 200}<' in page
-    assert 'id="balance-last">960000<' in page
+    assert 'id="balance-last">960,000<' in page
     assert page.count("<rect ") == 30
 
     only_main = logged.get("/history/performance/", {"account": main.pk}).content.decode()
     assert 'id="win-rate">50.0 %' in only_main
-    assert 'id="balance-last">900000<' in only_main
+    assert 'id="balance-last">900,000<' in only_main
     rows = {s.automation.name: s for s in logged.get("/history/performance/").context["automations"]}
     assert rows["night watch"].margin_added == 2500
     assert rows["night watch"].rejected == 1
@@ -170,3 +170,14 @@ def test_performance_totals_win_rate_per_day_balance_and_automations(logged: Cli
     assert rows["night watch"].closed_pl == 790
     assert rows["dip buyer"].opened == 1
     assert rows["dip buyer"].opened_pl == -700
+
+
+def test_a_trade_that_made_less_than_its_fees_is_a_loss(logged: Client, two_accounts) -> None:
+    main, _ = two_accounts
+    _trade(main, 1, pl=150)  # 150 before fees, 200 of fees: a loss of 50
+    _trade(main, 2, pl=1000)
+    page = logged.get("/history/performance/", {"account": main.pk}).content.decode()
+    assert 'id="win-rate">50.0 %' in page
+    losses = logged.get("/history/", {"outcome": "loss"}).content.decode()
+    assert f"t-{main.pk}-1" in losses
+    assert f"t-{main.pk}-2" not in losses

@@ -16,8 +16,8 @@ from lnmarkets.simulator import RunningSimulator
 pytestmark = pytest.mark.django_db
 
 
-def _open(exchange: RestClient, side: str = "buy", quantity: int = 100, **extra: object) -> str:
-    return exchange.isolated_trade_create(type="market", side=side, quantity=quantity, leverage=Decimal(10), **extra).id
+def _open(exchange: RestClient, quantity: int = 100) -> str:
+    return exchange.isolated_trade_create(type="market", side="buy", quantity=quantity, leverage=Decimal(10)).id
 
 
 def test_a_trade_closed_outside_axisor_is_in_the_history_with_its_pnl(

@@ -171,6 +171,8 @@ def pages(client, alice, make_account, monkeypatch):
         reverse("automations:account", args=[account.pk]),
         reverse("help"),
         reverse("backtest:list"),
+        reverse("history:list"),
+        reverse("history:performance"),
         "/no-such-page/",
     ]
     for kind in ("margin_guard", "tpsl", "auto_entry"):
