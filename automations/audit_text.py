@@ -113,6 +113,9 @@ PHRASES = (
     gettext_noop("trade no longer running; nothing left to change"),
     gettext_noop("cockpit"),
     gettext_noop("telegram"),
+    # automations' status messages (Automation.status_message)
+    gettext_noop("Paused by the user."),
+    gettext_noop("Completed: every entry it was asked for has fired."),
 )
 _PHRASES = frozenset({"changes", "note", "why", "who", "origin"})
 
@@ -155,6 +158,11 @@ def say(key: str, /, **params: Param) -> Said:
     return Said(key, params)
 
 
+def phrase(text: str) -> str:
+    """``text`` in the active language when it is one of ``PHRASES`` (a status message, a note), else as is."""
+    return gettext(text) if text in PHRASES else text
+
+
 def _param(name: str, value: Param) -> Param:
     labels = _LABELS.get(name)
     if labels is not None and str(value) in labels:
@@ -195,6 +203,7 @@ def _number(value: object) -> str:
         number = Decimal(str(value))
     except (InvalidOperation, ValueError):
         return str(value)
+    number = number.normalize()
     exponent = number.as_tuple().exponent
     places = max(0, -exponent) if isinstance(exponent, int) else 0
     return num(number, min(places, 4))
@@ -332,4 +341,13 @@ def decision_text(decision: Mapping[str, Any], inputs: Mapping[str, Any]) -> str
     return f"{why}: {action}" if why else action[:1].upper() + action[1:]
 
 
-__all__: list[str] = ["MESSAGES", "PHRASES", "Said", "audit_text", "decision_text", "render", "say"]
+__all__: list[str] = [
+    "MESSAGES",
+    "PHRASES",
+    "Said",
+    "audit_text",
+    "decision_text",
+    "phrase",
+    "render",
+    "say",
+]

@@ -49,7 +49,7 @@ KINDS = {"margin_guard": _("Margin Guard"), "tpsl": _("TP/SL management"), "auto
 
 class AutomationsField(forms.ModelMultipleChoiceField[Automation]):
     def label_from_instance(self, obj: Automation) -> str:
-        return f"{obj.name} · {obj.get_kind_display()} · {obj.account.label}"
+        return f"{obj.name} · {_(obj.get_kind_display())} · {obj.account.label}"
 
     def clean(self, value: Any) -> Any:  # noqa: ANN401 - Django's signature
         # an id beyond 64 bits would overflow the database driver: refuse it before any query

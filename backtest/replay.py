@@ -27,8 +27,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
+from automations.decision_facts import decision_facts
 from automations.engine import (
     MEMORY_RETENTION,
     AccountState,
@@ -162,9 +163,11 @@ class Action:
     reason: str
     outcome: str  # "done", "skipped", or "rejected: why"
     fill: Decimal | None = None  # the price the order landed at (automation rows), the exit level (exchange rows)
+    facts: dict[str, Any] | None = None  # an automation row's decision facts (automations.decision_facts)
 
-    def as_json(self) -> dict[str, str | int | None]:
+    def as_json(self) -> dict[str, Any]:
         return {
+            "facts": self.facts,
             "time_ms": self.time_ms,
             "price": str(self.price),
             "source": self.source,
@@ -656,8 +659,9 @@ class Replay:
     def _record(self, t: int, p: int, decision: Decision, outcome: str, trade_id: str, value: str,
                 fill: Decimal | None = None) -> None:  # fmt: skip
         reason = str(getattr(decision, "reason", ""))
+        facts = decision_facts(decision.to_json(), decision.inputs)
         self.result.actions.append(
-            Action(t, price_of(p), "automation", decision.kind, trade_id, value, reason, outcome, fill)
+            Action(t, price_of(p), "automation", decision.kind, trade_id, value, reason, outcome, fill, facts)
         )
         self._count(decision.kind if outcome != "skipped" else "skip")
 
@@ -725,7 +729,7 @@ class Replay:
 
     @staticmethod
     def _stoploss_problem(trade: _Trade, value: Decimal, ref: Decimal) -> str:
-        """The simulator's rules for a stop-loss (lnmarkets-v3.md §9.7); empty when accepted."""
+        """The simulator's rules for a stop-loss (docs/protocol.md §9.7); empty when accepted."""
         if value == trade.stoploss:
             return "the new value is the same as the previous one"
         if trade.long:

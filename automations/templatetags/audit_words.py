@@ -22,3 +22,17 @@ def audit_inputs(entry: AuditEntry) -> list[tuple[str, Any]]:
     """The entry's inputs for its details, without the stored message key (``i18n``)."""
     inputs = entry.inputs if isinstance(entry.inputs, dict) else {}
     return [(key, value) for key, value in inputs.items() if key != "i18n"]
+
+
+@register.filter
+def decision_details(entry: AuditEntry) -> list[tuple[str, Any]]:
+    """The decision's fields for its details: not its English ``reason`` (the line above says it in the reader's
+    language), nor what the line and its chips already show."""
+    decision = entry.decision if isinstance(entry.decision, dict) else {}
+    return [(key, value) for key, value in decision.items() if key not in ("inputs", "reason", "protective")]
+
+
+@register.filter
+def status_text(message: str) -> str:
+    """An automation's status message in the active language (the fixed ones; a reason with details as stored)."""
+    return texts.phrase(message)

@@ -10,6 +10,7 @@ import sys
 from datetime import timedelta
 from decimal import Decimal as D
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from django.urls import reverse
@@ -18,7 +19,11 @@ from django.utils import timezone, translation
 from automations.engine import AutoEntryConfig, MarginGuardConfig, TpSlConfig
 from automations.models import AuditEntry, Automation, TrackedTrade
 from automations.services import management
+from automations.services.trades import trade_closed_said
 from automations.specs import MarketSnapshot
+from backtest.models import BacktestRun
+from notifications.models import Channel
+from tests.backtest.test_views import form_data, run_all
 
 ROOT = Path(__file__).resolve().parents[2]
 PO = ROOT / "locale" / "pt_BR" / "LC_MESSAGES" / "django.po"
@@ -100,6 +105,13 @@ def _visible_text(body: str) -> str:
     return re.sub(r"\s+", " ", html.unescape(body))
 
 
+def _around(text: str, msgid: str) -> str:
+    """Where ``msgid`` shows in ``text`` (for the failure message)."""
+    match = re.search(rf"(?<![\w=,-]){re.escape(msgid)}(?![\w=,-])", text)
+    start = match.start() if match else 0
+    return text[max(0, start - 80) : start + 80]
+
+
 def _market() -> MarketSnapshot:
     return MarketSnapshot(
         last_price=D(95000), index=D(95000), bid=D(95000), ask=D(95000), time=timezone.now() - timedelta(seconds=1)
@@ -148,12 +160,37 @@ def pages(client, alice, make_account, monkeypatch):
             side="buy", leverage=D(10), quantity=100, margin=None, trigger="price_below", trigger_price=D(90000)
         ),
     )
-    # The services' own audit entries ("Automation … created") are stored records in English, not page text.
-    AuditEntry.objects.filter(account=account).delete()
+    # The services' own audit entries ("Automation … created") are shown in the reader's language; so are the
+    # engine's decisions and skips (from their typed fields) and a trade closed by its stop-loss.
     AuditEntry.objects.create(
-        account=account, automation=guard, kind="margin_guard", event="decision", outcome="ok", message="x"
+        account=account,
+        automation=guard,
+        kind="margin_guard",
+        event="decision",
+        outcome="pending",
+        message="close: Distance to liquidation 2.9 % ≤ 3 %: closing the trade.",
+        inputs={"trigger": "liquidation_distance", "distance": "2.9000", "threshold": "3"},
+        decision={"kind": "close", "trade_id": "t-1", "protective": True, "reason": "closing the trade."},
     )
+    AuditEntry.objects.create(
+        account=account,
+        automation=entry,
+        kind="auto_entry",
+        event="skip",
+        outcome="skipped",
+        message="skip: Last price 89000 ≤ 90000, but the price is 20.0 s old (limit 15 s).",
+        inputs={"trigger": "price_below", "last_price": "89000", "trigger_price": "90000"},
+        decision={"kind": "skip", "code": "stale_price", "trade_id": None, "reason": "old"},
+    )
+    message, inputs = trade_closed_said("t-9", "stoploss", "93000.5", -1200)
+    AuditEntry.objects.create(account=account, event="reconcile", outcome="info", message=message, inputs=inputs)
+    management.automation_pause(automation=tpsl)
+    management.account_kill_switch_set(account=account, on=True)
+    channel = Channel.objects.create(owner=alice, kind="email", name="Correio", address="alice@example.com")
     client.force_login(alice)
+    with mock.patch("backtest.services.backtest_enqueue"):
+        client.post(reverse("backtest:new"), form_data(guard))
+    run = run_all(BacktestRun.objects.get(owner=alice).pk)
     urls = [
         "/",
         reverse("realtime:positions"),
@@ -171,6 +208,10 @@ def pages(client, alice, make_account, monkeypatch):
         reverse("automations:account", args=[account.pk]),
         reverse("help"),
         reverse("backtest:list"),
+        reverse("backtest:new"),
+        reverse("backtest:detail", args=[run.pk]),
+        reverse("notifications:list"),
+        reverse("notifications:log", args=[channel.pk]),
         reverse("history:list"),
         reverse("history:performance"),
         "/no-such-page/",
@@ -204,12 +245,28 @@ def test_no_page_in_pt_br_shows_an_english_string_of_our_templates(pages):
     rendered["bad margin guard"] = _visible_text(bad.content.decode())
     assert "Deve estar acima de 0 e abaixo de 100." in rendered["bad margin guard"]
     assert "Obrigatório com esta escolha." in rendered["bad margin guard"]
+    # What the audit log says is Portuguese too: no English sentence of the services or the engine is left.
+    log = rendered[reverse("automations:log")]
+    for portuguese in (
+        "Automação “Guarda” criada (Margin Guard), ativa.",
+        "Automação “Alvo” pausada.",
+        "Chave de emergência LIGADA para “Papel”",
+        "A operação t-9 atingiu seu stop-loss (saída 93000.5, PnL -1200 sats).",
+        "Distância até a liquidação 2,9 % ≤ 3 %: fechando a operação t-1.",
+        "Último preço 89.000 ≤ 90.000. Não feito: o preço está antigo demais.",
+    ):
+        assert portuguese in log
+    for english in ("created (", "Kill switch turned ON", "hit its stop-loss", "closing the trade", "price is 20.0 s"):
+        assert english not in log
+    (backtest,) = (text for url, text in rendered.items() if url.startswith("/backtests/") and url[-2:-1].isdigit())
+    assert "Cenário de estresse" in backtest
+    assert "Stress scenario" not in backtest
     found = []
     for url, text in rendered.items():
         for msgid in strings:
             if re.search(rf"(?<![\w=,-]){re.escape(msgid)}(?![\w=,-])", text):
                 found.append((url, msgid))
-    assert found == [], "\n".join(f"{u}: {m}" for u, m in found)
+    assert found == [], "\n".join(f"{u}: {m!r} in “…{_around(rendered[u], m)}…”" for u, m in found)
 
 
 def test_numbers_and_dates_follow_the_locale(pages):
