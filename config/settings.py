@@ -67,7 +67,7 @@ FIELD_ENCRYPTION_KEYS: list[str] = [
 
 ALLOWED_HOSTS: list[str] = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 if not DEBUG and "*" in ALLOWED_HOSTS:
-    # A wildcard also switches off the WebSocket origin check (reliability.md §3).
+    # A wildcard also switches off the WebSocket origin check (docs/reliability.md §3).
     raise ImproperlyConfigured("ALLOWED_HOSTS must not contain '*' unless DEBUG is on.")
 CSRF_TRUSTED_ORIGINS: list[str] = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -171,8 +171,8 @@ LOGOUT_REDIRECT_URL = "accounts:login"
 # django-axes first: it refuses a locked-out username + address before any password is hashed.
 AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 
-# Login throttling (django-axes; reliability.md "Login and second factor"): a username is locked out from one client
-# address after AXES_FAILURE_LIMIT failures, for AXES_COOLOFF_MINUTES. Keyed on the username + address pair, so a
+# Login throttling (django-axes; docs/reliability.md §4, "Login and second factor"): a username is locked out from one
+# client address after AXES_FAILURE_LIMIT failures, for AXES_COOLOFF_MINUTES. Keyed on the username + address pair, so a
 # shared address (NAT, office) never locks everybody out, and a stranger cannot lock a user out from elsewhere.
 AXES_FAILURE_LIMIT: int = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME: float = env.float("AXES_COOLOFF_MINUTES", default=15.0) / 60.0  # hours
@@ -223,15 +223,15 @@ HTTP_BACKLOG: int = env.int("HTTP_BACKLOG", default=1000)
 HTTP_MAX_WAIT_S: float = env.float("HTTP_MAX_WAIT_S", default=8.0)
 HTTP_RETRY_AFTER_MS: int = env.int("HTTP_RETRY_AFTER_MS", default=5000)
 WS_HANDSHAKE_CONCURRENCY: int = env.int("WS_HANDSHAKE_CONCURRENCY", default=16)
-WS_HANDSHAKE_BACKLOG: int = env.int("WS_HANDSHAKE_BACKLOG", default=500)
-WS_HANDSHAKE_MAX_WAIT_S: float = env.float("WS_HANDSHAKE_MAX_WAIT_S", default=3.0)
-WS_HANDSHAKE_RETRY_AFTER_MS: int = env.int("WS_HANDSHAKE_RETRY_AFTER_MS", default=3000)
+WS_HANDSHAKE_BACKLOG: int = env.int("WS_HANDSHAKE_BACKLOG", default=1000)
+WS_HANDSHAKE_MAX_WAIT_S: float = env.float("WS_HANDSHAKE_MAX_WAIT_S", default=4.0)
+WS_HANDSHAKE_RETRY_AFTER_MS: int = env.int("WS_HANDSHAKE_RETRY_AFTER_MS", default=2000)
 WS_SNAPSHOT_CONCURRENCY: int = env.int("WS_SNAPSHOT_CONCURRENCY", default=4)
 WS_SNAPSHOT_BACKLOG: int = env.int("WS_SNAPSHOT_BACKLOG", default=100_000)
 WS_SNAPSHOT_MAX_WAIT_S: float = env.float("WS_SNAPSHOT_MAX_WAIT_S", default=60.0)
 WS_SNAPSHOT_RETRY_AFTER_MS: int = env.int("WS_SNAPSHOT_RETRY_AFTER_MS", default=3000)
 
-# Celery: reliability.md §2. Redis in production; the in-process memory transport for the embedded default.
+# Celery: docs/reliability.md §2. Redis in production; the in-process memory transport for the embedded default.
 CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
@@ -239,7 +239,7 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = 60
 CELERY_TASK_TIME_LIMIT = 90
-# Longer than the slowest task; no countdown or ETA may exceed it (reliability.md §2).
+# Longer than the slowest task; no countdown or ETA may exceed it (docs/reliability.md §2).
 CELERY_VISIBILITY_TIMEOUT: int = env.int("CELERY_VISIBILITY_TIMEOUT", default=300)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
 CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT = 10
@@ -252,14 +252,14 @@ AUTOMATION_SWEEP_SECONDS: int = env.int("AUTOMATION_SWEEP_SECONDS", default=10)
 RECONCILE_SECONDS: int = env.int("RECONCILE_SECONDS", default=30)
 # Re-queues order intents whose delivery was lost (their lease ran out): docs/exactly-once.md.
 INTENT_SWEEP_SECONDS: int = env.int("INTENT_SWEEP_SECONDS", default=10)
-# The exchange refuses a signature whose timestamp is more than this many seconds from its clock (lnmarkets-v3.md
+# The exchange refuses a signature whose timestamp is more than this many seconds from its clock (docs/protocol.md
 # §3: 30 s); with the send window it sets an order attempt's fence. Never set it below the exchange's real window.
 LNMARKETS_TIMESTAMP_WINDOW_SECONDS: int = env.int("LNMARKETS_TIMESTAMP_WINDOW_SECONDS", default=30)
 ORDER_SEND_WINDOW_SECONDS: float = env.float("ORDER_SEND_WINDOW_SECONDS", default=10.0)
 # Fault injection for the reliability battery only (tests/faults): pause between an order's claim and its send.
 FAULT_PAUSE_BEFORE_SEND_SECONDS: float = env.float("FAULT_PAUSE_BEFORE_SEND_SECONDS", default=0.0)
 
-# Exchange endpoints (lnmarkets-v3.md §1.2), overridable per network.
+# Exchange endpoints (docs/protocol.md §1.2), overridable per network.
 SIMULATOR_HOST: str = env.str("SIMULATOR_HOST", default="127.0.0.1")
 SIMULATOR_PORT: int = env.int("SIMULATOR_PORT", default=8765)
 SIMULATOR_CONTROL_TOKEN: str = env.str("SIMULATOR_CONTROL_TOKEN", default="")

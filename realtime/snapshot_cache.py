@@ -29,7 +29,7 @@ from axisor_bus.publish import current_user_seq
 from realtime import snapshot as snap
 from realtime.market import shared_market_state
 
-USER_PART_TTL_S = 30
+USER_PART_TTL_S = 120
 
 
 class _UserPart(TypedDict):
