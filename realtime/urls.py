@@ -2,12 +2,14 @@
 
 from django.urls import path
 
-from realtime import views, views_chart
+from realtime import views, views_chart, views_trades
 
 app_name = "realtime"
 
 urlpatterns = [
     path("positions/", views.positions, name="positions"),
+    path("positions/<int:pk>/<slug:action>/", views_trades.trade_action, name="trade-action"),
+    path("accounts/<int:account_id>/close-all/", views_trades.close_all, name="close-all"),
     path("ops/", views.operations, name="ops"),
     path("api/snapshot/", views.api_snapshot, name="api-snapshot"),
     path("api/chart/", views_chart.api_chart, name="api-chart"),

@@ -38,12 +38,16 @@ def request(
     trade_id: str = "",
     origin: str,
     automation: Automation | None = None,
+    client_id: str | None = None,
 ) -> OrderIntent:
     """Create and queue one order intent of ``account`` for ``action`` (``OrderIntent.Action`` value).
 
     ``params`` are validated by the action's model (``ActionParamsError`` names the bad field; nothing is written);
     ``trade_id`` is required for every action but ``open``; ``origin`` ("cockpit", "telegram", …) is stored in the
     parameters as ``source`` and in the audit entry. Protective (priority queue) unless it opens a trade.
+
+    ``client_id`` (``ax-`` + 32 hex), when given, is the intent's ``clientId``: a form that carries one asks at most
+    once however often it is submitted (a second ``request`` with it raises ``IntegrityError``, nothing written).
     """
     definition = action_for(action)
     data = params.model_dump() if isinstance(params, ActionParams) else dict(params)
@@ -57,6 +61,8 @@ def request(
 
     with transaction.atomic():
         intent = intent_of(req, account_id=account.pk, automation=automation)
+        if client_id is not None:
+            intent.client_id = client_id
         intent.save()
         said = (
             say("intent_requested_trade", action=action, trade=trade_id, origin=origin)

@@ -9,6 +9,7 @@
     apiUrl: script.dataset.apiUrl,
     loginUrl: script.dataset.loginUrl,
     automationUrl: script.dataset.automationUrl || "/automations/0/edit/",
+    tradeActionUrl: script.dataset.tradeActionUrl || "/realtime/positions/0/close/",
   };
   var POLL_MS = 5000, BACKOFF_BASE_MS = 1000, BACKOFF_MAX_MS = 30000, TICK_MS = 1000;
   var initialEl = document.getElementById("initial-snapshot");
@@ -133,7 +134,7 @@
     if (!p.items.length) {
       var tr0 = document.createElement("tr");
       var td0 = cell(tr0, "", tx("No running trades."), "empty");
-      td0.colSpan = 12;
+      td0.colSpan = 13;
       rows.appendChild(tr0);
     }
     p.items.forEach(function (t) {
@@ -159,6 +160,14 @@
         a.textContent = guard.name;
         a.title = "#" + guard.id;
         g.appendChild(a);
+      });
+      var acts = cell(tr, "", "", "actions c-actions");
+      [["close", "Close"], ["stoploss", "SL"], ["takeprofit", "TP"], ["add-margin", "+ margin"]].forEach(function (a) {
+        var link = document.createElement("a");
+        link.className = "act";
+        link.href = cfg.tradeActionUrl.replace("/0/close/", "/" + Number(t.id) + "/" + a[0] + "/");
+        link.textContent = tx(a[1]);
+        acts.append(link, " ");
       });
       rows.appendChild(tr);
     });
