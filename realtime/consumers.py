@@ -1,6 +1,7 @@
-"""The dashboard WebSocket: authenticate, join, snapshot, forward (style guide rec. 10).
+"""The dashboard WebSocket: authenticate, join, snapshot, forward (house rule 10, docs/architecture.md).
 
-Protocol (product.md "Realtime dashboard"). Every server message is ``{"type", "seq", "ts", "data"}`` where ``seq``
+Protocol (docs/architecture.md, "Flow 2: tick → browser").
+Every server message is ``{"type", "seq", "ts", "data"}`` where ``seq``
 counts this connection's messages from 1 with no gaps, and ``ts`` is the server's UTC time:
 
 * ``snapshot`` on connect, on ``refresh`` and after ``switch_account``: ``realtime.snapshot.Snapshot``;
@@ -35,7 +36,6 @@ import json
 import time
 from typing import Any
 
-from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.utils import translation
@@ -112,15 +112,6 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # ch
             )
             await self.send(text_data=frame)
             await self.close(code=CLOSE_OVERLOADED)
-
-    async def dispatch(self, message: dict[str, Any]) -> None:
-        """Run the message's handler, without Channels' ``aclose_old_connections()`` before each one: that is a
-        thread hop per message (docs/adr/0004-consumer-dispatch.md has the measurement), and every database access
-        here goes through ``database_sync_to_async``, which closes stale connections itself."""
-        handler = getattr(self, get_handler_name(message), None)
-        if handler is None:
-            raise ValueError(f"no handler for message type {message['type']}")
-        await handler(message)
 
     async def disconnect(self, code: int) -> None:
         if getattr(self, "counted", False):
