@@ -391,22 +391,35 @@ class Stack:
         self.listener.close()
 
 
-def _start_stack(servers: int, rate: float, log_dir: Path) -> Stack:
+SERVERS = ("daphne", "uvicorn")
+
+
+def _server_command(kind: str, fd: int) -> list[str]:
+    """One ASGI server process on the shared listening socket ``fd``, as the README runs it."""
+    binary = str(Path(sys.executable).with_name(kind))
+    if kind == "daphne":
+        return [binary, "--fd", str(fd), "--websocket-max-message-size", "65536", "config.asgi:application"]
+    return [
+        binary, "--fd", str(fd), "--lifespan", "off", "--no-access-log", "--log-level", "warning",
+        "--ws-max-size", "65536", "config.asgi:application",
+    ]  # fmt: skip
+
+
+def _start_stack(servers: int, rate: float, log_dir: Path, kind: str = "daphne") -> Stack:
     env = _env()
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind((HOST, 0))
     listener.listen(4096)
     port = listener.getsockname()[1]
-    daphne = str(Path(sys.executable).with_name("daphne"))
     procs = [
         subprocess.Popen(
-            [daphne, "--fd", str(listener.fileno()), "config.asgi:application"],
+            _server_command(kind, listener.fileno()),
             cwd=ROOT,
             env=env,
             pass_fds=(listener.fileno(),),
             stdout=subprocess.DEVNULL,
-            stderr=(log_dir / f"daphne-{i}.log").open("w"),
+            stderr=(log_dir / f"{kind}-{i}.log").open("w"),
             text=True,
         )
         for i in range(servers)
@@ -473,6 +486,7 @@ def _tell(procs: list[subprocess.Popen[str]], word: str) -> None:
 @dataclass
 class Run:
     sockets: int
+    server: str = "daphne"
     connect_ok_pct: float = 0.0
     connect_p99_ms: float = float("nan")
     p50_ms: float = float("nan")
@@ -519,7 +533,7 @@ def _cpu_of(pids: dict[str, list[int]]) -> dict[str, float]:
 def _measure(stack: Stack, cookies: list[str], args: argparse.Namespace, redis_pid: int | None, run: Run) -> None:
     clients = _clients("sockets", stack.base, cookies, args.client_procs, str(args.ramp / args.client_procs), "120")
     ready = sum(_line(c)["ready"] for c in clients)
-    groups = {"daphne": stack.pids(), "publisher": [stack.publisher.pid], "redis": [redis_pid] if redis_pid else []}
+    groups = {"server": stack.pids(), "publisher": [stack.publisher.pid], "redis": [redis_pid] if redis_pid else []}
     groups["clients"] = [c.pid for c in clients]
     time.sleep(1.0)
     cpu0, published0, t0 = _cpu_of(groups), stack.published, time.monotonic()
@@ -558,13 +572,13 @@ def _measure(stack: Stack, cookies: list[str], args: argparse.Namespace, redis_p
     run.delivered_pct = 100.0 * sum(tickers) / expected
 
     pollers = _clients("poll", stack.base, cookies, args.client_procs, str(args.poll_interval), str(args.seconds))
-    cpu0 = _cpu_of({"daphne": stack.pids()})
+    cpu0 = _cpu_of({"server": stack.pids()})
     t0 = time.monotonic()
     polled = [_line(c) for c in pollers]
     elapsed = time.monotonic() - t0
     for c in pollers:
         c.wait(timeout=60)
-    run.poll_cpu_pct = 100 * (_cpu_of({"daphne": stack.pids()})["daphne"] - cpu0["daphne"]) / elapsed
+    run.poll_cpu_pct = 100 * (_cpu_of({"server": stack.pids()})["server"] - cpu0["server"]) / elapsed
     rtts = [v for r in polled for v in r["rtts"]]
     ages = _poll_latencies([seen for r in polled for seen in r["seen"]], stack.ticks)
     run.poll_rtt_p50_ms, run.poll_rtt_p99_ms = _pct(rtts, 0.5), _pct(rtts, 0.99)
@@ -580,7 +594,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--sockets", default="200,2000", help="comma-separated socket counts, one run each")
     parser.add_argument("--seconds", type=float, default=15.0, help="measured window of each phase")
-    parser.add_argument("--servers", type=int, default=os.cpu_count() or 2, help="Daphne processes")
+    parser.add_argument("--servers", type=int, default=os.cpu_count() or 2, help="server processes")
+    parser.add_argument(
+        "--server",
+        default="daphne",
+        help="daphne, uvicorn, or daphne,uvicorn side by side (T18)",
+    )
     parser.add_argument("--client-procs", type=int, default=2)
     parser.add_argument("--ramp", type=float, default=150.0, help="sockets opened per second (all client procs)")
     parser.add_argument("--rate", type=float, default=2.0, help="ticks per second")
@@ -608,14 +627,18 @@ def main() -> None:
         f"ramp {args.ramp:g} sockets/s, {args.seconds:g} s windows, {os.cpu_count()} CPUs; logs in {log_dir}"
     )
     runs: list[Run] = []
-    for size in sizes:
-        stack = _start_stack(args.servers, args.rate, log_dir)
+    kinds = [k for k in args.server.split(",") if k]
+    if any(k not in SERVERS for k in kinds):
+        raise SystemExit(f"--server takes {', '.join(SERVERS)}")
+    for kind, size in [(k, n) for k in kinds for n in sizes]:
+        stack = _start_stack(args.servers, args.rate, log_dir, kind)
         try:
-            run = Run(sockets=size)
+            run = Run(sockets=size, server=kind)
             _measure(stack, cookies[:size], args, redis_pid, run)
             runs.append(run)
         finally:
             stack.stop()
+        print(f"--- {kind} ---", flush=True)
         cpu = " ".join(f"{k} {v:.0f}%" for k, v in run.cpu_pct.items())
         print(
             f"{size:5d} sockets, reconnect storm (all at once): {run.storm_ok_pct:.1f} % had their snapshot within "
@@ -637,7 +660,17 @@ def main() -> None:
             f" ms, errors {run.poll_errors or 'none'}; Daphne CPU {run.poll_cpu_pct:.0f}%",
             flush=True,
         )
-    last = runs[-1]
+    if len(kinds) > 1:
+        print("side by side (per server process; CPU in % of one core while the sockets were measured):")
+        for run in runs:
+            print(
+                f"  {run.server:8s} {run.sockets:5d} sockets: connected {run.connect_ok_pct:.1f} %, snapshot p99 "
+                f"{run.connect_p99_ms:.0f} ms, tick p50 {run.p50_ms:.0f} / p99 {run.p99_ms:.0f} ms, gaps {run.gaps}, "
+                f"storm {run.storm_ok_pct:.1f} %, CPU {run.cpu_pct.get('server', 0) / args.servers:.0f} %, RSS "
+                f"{run.rss_mb / args.servers:.0f} MB, polls {run.poll_requests_per_s:.0f} req/s",
+                flush=True,
+            )
+    last = [r for r in runs if r.server == kinds[0]][-1]
     print(f"took {time.monotonic() - began:.0f} s; load average {os.getloadavg()[0]:.2f} (1 min) at the end")
     print(
         f"RESULT sockets={last.sockets} connect_ok_pct={last.connect_ok_pct:.1f} "
