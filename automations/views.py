@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.chosen import remember_account
 from accounts.models import User
 from accounts.selectors import exchange_account_get_for_user
 from automations import selectors
@@ -55,6 +56,7 @@ def automation_list(request: HttpRequest) -> HttpResponse:
 @require_GET
 def account_detail(request: HttpRequest, account_id: int) -> HttpResponse:
     account = exchange_account_get_for_user(user=_user(request), account_id=account_id)
+    remember_account(request, account.pk)  # the account chosen here is the one dashboard and history show
     return render(
         request,
         "automations/account.html",

@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts.chosen import chosen_account_id
 from accounts.models import ExchangeAccount, User
 from history import charts, selectors
 from history.forms import HistoryFilterForm
@@ -34,7 +35,13 @@ def _user(request: HttpRequest) -> User:
 
 
 def _filters(request: HttpRequest) -> tuple[HistoryFilterForm, dict[str, Any]]:
-    form = HistoryFilterForm(request.GET or None, user=_user(request))
+    """The cleaned filters; without an ``account`` parameter, the account chosen on another page (the session's),
+    and an account picked here is remembered ("All accounts" is a choice of this page only)."""
+    data = request.GET.copy()
+    chosen = chosen_account_id(request)
+    if "account" not in data and chosen is not None:
+        data["account"] = str(chosen)
+    form = HistoryFilterForm(data or None, user=_user(request))
     cleaned = form.cleaned_data if form.is_bound and form.is_valid() else {}
     return form, cleaned
 

@@ -22,6 +22,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
+from accounts.chosen import chosen_account_id
 from accounts.models import User
 from config.params import parse_id
 from realtime import ops
@@ -77,6 +78,7 @@ def api_snapshot(request: HttpRequest) -> HttpResponse:
     account_id = parse_id(raw)
     if account_id is None:
         return JsonResponse({"error": "not_found"}, status=404)
+    chosen_account_id(request)  # an owned account switched to on the live page is remembered for the session
     return _snapshot_response(request.user, account_id)
 
 
@@ -91,7 +93,7 @@ def api_account_snapshot(request: HttpRequest, account_id: int) -> HttpResponse:
 
 def _page(request: HttpRequest, template: str) -> HttpResponse:
     assert isinstance(request.user, User)
-    account_id = parse_id(request.GET.get("account", ""))
+    account_id = chosen_account_id(request)  # ?account= (remembered), else the session's choice
     data, _rows = build_snapshot(user=request.user, account_id=account_id)
     if account_id is not None and data["account"] is None:
         data, _rows = build_snapshot(user=request.user, account_id=None)

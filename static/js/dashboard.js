@@ -208,6 +208,8 @@
       if (label) label.textContent = acc.label;
       var sel = document.getElementById("account-select");
       if (sel) sel.value = String(acc.id);
+      var closeAll = document.getElementById("close-all-link");
+      if (closeAll) closeAll.href = closeAll.href.replace(/\/accounts\/\d+\//, "/accounts/" + Number(acc.id) + "/");
     }
   }
   function applySnapshot(s) {
@@ -380,6 +382,8 @@
         accountId = id;
         history.replaceState(null, "", u.toString());
         send({ type: "switch_account", account_id: id });
+        /* remembered for the session (positions, history, automations and a reload show this account) */
+        fetch(withAccount(cfg.apiUrl), { credentials: "same-origin", headers: { Accept: "application/json" } }).catch(function () {});
       } else {
         location.assign(u.toString());
       }
