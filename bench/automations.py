@@ -16,10 +16,7 @@ Run: ``.venv/bin/python bench/automations.py`` (last line ``RESULT accounts=1000
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -30,9 +27,18 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench._postgres import PG, recreate_database  # noqa: E402 - needs the project root on sys.path
+from bench._stack import (  # noqa: E402
+    HOST,
+    TOKEN,
+    bench_environ,
+    free_port,
+    start_simulator,
+    start_worker,
+    stop,
+    wait,
+    wait_for_simulator,
+)
 
-HOST = "127.0.0.1"
-TOKEN = "bench-token"  # noqa: S105 - the local simulator's control token
 DB_NAME = "axisor_bench"
 REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/3")
 SIZES = tuple(int(n) for n in os.environ.get("BENCH_ACCOUNTS", "100,1000").split(","))
@@ -40,59 +46,15 @@ TRIGGERS = int(os.environ.get("BENCH_TRIGGERS", "30"))
 LIQUIDATION = Decimal("90909")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
 def _wait(predicate, timeout: float, what: str):  # noqa: ANN001, ANN202
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise SystemExit(f"timed out waiting for {what}")
+    return wait(predicate, timeout, what, poll=0.02)
 
 
 def main() -> None:  # noqa: C901, PLR0915 - a linear script
-    sim_port = _free_port()
-    os.environ.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "config.settings",
-            "DATABASE_URL": f"{PG}/{DB_NAME}",
-            "REDIS_URL": REDIS,
-            "SECRET_KEY": "bench-secret-key-" + "x" * 40,
-            "FIELD_ENCRYPTION_KEYS": "YmVuY2gta2V5LTAwMDAwMDAwMDAwMDAwMDAwMDAwMDA=",
-            "LNMARKETS_SIMULATOR_REST_URL": f"http://{HOST}:{sim_port}/v3",
-            "LNMARKETS_SIMULATOR_STREAM_URL": f"ws://{HOST}:{sim_port}/v1",
-            "AUTOMATION_SWEEP_SECONDS": "3600",
-            "SECURE_COOKIES": "false",  # plain http on loopback: no HTTPS redirect, no proxy header needed
-            "LOG_LEVEL": "WARNING",
-        }
-    )
+    sim_port = free_port()
+    bench_environ(f"{PG}/{DB_NAME}", REDIS, sim_port)
     recreate_database(DB_NAME)
-    sim = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "lnmarkets.simulator",
-            "--host",
-            HOST,
-            "--port",
-            str(sim_port),
-            "--seed",
-            "1",
-            "--control-token",
-            TOKEN,
-            "--no-rate-limits",
-            "--no-auto-tick",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    sim = start_simulator(sim_port)
     import django
 
     django.setup()
@@ -114,29 +76,8 @@ def main() -> None:  # noqa: C901, PLR0915 - a linear script
     from lnmarkets.simulator.client import ControlClient
 
     control = ControlClient(f"http://{HOST}:{sim_port}", TOKEN)
-    _wait(lambda: _ping(control), 20, "the simulator")
-    celery = [sys.executable, "-m", "celery", "-A", "config"]
-    subprocess.run([*celery, "purge", "-f", "-Q", "protective,celery"], cwd=ROOT, capture_output=True, check=False)
-    worker = subprocess.Popen(
-        [
-            *celery,
-            "worker",
-            "-P",
-            "prefork",
-            "-c",
-            "2",
-            "-Q",
-            "protective,celery",
-            "-l",
-            "warning",
-            "--without-heartbeat",
-            "--without-mingle",
-            "--without-gossip",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    wait_for_simulator(control)
+    worker = start_worker("protective,celery", 2)
     results: dict[int, tuple[float, float, int]] = {}
     feed = MarketFeed(f"http://{HOST}:{sim_port}/v3", f"ws://{HOST}:{sim_port}/v1", name="bench-feed")
     runner = TickRunner(feed, "simulator")
@@ -250,12 +191,7 @@ def main() -> None:  # noqa: C901, PLR0915 - a linear script
     finally:
         runner.stop()
         feed.stop()
-        for proc in (worker, sim):
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop(worker, sim)
     evals = measure_engine_evals_per_s(2.0)
     largest = max(results)
     p50, p99, _ = results[largest]
@@ -263,14 +199,6 @@ def main() -> None:  # noqa: C901, PLR0915 - a linear script
         f"RESULT accounts={largest} tick_to_order_p50_ms={p50:.0f} tick_to_order_p99_ms={p99:.0f} "
         f"engine_evals_per_s={evals}"
     )
-
-
-def _ping(control) -> bool:  # noqa: ANN001
-    try:
-        control.state()
-    except Exception:  # noqa: BLE001 - the server is still starting
-        return False
-    return True
 
 
 if __name__ == "__main__":

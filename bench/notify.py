@@ -19,9 +19,6 @@ Run: ``.venv/bin/python bench/notify.py`` (last line ``RESULT accounts=1000 noti
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -32,9 +29,18 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench._postgres import PG, recreate_database  # noqa: E402 - needs the project root on sys.path
+from bench._stack import (  # noqa: E402
+    HOST,
+    TOKEN,
+    bench_environ,
+    free_port,
+    start_simulator,
+    start_worker,
+    stop,
+    wait,
+    wait_for_simulator,
+)
 
-HOST = "127.0.0.1"
-TOKEN = "bench-token"  # noqa: S105 - the local simulator's control token
 BOT_TOKEN = "999:bench-bot-token"  # noqa: S105 - the fake Bot API's token
 DB_NAME = os.environ.get("BENCH_NOTIFY_DB", "axisor_bench_notify")
 REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/4")
@@ -44,73 +50,15 @@ CONCURRENCY = os.environ.get("BENCH_WORKER_CONCURRENCY", "4")
 FLOOD = int(os.environ.get("BENCH_FLOOD_TRADES", "40"))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
-def _wait(predicate, timeout: float, what: str):  # noqa: ANN001, ANN202
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise SystemExit(f"timed out waiting for {what}")
-
-
-def _ping(control) -> bool:  # noqa: ANN001
-    try:
-        control.state()
-    except Exception:  # noqa: BLE001 - the server is still starting
-        return False
-    return True
-
-
 def main() -> None:  # noqa: C901, PLR0915 - a linear script
     from tests.notifications.fakes import FakeTelegram
 
     telegram = FakeTelegram(BOT_TOKEN)
     telegram.start()
-    sim_port = _free_port()
-    os.environ.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "config.settings",
-            "DATABASE_URL": f"{PG}/{DB_NAME}",
-            "REDIS_URL": REDIS,
-            "SECRET_KEY": "bench-secret-key-" + "x" * 40,
-            "FIELD_ENCRYPTION_KEYS": "YmVuY2gta2V5LTAwMDAwMDAwMDAwMDAwMDAwMDAwMDA=",
-            "LNMARKETS_SIMULATOR_REST_URL": f"http://{HOST}:{sim_port}/v3",
-            "LNMARKETS_SIMULATOR_STREAM_URL": f"ws://{HOST}:{sim_port}/v1",
-            "TELEGRAM_API_BASE_URL": telegram.url,
-            "TELEGRAM_BOT_TOKEN": BOT_TOKEN,
-            "AUTOMATION_SWEEP_SECONDS": "3600",
-            "SECURE_COOKIES": "false",
-            "LOG_LEVEL": "WARNING",
-        }
-    )
+    sim_port = free_port()
+    bench_environ(f"{PG}/{DB_NAME}", REDIS, sim_port, TELEGRAM_API_BASE_URL=telegram.url, TELEGRAM_BOT_TOKEN=BOT_TOKEN)
     recreate_database(DB_NAME)
-    sim = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "lnmarkets.simulator",
-            "--host",
-            HOST,
-            "--port",
-            str(sim_port),
-            "--seed",
-            "1",
-            "--control-token",
-            TOKEN,
-            "--no-rate-limits",
-            "--no-auto-tick",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    sim = start_simulator(sim_port)
     import django
 
     django.setup()
@@ -132,30 +80,8 @@ def main() -> None:  # noqa: C901, PLR0915 - a linear script
     from notifications.models import Channel, Notification
 
     control = ControlClient(f"http://{HOST}:{sim_port}", TOKEN)
-    _wait(lambda: _ping(control), 20, "the simulator")
-    celery = [sys.executable, "-m", "celery", "-A", "config"]
-    queues = "protective,celery,notify"
-    subprocess.run([*celery, "purge", "-f", "-Q", queues], cwd=ROOT, capture_output=True, check=False)
-    worker = subprocess.Popen(
-        [
-            *celery,
-            "worker",
-            "-P",
-            "prefork",
-            "-c",
-            CONCURRENCY,
-            "-Q",
-            queues,
-            "-l",
-            "warning",
-            "--without-heartbeat",
-            "--without-mingle",
-            "--without-gossip",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    wait_for_simulator(control)
+    worker = start_worker("protective,celery,notify", CONCURRENCY)
     try:
         control.freeze(True)
         control.set_price(100000)
@@ -231,14 +157,14 @@ def main() -> None:  # noqa: C901, PLR0915 - a linear script
         intents = automations_evaluate_network(network="simulator", market=market, now=timezone.now())
         print(f"tick: {len(intents)} close intents in {time.monotonic() - started:.1f} s", flush=True)
         closes = SIZE - 1 + FLOOD
-        _wait(
+        wait(
             lambda: OrderIntent.objects.filter(state="reconciled", action="close").count() >= closes, 600, "the closes"
         )
         print(f"{closes} closes reconciled after {time.monotonic() - started:.1f} s", flush=True)
-        _wait(lambda: len({m["chat_id"] for m in telegram.sent()}) >= SIZE, 300, "the notifications")
+        wait(lambda: len({m["chat_id"] for m in telegram.sent()}) >= SIZE, 300, "the notifications")
         whale = str(users[0].pk)
         # the whale's held notifications go out as one summary when its minute is over
-        _wait(lambda: len(telegram.sent(whale)) >= 4, 150, "the whale's summary")
+        wait(lambda: len(telegram.sent(whale)) >= 4, 150, "the whale's summary")
         time.sleep(2)  # anything sent twice would arrive now
         by_chat: dict[str, list[float]] = {}
         for record in telegram.sent_records():
@@ -268,12 +194,7 @@ def main() -> None:  # noqa: C901, PLR0915 - a linear script
         )
         print(f"RESULT accounts={SIZE} notify_p99_ms={p99:.0f} delivered={delivered} lost={lost}")
     finally:
-        for proc in (worker, sim):
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop(worker, sim)
         telegram.stop()
 
 

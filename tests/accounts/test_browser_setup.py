@@ -41,6 +41,7 @@ TEXT = {
         "summary": "Closes the trade at market when the distance to liquidation falls to 5 %",
         "settings": "Settings",
         "help": "Help",
+        "created": "Automation “Guard” created (Margin Guard), active.",
     },
     "pt-BR": {
         "add_paper": "Adicionar conta simulada",
@@ -51,6 +52,7 @@ TEXT = {
         "summary": "Fecha a operação a mercado quando a distância até a liquidação cai para 5 %",
         "settings": "Configurações",
         "help": "Ajuda",
+        "created": "Automação “Guard” criada (Margin Guard), ativa.",
     },
 }
 
@@ -172,6 +174,10 @@ def test_new_user_sets_up_paper_trading_and_each_automation(stack: EmbeddedServe
     page.goto(f"{stack.url}/automations/")
     expect(page.locator("body")).to_contain_text(text["summary"])
     _shot(page, f"{lang}-list")
+    # The audit log says what happened in the reader's language (stored as a message key and its parameters).
+    page.goto(f"{stack.url}/automations/log/")
+    expect(page.locator("table")).to_contain_text(text["created"])
+    _shot(page, f"{lang}-log")
     page.get_by_role("link", name=text["settings"]).first.click()
     expect(page.locator("h1")).to_have_text(text["settings"])
     _shot(page, f"{lang}-settings")
@@ -186,6 +192,7 @@ def test_new_user_sets_up_paper_trading_and_each_automation(stack: EmbeddedServe
     for name, path in (
         ("dashboard", "/"),
         ("list", "/automations/"),
+        ("log", "/automations/log/"),
         ("guard-form", "/automations/new/margin_guard/"),
         ("settings", "/accounts/settings/"),
         ("help", "/help/"),

@@ -8,20 +8,20 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
 from automations.models import AuditEntry, OrderIntent, TrackedTrade
 from automations.services.trades import account_reconcile
 from tests.automations.conftest import margin_guard
 from tests.automations.test_execution import TRADE_PATH, _tick
+from tests.celery_worker import celery_worker
+from tests.celery_worker import children as _children
+from tests.celery_worker import wait_for as _wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [
@@ -30,78 +30,11 @@ pytestmark = [
 ]
 
 
-def _wait_for(predicate, timeout: float = 30.0, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    pytest.fail("condition not met in time")
-
-
 @pytest.fixture
 def worker(sim, sim_network, tmp_path) -> Iterator[subprocess.Popen[bytes]]:
     """`celery worker` (prefork, one child) on the test database and the test simulator."""
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings_test",
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "LNMARKETS_SIMULATOR_REST_URL": sim.rest_url,
-        "LNMARKETS_SIMULATOR_STREAM_URL": sim.stream_url,
-        "PYTHONUNBUFFERED": "1",
-    }
-    celery = [sys.executable, "-m", "celery", "-A", "config"]
-    subprocess.run(
-        [*celery, "purge", "-f", "-Q", "protective,celery"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    log = (tmp_path / "worker.log").open("wb")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [
-            *celery,
-            "worker",
-            "-P",
-            "prefork",
-            "-c",
-            "1",
-            "-Q",
-            "protective,celery",
-            "-l",
-            "info",
-            "--without-heartbeat",
-            "--without-mingle",
-            "--without-gossip",
-            "-n",
-            f"test-{os.getpid()}@%h",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    # ready when its child process exists and a no-op round trip works
-    _wait_for(lambda: _children(proc.pid), timeout=60)
-    try:
+    with celery_worker(sim, tmp_path) as proc:
         yield proc
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-        sys.stderr.write((tmp_path / "worker.log").read_text()[-6000:])  # shown by pytest when a test fails
-
-
-def _children(pid: int) -> list[int]:
-    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False).stdout
-    return [int(p) for p in out.split()]
 
 
 def _guarded_long(paper, exchange, client_id: str):

@@ -10,25 +10,24 @@ import hmac
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
 from automations.models import OrderIntent, TrackedTrade
-from automations.services.trades import account_reconcile
 from notifications.bot import poll_once
 from notifications.derive import notifications_create
 from notifications.models import Channel, DeliveryLog, Notification
 from notifications.tasks import notifications_enqueue
 from tests.automations.conftest import margin_guard
 from tests.automations.test_execution import _tick
-from tests.automations.test_worker import _children, _wait_for
+from tests.automations.test_worker import _guarded_long
+from tests.celery_worker import celery_worker
+from tests.celery_worker import children as _children
+from tests.celery_worker import wait_for as _wait_for
 from tests.notifications.conftest import BOT_TOKEN, CHAT_ID, WEBHOOK_SECRET
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,70 +46,21 @@ def mail_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def worker(sim, sim_network, telegram, mail_dir, tmp_path) -> Iterator[subprocess.Popen[bytes]]:
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings_test",
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "LNMARKETS_SIMULATOR_REST_URL": sim.rest_url,
-        "LNMARKETS_SIMULATOR_STREAM_URL": sim.stream_url,
-        "TELEGRAM_API_BASE_URL": telegram.url,
-        "TELEGRAM_BOT_TOKEN": BOT_TOKEN,
-        "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
-        "EMAIL_FILE_PATH": str(mail_dir),
-        "NOTIFY_LEASE_SECONDS": "8",
-        "NOTIFY_WEBHOOK_ALLOW_PRIVATE": "true",  # the receiver listens on loopback
-        "NOTIFY_HTTP_TIMEOUT": "6",
-        "PYTHONUNBUFFERED": "1",
-    }
-    celery = [sys.executable, "-m", "celery", "-A", "config"]
-    queues = "protective,celery,notify"
-    subprocess.run([*celery, "purge", "-f", "-Q", queues], cwd=ROOT, env=env, check=True, capture_output=True)
-    log_path = tmp_path / "worker.log"
-    log = log_path.open("wb")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [
-            *celery,
-            "worker",
-            "-P",
-            "prefork",
-            "-c",
-            "1",
-            "-Q",
-            queues,
-            "-l",
-            "info",
-            "--without-heartbeat",
-            "--without-mingle",
-            "--without-gossip",
-            "-n",
-            f"notify-{os.getpid()}@%h",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    _wait_for(lambda: _children(proc.pid), timeout=60)
-    try:
+    """A worker on every queue, with the fake Bot API, a file outbox and short notification leases."""
+    with celery_worker(
+        sim,
+        tmp_path,
+        queues="protective,celery,notify",
+        name="notify",
+        TELEGRAM_API_BASE_URL=telegram.url,
+        TELEGRAM_BOT_TOKEN=BOT_TOKEN,
+        EMAIL_BACKEND="django.core.mail.backends.filebased.EmailBackend",
+        EMAIL_FILE_PATH=str(mail_dir),
+        NOTIFY_LEASE_SECONDS="8",
+        NOTIFY_WEBHOOK_ALLOW_PRIVATE="true",  # the receiver listens on loopback
+        NOTIFY_HTTP_TIMEOUT="6",
+    ) as proc:
         yield proc
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-        sys.stderr.write(log_path.read_text()[-6000:])
-
-
-def _open_guarded_trade(paper, exchange, client_id: str):
-    trade = exchange.isolated_trade_create(
-        type="market", side="buy", quantity=100, leverage=Decimal(10), client_id=client_id
-    )
-    OrderIntent.objects.create(account=paper, action="open", client_id=client_id, state="reconciled")
-    account_reconcile(account_id=paper.pk)
-    return trade
 
 
 def _mails(mail_dir: Path) -> list[str]:
@@ -120,7 +70,7 @@ def _mails(mail_dir: Path) -> list[str]:
 def test_a_guard_that_acts_reaches_every_channel_once(
     paper, sim, exchange, telegram, receiver, channels, mail_dir, worker
 ):
-    trade = _open_guarded_trade(paper, exchange, "e2e-open-1")
+    trade = _guarded_long(paper, exchange, "e2e-open-1")
     margin_guard(paper, threshold="5")
     (intent_id,) = _tick(sim, 95000)
     _wait_for(lambda: OrderIntent.objects.filter(pk=intent_id, state=OrderIntent.State.RECONCILED).exists())
@@ -147,8 +97,8 @@ def test_a_guard_that_acts_reaches_every_channel_once(
 
 
 def test_bot_close_with_confirmation_closes_exactly_one_trade(paper, sim, exchange, telegram, channels, worker):
-    trade = _open_guarded_trade(paper, exchange, "e2e-open-2")
-    other = _open_guarded_trade(paper, exchange, "e2e-open-3")
+    trade = _guarded_long(paper, exchange, "e2e-open-2")
+    other = _guarded_long(paper, exchange, "e2e-open-3")
     stranger = 999_001
 
     telegram.feed_text(stranger, f"/close {trade.id}")

@@ -1,0 +1,97 @@
+"""Start-up shared by the benches that run the production stack on loopback: the environment of a bench database
+and Redis, the simulator in its own process, a real Celery worker process, and small waiting helpers.
+
+Each bench still sets up its own accounts and measures its own figures; this module only starts and stops
+processes (``stop``) so that the benches do not each carry the same start-up code.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+ROOT = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"
+TOKEN = "bench-token"  # noqa: S105 - the local simulator's control token
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def wait(predicate: Callable[[], T], timeout: float, what: str, poll: float = 0.05) -> T:
+    """The first truthy value of ``predicate`` within ``timeout`` seconds; exits the bench when it never comes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(poll)
+    raise SystemExit(f"timed out waiting for {what}")
+
+
+def bench_environ(database_url: str, redis_url: str, sim_port: int, **extra: str) -> None:
+    """Point this process (and the processes it starts) at the bench database, Redis and simulator."""
+    os.environ.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "SECRET_KEY": "bench-secret-key-" + "x" * 40,
+            "FIELD_ENCRYPTION_KEYS": "YmVuY2gta2V5LTAwMDAwMDAwMDAwMDAwMDAwMDAwMDA=",
+            "LNMARKETS_SIMULATOR_REST_URL": f"http://{HOST}:{sim_port}/v3",
+            "LNMARKETS_SIMULATOR_STREAM_URL": f"ws://{HOST}:{sim_port}/v1",
+            "AUTOMATION_SWEEP_SECONDS": "3600",
+            "SECURE_COOKIES": "false",  # plain http on loopback: no HTTPS redirect, no proxy header needed
+            "LOG_LEVEL": "WARNING",
+            **extra,
+        }
+    )
+
+
+def start_simulator(sim_port: int) -> subprocess.Popen[bytes]:
+    """The simulator on ``sim_port``: no rate limits, no automatic ticks (the bench sets the price)."""
+    argv = [sys.executable, "-m", "lnmarkets.simulator", "--host", HOST, "--port", str(sim_port), "--seed", "1"]
+    argv += ["--control-token", TOKEN, "--no-rate-limits", "--no-auto-tick"]
+    return subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _ping(control: Any) -> bool:  # noqa: ANN401 - lnmarkets.simulator.client.ControlClient (imported after setup)
+    try:
+        control.state()
+    except Exception:  # noqa: BLE001 - the server is still starting
+        return False
+    return True
+
+
+def wait_for_simulator(control: Any) -> None:  # noqa: ANN401 - a ControlClient
+    wait(lambda: _ping(control), 20, "the simulator")
+
+
+def start_worker(queues: str, concurrency: int | str) -> subprocess.Popen[bytes]:
+    """A real ``celery worker`` (prefork) on ``queues``, after purging them (a previous run's leftovers)."""
+    celery = [sys.executable, "-m", "celery", "-A", "config"]
+    subprocess.run([*celery, "purge", "-f", "-Q", queues], cwd=ROOT, capture_output=True, check=False)
+    argv = [*celery, "worker", "-P", "prefork", "-c", str(concurrency), "-Q", queues, "-l", "warning"]
+    argv += ["--without-heartbeat", "--without-mingle", "--without-gossip"]
+    return subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop(*procs: subprocess.Popen[bytes]) -> None:
+    """SIGTERM each process, then SIGKILL any that has not ended within 20 s."""
+    for proc in procs:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
