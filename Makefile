@@ -79,7 +79,7 @@ fuzz: install-dev
 	AXISOR_FUZZ_PROFILE=fuzz FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q -p no:cacheprovider \
 		tests/security/test_fuzz_http.py tests/security/test_fuzz_socket.py tests/security/test_input_regressions.py
 
-# The reliability battery (reliability.md §7) with real processes, at its full trial counts and LN Markets' 30 s
+# The reliability battery (docs/reliability.md §7) with real processes, at its full trial counts and LN Markets' 30 s
 # signature window, on the local PostgreSQL + Redis; the last line is RESULT trials=… duplicates=… lost=… (CI runs
 # a reduced count of every scenario in its PostgreSQL pass).
 .PHONY: faults

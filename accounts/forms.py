@@ -106,7 +106,7 @@ class ExchangeAccountForm(forms.Form):
         if instance is not None:
             kwargs.setdefault("initial", {"label": instance.label, "network": instance.network})
         super().__init__(*args, **kwargs)
-        # 2FA on: adding or changing keys asks for a fresh code (reliability.md T25a). Blank when keys stay.
+        # 2FA on: adding or changing keys asks for a fresh code (docs/reliability.md T25a). Blank when keys stay.
         self.needs_otp = isinstance(owner, User) and two_factor.is_enabled(owner)
         if self.needs_otp:
             self.fields["otp_token"] = otp_code_field()

@@ -1,155 +1,29 @@
 """Automations in words: a one-sentence summary of a config, and how far each trigger is from the market now.
 
-Pure functions of the engine's typed configs and snapshots (``automations.specs``), translated with gettext and
-formatted for the active locale (``django.utils.formats``). The trigger arithmetic mirrors the engine's
-(``automations.engine``): the Margin Guard marks a long at min(last, bucket bid) and a short at max(last, bucket
-ask); TP/SL marks at the bucket bid (long) or ask (short).
+Each kind says it in its own module (``automations.kinds.<kind>``: ``summary`` and ``triggers_now``, built from
+``automations.wording``); these two functions find the kind of a config and ask it. The trigger arithmetic mirrors
+the engine's: the Margin Guard marks a long at min(last, bucket bid) and a short at max(last, bucket ask); TP/SL marks
+at the bucket bid (long) or ask (short).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal, localcontext
-from typing import TYPE_CHECKING
-
-from django.utils.formats import number_format
-from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
-
-from automations.specs import (
-    AutomationConfig,
-    MarketSnapshot,
-    TradeState,
-)
-from lnmarkets.maths import round_to_tick
-
-if TYPE_CHECKING:
-    from accounts.models import ExchangeAccount
-
-SATS = Decimal(100_000_000)
-HUNDRED = Decimal(100)
-
-
-def num(value: Decimal | int, places: int = 0) -> str:
-    """A number grouped and with the decimal mark of the active locale (95,450.5 in English, 95.450,5 in pt-BR)."""
-    if isinstance(value, Decimal):
-        value = value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP) if places else value
-        if value == value.to_integral_value():
-            value = value.quantize(Decimal(1))
-    return number_format(value, force_grouping=True)
-
-
-def pct(value: Decimal) -> str:
-    return f"{num(value.quantize(Decimal('0.1'), rounding=ROUND_HALF_UP))} %"
-
-
-def usd(value: Decimal) -> str:
-    return _("%(price)s USD") % {"price": num(value)}
-
-
-def sats(value: int) -> str:
-    return ngettext("%(n)s sat", "%(n)s sats", value) % {"n": num(value)}
-
-
-def seconds(value: int) -> str:
-    return ngettext("%(n)s second", "%(n)s seconds", value) % {"n": num(value)}
-
-
-# --- one sentence ----------------------------------------------------------------------------------------------------
-
-
-def scope(trade_ids: tuple[str, ...]) -> str:
-    if not trade_ids:
-        return _("every running trade it manages")
-    return ngettext("trade %(ids)s", "trades %(ids)s", len(trade_ids)) % {"ids": ", ".join(trade_ids)}
+from automations.kinds import kind_of_config
+from automations.specs import AutomationConfig, MarketSnapshot, TradeState
+from automations.wording import SATS, TriggerNow, num, pct, sats, seconds, usd
 
 
 def summary(config: AutomationConfig) -> str:
     """One sentence saying what the automation does (its kind's ``summary``), e.g. “Closes the trade at market when
     the distance to liquidation falls to 5 %, on every running trade it manages; then waits 60 seconds before acting
     on it again.”"""
-    from automations.kinds import kind_of_config
-
     return kind_of_config(config).summary(config)
-
-
-# --- how far each trigger is now -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class TriggerNow:
-    """One trade (or, for Auto Entry, the market) against the trigger: a sentence and whether it is met now."""
-
-    subject: str
-    text: str
-    met: bool
-    price: Decimal | None = None  # the price at which it acts (the chart draws it), when there is one
-    trade_id: str = ""
-
-
-def price_for_pnl(trade: TradeState, target_pl: Decimal) -> Decimal | None:
-    """The exit price at which the trade's PnL is ``target_pl`` sats (inverse of ``lnmarkets.maths.pnl``)."""
-    with localcontext() as ctx:
-        ctx.prec = 40
-        per_usd = target_pl / (Decimal(trade.quantity) * SATS)
-        inverse = 1 / trade.entry_price - per_usd if trade.is_long else 1 / trade.entry_price + per_usd
-        if inverse <= 0:
-            return None
-        return round_to_tick(1 / inverse)
-
-
-def subject(trade: TradeState) -> str:
-    side = _("long") if trade.is_long else _("short")
-    return _("%(side)s %(quantity)s, trade %(id)s") % {
-        "side": side,
-        "quantity": usd(Decimal(trade.quantity)),
-        "id": trade.id[:8],
-    }
-
-
-def now_text(what: str, value: Decimal, met: bool, price: Decimal | None) -> str:
-    if met:
-        return _("%(what)s now %(value)s: the trigger is met.") % {"what": what.capitalize(), "value": pct(value)}
-    if price is None:
-        return _("%(what)s now %(value)s.") % {"what": what.capitalize(), "value": pct(value)}
-    return _("%(what)s now %(value)s; it triggers at a price of %(price)s.") % {
-        "what": what.capitalize(),
-        "value": pct(value),
-        "price": usd(price),
-    }
 
 
 def triggers_now(config: AutomationConfig, market: MarketSnapshot, trades: tuple[TradeState, ...]) -> list[TriggerNow]:
     """How far each trigger is (its kind's ``triggers_now``): one row per managed trade in scope (Margin Guard,
     TP/SL), or the market (Auto Entry)."""
-    from automations.kinds import kind_of_config
-
     return kind_of_config(config).triggers_now(config, market, trades)
 
 
-@dataclass(frozen=True, slots=True)
-class Explained:
-    """What the form and the preview show under “What it will do”."""
-
-    summary: str = ""
-    triggers: tuple[TriggerNow, ...] = ()
-    market_missing: bool = False
-    account: object | None = None
-
-
-def explain(config: AutomationConfig | None, account: ExchangeAccount | None, *, live: bool = True) -> Explained:
-    """The sentence for ``config`` and, when ``live`` and an account is given, how far each trigger is now on the
-    account's running trades and the network's live price (nothing is sent or stored)."""
-    if config is None:
-        return Explained()
-    text = summary(config)
-    if account is None or not live:
-        return Explained(summary=text, account=account)
-    from automations.services.evaluation import account_state_of
-    from automations.services.management import preview_market
-
-    market = preview_market(account.network)
-    if market is None:
-        return Explained(summary=text, market_missing=True, account=account)
-    trades = account_state_of(account).trades
-    return Explained(summary=text, triggers=tuple(triggers_now(config, market, trades)), account=account)
+__all__ = ["SATS", "TriggerNow", "num", "pct", "sats", "seconds", "summary", "triggers_now", "usd"]

@@ -1,9 +1,9 @@
-"""The pure decision engine of the three automations (product.md "The three automations, precisely").
+"""The pure decision engine of the three automations (the semantics below; docs/architecture.md, flow 1).
 
 ``evaluate(spec, market, account, now) -> Evaluation`` looks at one automation, the latest market snapshot and the
 exchange account, and returns the decisions to take plus the automation's updated memory. It has no ORM, no network,
-no clock (``now`` is passed in) and no Django import; ``evaluate_safe`` wraps it for the service layer (style guide
-rec. 2). Each kind's evaluator lives in its module (``automations.kinds.<kind>``, registered in
+no clock (``now`` is passed in) and no Django import; ``evaluate_safe`` wraps it for the service layer (house
+rule 2, docs/architecture.md). Each kind's evaluator lives in its module (``automations.kinds.<kind>``, registered in
 ``automations.kinds``); what they share is in ``automations.engine_common``. The input and output types
 (``automations.specs``, ``automations.decisions``, the kinds' configs) are re-exported here, so
 ``from automations.engine import ...`` is the one import the rest of the project needs.
@@ -13,7 +13,7 @@ Semantics that the service layer relies on (each one is tested in ``tests/automa
 Prices
   * TP/SL marks a trade at the bid of its size bucket for a long and the ask for a short (``market.quote_for``).
   * Margin Guard marks at the worse of the last price and that quote: long ``min(last, bid)``, short
-    ``max(last, ask)``, so a guard never waits for the better of two prices (lnmarkets-v3.md §9.4).
+    ``max(last, ask)``, so a guard never waits for the better of two prices (docs/protocol.md §9.4).
   * Distance to liquidation is *signed*: long ``(mark − liq) / mark``, short ``(liq − mark) / mark``, in percent; a
     trade already past its liquidation price has a negative distance and is always triggered.
   * SL/TP rules are checked against the stricter of the bucket quote and the top-level quote.

@@ -216,7 +216,7 @@ def breakeven_stoploss(trade: TradeState) -> Decimal | None:
 
 
 def check_stoploss(trade: TradeState, price: Decimal, bid: Decimal, ask: Decimal) -> Problem | None:
-    """LN Markets' rules for a new stop-loss on a running trade (lnmarkets-v3.md §9.7); None when acceptable.
+    """LN Markets' rules for a new stop-loss on a running trade (docs/protocol.md §9.7); None when acceptable.
 
     Long: on the tick, ``liquidation ≤ SL < bid``, ``SL < TP`` if a TP is set; short: ``ask < SL ≤ liquidation``,
     ``SL > TP`` if set. Never the current value ("same as the previous one" is rejected).

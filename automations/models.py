@@ -53,7 +53,7 @@ def new_client_id() -> str:
 
 
 class OrderIntent(models.Model):
-    """An order Axisor decided to send, written *before* the exchange is called (reliability.md §1).
+    """An order Axisor decided to send, written *before* the exchange is called (docs/reliability.md §1).
 
     The state machine and the argument that no interleaving sends a second order are in
     ``automations/services/intent_machine.py`` and ``docs/exactly-once.md``. In short: ``attempts`` is a fencing

@@ -1,4 +1,4 @@
-"""Outlier ticks wait for confirmation before any automation acts on them (reliability.md §6.2, T13).
+"""Outlier ticks wait for confirmation before any automation acts on them (docs/reliability.md §6.2, T13).
 
 A tick is an outlier when its last price is more than ``INDEX_PCT`` from the exchange's own index, or more than
 ``JUMP_PCT`` from the previous accepted tick less than ``JUMP_WINDOW`` earlier. An outlier is held, not acted on;
@@ -17,7 +17,7 @@ from decimal import Decimal
 
 INDEX_PCT = Decimal(2)
 JUMP_PCT = Decimal(3)
-# reliability.md proposes 1 s; tickers arrive about once a second, so 1 s would let most jumps through unchecked.
+# docs/reliability.md proposes 1 s; tickers arrive about once a second, so 1 s would let most jumps through unchecked.
 JUMP_WINDOW = timedelta(seconds=5)
 CONFIRM_PCT = Decimal(1)
 

@@ -1,9 +1,10 @@
-"""Celery tasks: thin wrappers around the services (style guide rec. 6). Arguments are ids, never secrets.
+"""Celery tasks: thin wrappers around the services (house rule 6, docs/architecture.md). Arguments are ids, never
+secrets.
 
 Order tasks run with late ack and reject-on-worker-lost (settings), so a worker killed mid-task leaves the message
 to be redelivered; ``order_intent_execute`` is idempotent under any redelivery (docs/exactly-once.md). Every
 countdown goes through ``safe_countdown``: a countdown at or past the broker's visibility timeout would be
-redelivered again and again (reliability.md §2, T09; a test checks every call site).
+redelivered again and again (docs/reliability.md §2, T09; a test checks every call site).
 
 Periodic tasks run once per schedule slot even when two beats dispatch them (T08): the first execution of a slot
 takes it with an atomic ``cache.add``; a duplicate finds it taken and does nothing.

@@ -19,10 +19,10 @@ from accounts.models import User
 from accounts.selectors import exchange_account_get_for_user
 from automations import selectors
 from automations.configs import config_from_json
-from automations.describe import Explained, explain
 from automations.forms import AuditFilterForm, AutomationForm, SwitchForm, form_class_for
 from automations.kinds import KINDS, kind_for
 from automations.services import management
+from automations.services.preview import Explained, explain
 from automations.specs import SpecError
 from config.params import parse_id
 

@@ -1,7 +1,7 @@
 """The realtime bus: a leaf module (Django's cache, transactions and the channel layer; no app models) that every
 app may import to announce a change to dashboards. See docs/exchange-events.md, "Imports run one way".
 
-Contract (style guide rec. 11):
+Contract (house rule 11, docs/architecture.md):
 
 * Producers build their own payloads (``automations.publish`` for account, automation and audit events;
   ``accounts``/``realtime`` for session ends; ``realtime.market`` for ticks) and resolve the recipient: an event

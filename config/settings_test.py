@@ -1,4 +1,4 @@
-"""Test settings: the production module plus a handful of overrides (style guide rec. 3)."""
+"""Test settings: the production module plus a handful of overrides (house rule 3, docs/architecture.md)."""
 
 from __future__ import annotations
 

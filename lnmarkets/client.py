@@ -1,5 +1,5 @@
-"""LN Markets REST v3 client: signing, timeouts, rate limiting, bounded retries, typed responses (lnmarkets-v3.md §2–§5,
-§8; reliability.md §1).
+"""LN Markets REST v3 client: signing, timeouts, rate limiting, bounded retries, typed responses (docs/protocol.md
+§2–§5, §8; docs/reliability.md §1).
 
 Contract of every call:
 

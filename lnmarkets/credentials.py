@@ -3,7 +3,7 @@
 The accounts app owns decryption. It hands the gateway a ``CredentialsProvider``: a zero-argument callable that
 decrypts and returns ``Credentials``. The clients call it once per request (or per Stream ``authenticate``), sign,
 and drop the value, so the plaintext lives only for the duration of the call. Clients never store it, and never log
-it; ``repr``/``str`` are masked so a stray log line or traceback cannot leak it (reliability.md T23).
+it; ``repr``/``str`` are masked so a stray log line or traceback cannot leak it (docs/reliability.md T23).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True, slots=True)
 class Credentials:
-    """An LN Markets v3 API key with its secret and passphrase (lnmarkets-v3.md §3.1)."""
+    """An LN Markets v3 API key with its secret and passphrase (docs/protocol.md §3.1)."""
 
     key: str = field(repr=False)
     secret: str = field(repr=False)

@@ -1,4 +1,4 @@
-"""Typed errors of the LN Markets gateway: each class says what the caller must do (lnmarkets-v3.md §8.2).
+"""Typed errors of the LN Markets gateway: each class says what the caller must do (docs/protocol.md §8.2).
 
     LNMarketsError
     ├── TemporaryError            retry later (network, 5xx, timeouts on GETs); safe to retry a GET
@@ -101,7 +101,7 @@ class NotFoundError(PermanentError):
 class AmbiguousOutcomeError(LNMarketsError):
     """A mutating call may have been applied: read timeout, connection lost after sending, 500/502/504, or a 2xx
     answer that could not be parsed. The client never re-sends it; the caller must reconcile (for a new trade:
-    ``RestClient.find_trade_by_client_id(client_id)``) before any retry (reliability.md §1)."""
+    ``RestClient.find_trade_by_client_id(client_id)``) before any retry (docs/reliability.md §1)."""
 
     def __init__(
         self,

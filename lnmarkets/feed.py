@@ -1,5 +1,5 @@
-"""Process-wide market feed: the public Stream ticker with an HTTP fallback (reliability.md §6 "Price freshness", T11,
-T12; lnmarkets-v3.md §4.3, §7.1).
+"""Process-wide market feed: the public Stream ticker with an HTTP fallback (docs/reliability.md §6
+"Price freshness", T11, T12; docs/protocol.md §4.3, §7.1).
 
 One ``MarketFeed`` per network per process (``get_market_feed``) runs in a daemon thread with its own asyncio loop:
 

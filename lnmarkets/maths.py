@@ -1,4 +1,4 @@
-"""Inverse BTC/USD futures maths of LN Markets (lnmarkets-v3.md §9), pure and in integers or ``Decimal``.
+"""Inverse BTC/USD futures maths of LN Markets (docs/protocol.md §9), pure and in integers or ``Decimal``.
 
 Units: quantities are integer USD contracts, margins/fees/PnL integer sats, prices ``Decimal`` USD per BTC on the
 0.5 tick. Rounding, as documented: margin from quantity rounds **up**, quantity from margin rounds **down**, fees

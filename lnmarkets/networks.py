@@ -1,4 +1,4 @@
-"""Base URLs per network (lnmarkets-v3.md §1.2), read lazily from ``settings.LNMARKETS_URLS`` when Django is set up.
+"""Base URLs per network (docs/protocol.md §1.2), read lazily from ``settings.LNMARKETS_URLS`` when Django is set up.
 
 The rest of the package takes explicit URLs; only this module (and the process-wide accessors that call it) reads
 Django settings, and only these URLs and the HTTP timeout. Without Django the built-in defaults apply.

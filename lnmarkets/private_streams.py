@@ -1,5 +1,5 @@
 """Private trade streams of many accounts: one authenticated Stream v1 socket per account, all on one event loop in
-one daemon thread (lnmarkets-v3.md §7.1; docs/exchange-events.md).
+one daemon thread (docs/protocol.md §7.1; docs/exchange-events.md).
 
 ``PrivateStreams`` knows no database: the caller says which accounts it wants (``sync``: account id → stream URL,
 credentials provider and a version that changes when the credentials change) and receives, on the streams' thread:

@@ -1,4 +1,4 @@
-"""Client-side rate limiting shared by every process that uses one API key (lnmarkets-v3.md §8.1).
+"""Client-side rate limiting shared by every process that uses one API key (docs/protocol.md §8.1).
 
 Limits: authenticated calls 5 per second per API key (bucket ``auth:<sha256(key)[:16]>``), public calls 1 per second
 per host (bucket ``public:<host>``). ``RedisRateLimiter`` shares the budget between the web process and every Celery

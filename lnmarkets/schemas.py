@@ -1,4 +1,4 @@
-"""Typed models of LN Markets REST v3 responses and Stream v1 payloads (lnmarkets-v3.md §4, §5, §7.1).
+"""Typed models of LN Markets REST v3 responses and Stream v1 payloads (docs/protocol.md §4, §5, §7.1).
 
 Parsing rules (strict enough to catch a drifting or broken exchange at the boundary, not three layers later):
 

@@ -1,4 +1,4 @@
-"""LN Markets v3 request signatures and Stream v1 authentication signatures (lnmarkets-v3.md §3.2, §7.1).
+"""LN Markets v3 request signatures and Stream v1 authentication signatures (docs/protocol.md §3.2, §7.1).
 
 Pure functions, no Django: used by the REST and Stream clients to sign, and by the simulator to verify.
 Sign exactly the bytes that are sent: the compact JSON body, or the query string with its leading ``?``.

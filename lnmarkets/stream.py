@@ -1,4 +1,4 @@
-"""LN Markets Stream v1 client: JSON-RPC 2.0 over a WebSocket (lnmarkets-v3.md §7.1, reliability.md T11).
+"""LN Markets Stream v1 client: JSON-RPC 2.0 over a WebSocket (docs/protocol.md §7.1, docs/reliability.md T11).
 
 One connection cycle: connect → ``hello`` → ``authenticate`` (when credentials are given; the provider is called
 right then, per connection) → ``subscribe`` → read pushes. Liveness: a JSON-RPC ``ping`` every

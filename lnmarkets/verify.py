@@ -1,4 +1,4 @@
-"""Check a freshly entered API key before it is stored (lnmarkets-v3.md §3.5, §4.2, §7.1).
+"""Check a freshly entered API key before it is stored (docs/protocol.md §3.5, §4.2, §7.1).
 
 ``GET /v3/account`` proves the key, secret and passphrase and reads the account. The REST account response does not
 carry the key's scopes, so the permissions come from the Stream ``authenticate`` result, which echoes the granted

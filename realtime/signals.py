@@ -1,6 +1,6 @@
 """Session hooks: logging out or changing the password closes the user's open dashboard sockets.
 
-Channels resolves ``scope["user"]`` once per connection (reliability.md §3), so an HTTP logout would otherwise
+Channels resolves ``scope["user"]`` once per connection (docs/reliability.md §3), so an HTTP logout would otherwise
 leave sockets streaming. These receivers publish ``session.ended`` to ``user.<id>`` after the commit; connected in
 ``RealtimeConfig.ready``.
 """

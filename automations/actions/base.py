@@ -11,14 +11,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from automations.services.trades import tracked_trade_upsert
 from lnmarkets.schemas import Trade
 
 if TYPE_CHECKING:
+    from accounts.models import ExchangeAccount
     from automations.models import OrderIntent
     from lnmarkets.client import RestClient
 
@@ -33,6 +33,19 @@ class Found:
     trade: Trade | None = None
     note: str = ""
     ours: bool = True
+
+
+class TradeBook(Protocol):
+    """Where an action records what it did to a trade: the tracked-trades service
+    (``automations.services.trades``), handed in by the execution service so that actions never import services."""
+
+    def upsert(self, account: ExchangeAccount, trade: Trade, *, managed: bool | None = None) -> object: ...
+
+    def mark_closed(
+        self, account: ExchangeAccount, trade_id: str, *, closed: Trade | None, by_axisor: bool
+    ) -> None: ...
+
+    def fill_exit(self, client: RestClient, account: ExchangeAccount, trade_id: str) -> None: ...
 
 
 class ActionParamsError(ValueError):
@@ -112,12 +125,12 @@ class OrderAction(Generic[P]):
         against), or a ``Found`` when nothing is left to do. Raises the gateway's read errors."""
         return params
 
-    def bookkeeping(self, intent: OrderIntent, params: P, found: Found) -> None:
+    def bookkeeping(self, book: TradeBook, intent: OrderIntent, params: P, found: Found) -> None:
         """Record the effect (inside the settling transaction, no I/O): by default refresh the tracked trade."""
         if found.trade is not None:
-            tracked_trade_upsert(intent.account, found.trade)
+            book.upsert(intent.account, found.trade)
 
-    def after_settle(self, client: RestClient, intent: OrderIntent, found: Found) -> None:
+    def after_settle(self, book: TradeBook, client: RestClient, intent: OrderIntent, found: Found) -> None:
         """Bookkeeping that may need the exchange, after the terminal state is written (its failure is logged)."""
 
     def followups(self, intent: OrderIntent, params: P, trade: Trade | None) -> list[OrderIntent]:

@@ -7,10 +7,9 @@ from typing import TYPE_CHECKING, ClassVar
 
 from django.utils.translation import gettext_noop
 
-from automations.actions.base import ActionParams, Found, OrderAction, running_trade
+from automations.actions.base import ActionParams, Found, OrderAction, TradeBook, running_trade
 from automations.actions.open import OpenParams
 from automations.models import OrderIntent
-from automations.services.trades import tracked_trade_fill_exit, tracked_trade_mark_closed
 from lnmarkets.exceptions import LNMarketsError
 from lnmarkets.schemas import Trade
 
@@ -39,14 +38,14 @@ class CloseTrade(OrderAction[CloseParams]):
         running = running_trade(client, intent.trade_id)
         return Found("absent", running) if running is not None else Found("done", note="trade no longer running")
 
-    def bookkeeping(self, intent: OrderIntent, params: CloseParams, found: Found) -> None:
-        tracked_trade_mark_closed(intent.account, intent.trade_id, closed=found.trade, by_axisor=found.ours)
+    def bookkeeping(self, book: TradeBook, intent: OrderIntent, params: CloseParams, found: Found) -> None:
+        book.mark_closed(intent.account, intent.trade_id, closed=found.trade, by_axisor=found.ours)
 
-    def after_settle(self, client: RestClient, intent: OrderIntent, found: Found) -> None:
+    def after_settle(self, book: TradeBook, client: RestClient, intent: OrderIntent, found: Found) -> None:
         if found.trade is not None and found.trade.exit_price is not None:
             return
         try:
-            tracked_trade_fill_exit(client, intent.account, intent.trade_id)
+            book.fill_exit(client, intent.account, intent.trade_id)
         except LNMarketsError as exc:
             logger.warning("intent %s: exit details of trade %s not read (%s)", intent.pk, intent.trade_id, exc.code)
 

@@ -9,10 +9,9 @@ from django.db.models import F
 from django.utils.translation import gettext_noop
 from pydantic import Field, model_validator
 
-from automations.actions.base import ActionParams, Found, OrderAction
+from automations.actions.base import ActionParams, Found, OrderAction, TradeBook
 from automations.engine import Memory, stoploss_from_percent, takeprofit_from_percent
 from automations.models import Automation, OrderIntent
-from automations.services.trades import tracked_trade_upsert
 from lnmarkets.maths import Side
 from lnmarkets.schemas import Trade
 
@@ -63,9 +62,9 @@ class OpenTrade(OrderAction[OpenParams]):
         trade = client.find_trade_by_client_id(intent.client_id)
         return Found("done", trade) if trade is not None else Found("absent")
 
-    def bookkeeping(self, intent: OrderIntent, params: OpenParams, found: Found) -> None:
+    def bookkeeping(self, book: TradeBook, intent: OrderIntent, params: OpenParams, found: Found) -> None:
         if found.trade is not None:
-            tracked_trade_upsert(intent.account, found.trade, managed=True)
+            book.upsert(intent.account, found.trade, managed=True)
             _carry_memory(intent, found.trade)
 
     def followups(self, intent: OrderIntent, params: OpenParams, trade: Trade | None) -> list[OrderIntent]:

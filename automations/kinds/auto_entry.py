@@ -16,7 +16,6 @@ from automations.decisions import (
     OpenPosition,
     Skip,
 )
-from automations.describe import TriggerNow, num, pct, sats, seconds, usd
 from automations.engine_common import (
     HUNDRED,
     Context,
@@ -46,6 +45,7 @@ from automations.specs import (
     _unused,
     one_of,
 )
+from automations.wording import TriggerNow, num, pct, sats, seconds, usd
 from lnmarkets.maths import (
     Side,
     fee,

@@ -13,9 +13,9 @@ from automations.specs import AccountState, FieldRule, KindConfig, MarketSnapsho
 
 if TYPE_CHECKING:
     from automations.decisions import Evaluation
-    from automations.describe import TriggerNow
     from automations.engine_common import Context
     from automations.forms import AutomationForm
+    from automations.wording import TriggerNow
 
 C = TypeVar("C", bound=KindConfig)
 

@@ -17,7 +17,6 @@ from automations.decisions import (
     Evaluation,
     ReducePosition,
 )
-from automations.describe import TriggerNow, now_text, pct, price_for_pnl, sats, scope, seconds, subject
 from automations.engine_common import (
     HUNDRED,
     ONE,
@@ -50,6 +49,7 @@ from automations.specs import (
     _unused,
     one_of,
 )
+from automations.wording import TriggerNow, now_text, pct, price_for_pnl, sats, scope, seconds, subject
 from lnmarkets.maths import (
     SATS,
     initial_liquidation_price,
@@ -364,7 +364,7 @@ def _add_margin(
             problem = ("at_target", f"{why}, but the distance is already at the {config.target_distance} % target.")
             decision, after = skip_once(memory, problem, trade.id, inputs)
             return decision, after, 0
-    # Leverage may not fall below 1 (lnmarkets-v3.md §9.6): margin ≤ quantity × SATS / entry price.
+    # Leverage may not fall below 1 (docs/protocol.md §9.6): margin ≤ quantity × SATS / entry price.
     room = int(Decimal(trade.quantity * SATS) / trade.entry_price) - trade.margin
     # "wanted" first so that a tie is reported as not limited.
     limits: dict[str, int] = {} if wanted is None else {"wanted": wanted}

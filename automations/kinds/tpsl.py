@@ -16,7 +16,6 @@ from automations.decisions import (
     SetStopLoss,
     SetTakeProfit,
 )
-from automations.describe import TriggerNow, now_text, pct, price_for_pnl, scope, subject, usd
 from automations.engine_common import (
     HUNDRED,
     Context,
@@ -49,6 +48,7 @@ from automations.specs import (
     _unused,
     one_of,
 )
+from automations.wording import TriggerNow, now_text, pct, price_for_pnl, scope, subject, usd
 from lnmarkets.maths import (
     TICK,
     pnl,

@@ -1,6 +1,6 @@
 """Credentials the exchange rejects: pause the account's automations visibly and back off (issue #12, item 10).
 
-Contract (product.md "Execution: what must hold": an account whose credentials fail to decrypt or are rejected by
+Contract (docs/exactly-once.md: an account whose credentials fail to decrypt or are rejected by
 the exchange pauses its automations with a visible error):
 
 * ``record_auth_failure`` (the reconcile task calls it on ``AuthError`` or ``CredentialDecryptionError``): counts the

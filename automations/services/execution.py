@@ -1,4 +1,4 @@
-"""Execute order intents exactly once, whatever Celery redelivers (docs/exactly-once.md; product.md "Execution").
+"""Execute order intents exactly once, whatever Celery redelivers (docs/exactly-once.md).
 
 ``order_intent_execute`` is the only code that sends an order. A delivery reads the intent and advances it by one
 of the edges of ``intent_machine`` (each a compare-and-set on state and attempt number):
@@ -43,7 +43,12 @@ from automations.models import AuditEntry, GlobalSwitch, OrderIntent
 from automations.publish import publish_account_changed_on_commit, publish_automation_log_on_commit
 from automations.services.credentials_health import record_auth_failure
 from automations.services.intent_machine import IN_FLIGHT, claim, transition
-from automations.services.trades import closed_by_axisor
+from automations.services.trades import (
+    closed_by_axisor,
+    tracked_trade_fill_exit,
+    tracked_trade_mark_closed,
+    tracked_trade_upsert,
+)
 from lnmarkets.client import RestClient, send_deadline
 from lnmarkets.exceptions import (
     AmbiguousOutcomeError,
@@ -73,7 +78,7 @@ LEASE_GRACE = timedelta(seconds=10)
 State = OrderIntent.State
 # Error codes of requests refused before they left this process: not a send.
 NEVER_LEFT = frozenset({"local_rate_limit", "send_deadline"})
-# A 429 says when to come back: a wait, not an attempt (reliability.md T03); the entry TTL and the delivery cap
+# A 429 says when to come back: a wait, not an attempt (docs/reliability.md T03); the entry TTL and the delivery cap
 # bound how long it may go on.
 
 
@@ -155,6 +160,17 @@ def _pause_for_credentials(intent: OrderIntent, message: str, reason: str) -> No
 # --- exchange calls ------------------------------------------------------------------------------------------------
 
 
+class _Trades:
+    """The tracked-trades service as the actions' ``TradeBook`` (actions never import services)."""
+
+    upsert = staticmethod(tracked_trade_upsert)
+    mark_closed = staticmethod(tracked_trade_mark_closed)
+    fill_exit = staticmethod(tracked_trade_fill_exit)
+
+
+TRADES = _Trades()
+
+
 def _action(intent: OrderIntent) -> OrderAction[Any]:
     return action_for(intent.action)
 
@@ -199,7 +215,7 @@ def _settle(client: RestClient, intent: OrderIntent, found: Found) -> list[int]:
     with transaction.atomic():
         if not transition(intent, State.RECONCILED, **fields):
             return []  # another delivery settled it
-        action.bookkeeping(intent, params, found)
+        action.bookkeeping(TRADES, intent, params, found)
         ExchangeAccount.objects.filter(pk=intent.account_id, consecutive_failures__gt=0).update(consecutive_failures=0)
         if found.trade is not None:
             key = "intent_done_note" if found.note else "intent_done"
@@ -211,7 +227,7 @@ def _settle(client: RestClient, intent: OrderIntent, found: Found) -> list[int]:
         for followup in followups:
             followup.save()
     # The terminal state is written: bookkeeping that needs the exchange (a close's exit) may fail alone.
-    action.after_settle(client, intent, found)
+    action.after_settle(TRADES, client, intent, found)
     return [f.pk for f in followups]
 
 

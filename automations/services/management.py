@@ -238,7 +238,7 @@ RESUME_HALT = "the kill switch was turned off: entries resume once the account i
 
 
 def _halt_until_reconciled(account_ids: list[int]) -> None:
-    """Turning a kill switch off resumes entries only after a fresh reconciliation (reliability.md T16): halt the
+    """Turning a kill switch off resumes entries only after a fresh reconciliation (docs/reliability.md T16): halt the
     accounts' entries now and queue their reconciliation, which lifts the halt when it succeeds."""
     from automations.tasks import account_reconcile_task
 

@@ -1,4 +1,4 @@
-"""Builders for the engine tests: small, explicit, with the numbers of lnmarkets-v3.md §9.7's worked example.
+"""Builders for the engine tests: small, explicit, with the numbers of docs/protocol.md §9.7's worked example.
 
 The reference trade is 100 USD at 10x filled at 100 000: margin 10 000 sats, liquidation 90 909.0 (long) or
 111 111.0 (short), opening fee 100, maintenance margin 110 (long) / 90 (short).

@@ -379,5 +379,5 @@ def _countdown_calls() -> list[str]:
 
 
 def test_lint_every_countdown_goes_through_safe_countdown():
-    """reliability.md T09: a countdown or ETA at or past the visibility timeout is redelivered in a loop."""
+    """docs/reliability.md T09: a countdown or ETA at or past the visibility timeout is redelivered in a loop."""
     assert _countdown_calls() == []

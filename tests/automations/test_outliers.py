@@ -1,4 +1,5 @@
-"""reliability.md T13: one outlier tick never makes a guard act; a sustained move is acted on at its second tick."""
+"""docs/reliability.md T13: one outlier tick never makes a guard act; a sustained move is acted on at its second
+tick."""
 
 from __future__ import annotations
 

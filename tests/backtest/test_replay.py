@@ -1,4 +1,4 @@
-"""The replay applies LN Markets' rules (lnmarkets-v3.md §9) and walks each candle in the worst order."""
+"""The replay applies LN Markets' rules (docs/protocol.md §9) and walks each candle in the worst order."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Fixtures of the reliability battery (reliability.md §7) with real processes: PostgreSQL + Redis only.
+"""Fixtures of the reliability battery (docs/reliability.md §7) with real processes: PostgreSQL + Redis only.
 
 ``FAULTS_SCALE=full`` (``make faults``) runs the battery's trial counts with LN Markets' real 30 s signature window;
 the default (``ci``) runs a reduced count of every scenario with a 5 s window, so CI's PostgreSQL pass catches a

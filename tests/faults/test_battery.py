@@ -1,4 +1,4 @@
-"""The reliability battery (reliability.md §7) with real processes: PostgreSQL, a Redis of its own, the simulator,
+"""The reliability battery (docs/reliability.md §7) with real processes: PostgreSQL, a Redis of its own, the simulator,
 ``celery worker`` and ``celery beat`` processes and ``run_automations``, real SIGKILL/SIGQUIT and a real Redis
 restart. Every scenario is judged against the exchange's own state: no duplicate order, no lost intent, no close of
 ours blamed on the user, every intent terminal within 120 s (``tally.judge``).

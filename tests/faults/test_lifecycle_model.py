@@ -1,6 +1,6 @@
-"""reliability.md T15: a stateful model of the order lifecycle. Hypothesis generates whole sequences of new intents,
-deliveries (overlapping, repeated, out of order), exchange faults (timeouts after accept, 5xx after accept, 503,
-429, requests held past the exchange's signature window), workers that die between claim and send, time passing,
+"""docs/reliability.md T15: a stateful model of the order lifecycle. Hypothesis generates whole sequences of new
+intents, deliveries (overlapping, repeated, out of order), exchange faults (timeouts after accept, 5xx after accept,
+503, 429, requests held past the exchange's signature window), workers that die between claim and send, time passing,
 and kill-switch toggles; after every step the exchange itself is checked:
 
 * at most one trade per ``clientId``; never two closes applied to one trade;

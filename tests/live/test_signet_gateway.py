@@ -2,7 +2,7 @@
 
 Needs LNM_SIGNET_KEY, LNM_SIGNET_SECRET and LNM_SIGNET_PASSPHRASE in the environment (a signet key with
 account:read and futures:isolated:read/write); the order probe also needs LNM_SIGNET_ALLOW_ORDERS=1. Each test
-records one fact the spec marks [U] (lnmarkets-v3.md §12) and prints it, so the run can be pasted into docs/.
+records one fact the spec marks [U] (docs/protocol.md §12) and prints it, so the run can be pasted into docs/.
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def test_stream_ticker_arrives() -> None:
 
 
 def test_duplicate_client_id_behaviour(client: RestClient) -> None:
-    """reliability.md T02: does LN Markets accept a repeated clientId? Two resting limit orders far below the
+    """docs/reliability.md T02: does LN Markets accept a repeated clientId? Two resting limit orders far below the
     market, then canceled."""
     if os.environ.get("LNM_SIGNET_ALLOW_ORDERS") != "1":
         pytest.skip("set LNM_SIGNET_ALLOW_ORDERS=1 to place (and cancel) two tiny signet limit orders")

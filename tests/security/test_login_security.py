@@ -1,5 +1,5 @@
 """Item 5 (login throttling, django-axes) and two-factor authentication (django-otp TOTP): at login, before
-exchange keys are added or changed, and turning it on and off (reliability.md T25a)."""
+exchange keys are added or changed, and turning it on and off (docs/reliability.md T25a)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Fuzzed exchange responses (reliability.md T25c): whatever the body, the client returns a typed model or raises a
+"""Fuzzed exchange responses (docs/reliability.md T25c): whatever the body, the client returns a typed model or raises a
 typed LNMarketsError; never KeyError/TypeError/ValueError/ValidationError. Scripted transport, no sockets."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Golden values of lnmarkets-v3.md §3.3, and "sign exactly the bytes you send" through the client."""
+"""Golden values of docs/protocol.md §3.3, and "sign exactly the bytes you send" through the client."""
 
 from __future__ import annotations
 
