@@ -155,6 +155,27 @@ def test_close_asks_first_and_the_button_creates_one_protective_intent(paper, li
     assert trade.pk
 
 
+def test_a_portuguese_speaker_is_answered_in_portuguese(alice, paper, linked, telegram):
+    alice.language = "pt-br"
+    alice.save(update_fields=["language"])
+    _running_trade(paper)
+    (help_text,) = _say(telegram, CHAT, "/help")
+    assert help_text.startswith("Comandos do bot Axisor:")
+    (question,) = _say(telegram, CHAT, "/close t-1")
+    assert question == "Fechar a operação t-1 em paper (long 100 USD @ 100000.0, PnL -120 sats)?"
+    buttons = telegram.sent(CHAT)[-1]["reply_markup"]["inline_keyboard"][0]
+    assert [b["text"] for b in buttons] == ["Confirmar", "Cancelar"]
+    telegram.feed_button(CHAT, buttons[0]["callback_data"])
+    poll_once(timeout=0)
+    assert telegram.sent(CHAT)[-1]["text"] == "Fechando a operação t-1: ordem enfileirada."
+    (unknown,) = _say(telegram, CHAT, "/nope")
+    assert unknown == "Comando desconhecido. /help lista os comandos."
+    # the request is audited like the web UI's, and shown in the reader's language
+    entry = AuditEntry.objects.get(intent__trade_id="t-1", event="status")
+    assert entry.message == "Close trade of trade t-1 requested (telegram)."
+    assert entry.inputs["source"] == "telegram"
+
+
 def test_an_expired_confirmation_does_nothing(paper, linked, telegram):
     trade = _running_trade(paper)
     telegram.feed_button(CHAT, f"close:{trade.pk}:{int(timezone.now().timestamp()) - 3600}")

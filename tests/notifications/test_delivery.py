@@ -102,6 +102,25 @@ def test_a_close_is_told_from_its_typed_fields_not_its_wording(paper, channels):
     assert set(Notification.objects.values_list("title", flat=True)) == {"Trade closed by its take-profit: abc-2"}
 
 
+def test_a_portuguese_speaker_is_told_in_portuguese(alice, paper, channels, telegram):
+    alice.language = "pt-br"
+    alice.save(update_fields=["language"])
+    _closed(paper, "abc-3", "liquidation", exit_price="90909", pnl=-10000)
+    row = Notification.objects.filter(event="trade_closed").first()
+    assert row is not None
+    assert row.title == "Operação liquidada: abc-3"
+    assert row.body.splitlines() == [
+        "Operação liquidada: abc-3",
+        "Conta: paper (SIMULADA)",
+        "A operação abc-3 foi liquidada (saída 90909, PnL -10000 sats).",
+    ]
+    intent = OrderIntent.objects.create(account=paper, action="close", trade_id="r-2", protective=True)
+    AuditEntry.objects.create(account=paper, intent=intent, event="order", outcome="rejected", message="400: no")
+    assert Notification.objects.filter(event="action_failed").first().title == (
+        "Ação falhou: fechar operação na operação r-2"
+    )
+
+
 def test_skips_and_decisions_notify_nobody(paper, channels):
     AuditEntry.objects.create(account=paper, event="skip", outcome="skipped", message="price too old")
     AuditEntry.objects.create(account=paper, event="decision", outcome="pending", message="close")
