@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from django.utils.module_loading import import_string
 
+from automations.engine_common import in_scope
 from automations.specs import AccountState, FieldRule, KindConfig, MarketSnapshot, Memory, TradeState
 
 if TYPE_CHECKING:
@@ -63,3 +64,15 @@ class KindDef(Generic[C]):
 
 
 AnyKind = KindDef[Any]
+
+
+def per_trade(
+    now: Callable[[C, MarketSnapshot, TradeState], TriggerNow],
+) -> Callable[[C, MarketSnapshot, tuple[TradeState, ...]], list[TriggerNow]]:
+    """``triggers_now`` of a kind that acts on running trades: one row per trade it may manage (its scope)."""
+
+    def rows(config: C, market: MarketSnapshot, trades: tuple[TradeState, ...]) -> list[TriggerNow]:
+        scope: tuple[str, ...] = getattr(config, "trade_ids", ())
+        return [now(config, market, trade) for trade in trades if in_scope(trade, scope)]
+
+    return rows

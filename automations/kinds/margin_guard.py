@@ -29,7 +29,7 @@ from automations.engine_common import (
     signed_distance,
     skip_once,
 )
-from automations.kinds.base import KindDef
+from automations.kinds.base import KindDef, per_trade
 from automations.marks import gettext_noop
 from automations.specs import (
     MAX_LEVERAGE,
@@ -457,12 +457,6 @@ def _guard_now(config: MarginGuardConfig, market: MarketSnapshot, trade: TradeSt
     return TriggerNow(subject(trade), now_text(what, value, met, price), met, price, trade.id)
 
 
-def _triggers_now(
-    config: MarginGuardConfig, market: MarketSnapshot, trades: tuple[TradeState, ...]
-) -> list[TriggerNow]:
-    return [_guard_now(config, market, t) for t in trades if in_scope(t, config.trade_ids)]
-
-
 def _summary(config: MarginGuardConfig) -> str:
     return _("%(action)s %(trigger)s, on %(scope)s; then waits %(cooldown)s before acting on that trade again.") % {
         "action": _guard_action(config).capitalize(),
@@ -482,6 +476,6 @@ KIND = KindDef(
     rules=RULES,
     evaluate=_evaluate_margin_guard,
     summary=_summary,
-    triggers_now=_triggers_now,
+    triggers_now=per_trade(_guard_now),
     form_path="automations.forms.MarginGuardForm",
 )

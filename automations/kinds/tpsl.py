@@ -29,7 +29,7 @@ from automations.engine_common import (
     rule_quote,
     skip_once,
 )
-from automations.kinds.base import KindDef
+from automations.kinds.base import KindDef, per_trade
 from automations.marks import gettext_noop
 from automations.specs import (
     ZERO,
@@ -307,10 +307,6 @@ def _tpsl_now(config: TpSlConfig, market: MarketSnapshot, trade: TradeState) -> 
     return TriggerNow(subject(trade), now_text(_("PnL"), value, met, price), met, price, trade.id)
 
 
-def _triggers_now(config: TpSlConfig, market: MarketSnapshot, trades: tuple[TradeState, ...]) -> list[TriggerNow]:
-    return [_tpsl_now(config, market, t) for t in trades if in_scope(t, config.trade_ids)]
-
-
 def _summary(config: TpSlConfig) -> str:
     return _("When %(trigger)s, %(action)s (once per trade), on %(scope)s.") % {
         "trigger": _tpsl_trigger(config),
@@ -329,7 +325,7 @@ KIND = KindDef(
     rules=RULES,
     evaluate=_evaluate_tpsl,
     summary=_summary,
-    triggers_now=_triggers_now,
+    triggers_now=per_trade(_tpsl_now),
     form_path="automations.forms.TpSlForm",
     # A changed rule is a new rule: it should fire on trades the old one already handled (memory reset).
     rule_fields=("direction", "trigger_percent", "action", "price", "trailing_distance"),
