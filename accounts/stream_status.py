@@ -12,10 +12,20 @@ from __future__ import annotations
 from typing import Literal
 
 from django.core.cache import cache
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
 
 StreamStatus = Literal["live", "connecting", "down", "failed", "off"]
 STATUS_TTL_SECONDS = 90  # the manager rewrites every status at least every 30 s
 _KEY = "exchange-stream:{}"
+# The account page's badge: what the status means for the user.
+STATUS_LABELS: dict[StreamStatus, Promise] = {
+    "live": _("Exchange events live"),
+    "connecting": _("Connecting to exchange events"),
+    "down": _("Exchange events down: checked every 30 s"),
+    "failed": _("Exchange events refused this key"),
+    "off": _("Exchange events off"),
+}
 
 
 def stream_status_set(account_id: int, status: StreamStatus) -> None:
@@ -29,3 +39,9 @@ def stream_status_set_many(statuses: dict[int, StreamStatus]) -> None:
 def stream_status(account_id: int) -> StreamStatus:
     value = cache.get(_KEY.format(int(account_id)))
     return value if value in ("live", "connecting", "down", "failed") else "off"
+
+
+def stream_status_label(account_id: int) -> tuple[StreamStatus, Promise]:
+    """The status and its words (for the account page's badge)."""
+    status = stream_status(account_id)
+    return status, STATUS_LABELS[status]

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts import paper, selectors, services
 from accounts.forms import ExchangeAccountForm, PaperAccountForm, PaperResetForm, paper_label_suggestion
 from accounts.models import User
+from accounts.stream_status import stream_status_label
 from accounts.verification import verify_form_credentials
 from config.params import safe_redirect_target
 
@@ -27,8 +28,11 @@ def _user(request: HttpRequest) -> User:
 
 @login_required
 def account_list(request: HttpRequest) -> HttpResponse:
-    accounts = selectors.exchange_account_list_for_user(user=_user(request))
-    return render(request, "accounts/list.html", {"accounts": accounts, "paper_available": paper.paper_available()})
+    accounts = list(selectors.exchange_account_list_for_user(user=_user(request)))
+    rows = [(a, *stream_status_label(a.pk)) for a in accounts]  # the private stream's badge
+    return render(
+        request, "accounts/list.html", {"accounts": accounts, "rows": rows, "paper_available": paper.paper_available()}
+    )
 
 
 @sensitive_post_parameters(*SECRET_FIELDS)

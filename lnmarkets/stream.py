@@ -163,7 +163,8 @@ class StreamClient:
                 raise
             except (OSError, TimeoutError, WebSocketException, LNMarketsError, ValueError) as exc:
                 self.last_error = f"{type(exc).__name__}: {exc}"
-                logger.warning("stream %s lost: %s", self.url, self.last_error)
+                if not self._stop.is_set():  # a socket closed by stop() is not lost
+                    logger.warning("stream %s lost: %s", self.url, self.last_error)
             if self._stop.is_set():
                 break
             self.last_loss_at = time.monotonic()
