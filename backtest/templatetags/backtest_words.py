@@ -56,10 +56,15 @@ def translated(label: object) -> str:
     return gettext(str(label)) if label else ""
 
 
+def _label(labels: dict[str, str], code: str) -> str:
+    """The translated label of ``code``, or ``code`` itself when it has none."""
+    label = labels.get(code)
+    return gettext(label) if label is not None else code
+
+
 @register.filter
 def action_kind(kind: str) -> str:
-    label = ACTION_KINDS.get(kind)
-    return gettext(label) if label is not None else kind
+    return _label(ACTION_KINDS, kind)
 
 
 @register.filter
@@ -98,8 +103,7 @@ TRADE_ENDS = {
 @register.filter
 def trade_end(how: str) -> str:
     """How a replayed trade ended, in the active language."""
-    label = TRADE_ENDS.get(how)
-    return gettext(label) if label is not None else how
+    return _label(TRADE_ENDS, how)
 
 
 @register.filter
