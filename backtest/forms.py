@@ -18,6 +18,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.models import ExchangeAccount, User
 from automations.forms import MAX_SATS, check_text
+from automations.kinds import KINDS as KIND_REGISTRY
 from automations.models import Automation
 from automations.specs import SpecError
 from backtest.history import History, HistoryError, parse_csv
@@ -44,7 +45,8 @@ _TRADE_LINE = re.compile(
     re.IGNORECASE,
 )
 _OPTION = re.compile(r"(\w+)=(\S+)")
-KINDS = {"margin_guard": _("Margin Guard"), "tpsl": _("TP/SL management"), "auto_entry": _("Auto Entry")}
+# Each registered automation kind (automations.kinds) with its translated label.
+KINDS = {key: _(kind.label) for key, kind in KIND_REGISTRY.items()}
 
 
 class AutomationsField(forms.ModelMultipleChoiceField[Automation]):
@@ -306,7 +308,7 @@ class BacktestForm(forms.Form):
                 return
             trades = tuple(data.get("trades") or ())
             rebase = False
-            if not trades and not any(c["kind"] == "auto_entry" for c in self.configs):
+            if not trades and all(KIND_REGISTRY[c["kind"]].on_trades for c in self.configs):
                 self.add_error(
                     "trades", _("Describe at least one trade to guard (only an Auto Entry starts with none).")
                 )

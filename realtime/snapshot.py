@@ -13,6 +13,7 @@ from typing import Any, NotRequired, TypedDict
 
 from accounts.models import ExchangeAccount, Network, User
 from automations.audit_text import audit_text
+from automations.kinds import KINDS
 from automations.models import AuditEntry, Automation, TrackedTrade
 from lnmarkets import maths
 from realtime.market import MarketData, market_state
@@ -146,7 +147,7 @@ def account_for_user(*, user: User, account_id: int | None = None) -> ExchangeAc
 def _guards(account: ExchangeAccount) -> list[tuple[int, str, tuple[str, ...]]]:
     """(automation id, name, trade ids) of the account's active trade-watching automations."""
     guards: list[tuple[int, str, tuple[str, ...]]] = []
-    kinds = (Automation.Kind.MARGIN_GUARD, Automation.Kind.TPSL)
+    kinds = [key for key, kind in KINDS.items() if kind.on_trades]
     for automation in Automation.objects.filter(account=account, kind__in=kinds, status=Automation.Status.ACTIVE):
         raw = automation.config.get("trade_ids") if isinstance(automation.config, dict) else None
         trade_ids = tuple(str(t) for t in raw) if isinstance(raw, list | tuple) else ()
