@@ -158,7 +158,7 @@ def _bounds(rule: FieldRule) -> str:
 
 
 def rule_help(rule: FieldRule) -> str:
-    """The rule of a setting in words, built from ``automations.specs.FIELD_RULES`` only."""
+    """The rule of a setting in words, built from its kind's settings table (``KindDef.rules``) only."""
     units = {
         "percent": gettext("Percent"),
         "price": gettext("USD"),
