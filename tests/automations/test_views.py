@@ -543,3 +543,28 @@ def test_preview_marks_a_stale_price(client, alice, account, monkeypatch):
     body = client.get(reverse("automations:preview", args=[automation.pk])).content.decode()
     assert "120.0 s" in body
     assert ">stale<" in body
+
+
+BAD_STORED_CONFIGS = [
+    {"trigger": "liquidation_distance", "threshold": 5.5, "action": "close"},  # a float
+    {"trigger": "liquidation_distance", "threshold": "NaN", "action": "close"},
+    {"trigger": "liquidation_distance", "threshold": "5", "action": "close", "cooldown_seconds": True},
+    {"trigger": "liquidation_distance", "threshold": "5", "action": "close", "surprise": 1},
+    {"trigger": "sideways", "threshold": "5", "action": "close"},
+    {"trigger": "liquidation_distance", "threshold": "5", "action": "close", "trade_ids": "abc"},
+    ["not", "an", "object"],
+]
+
+
+@pytest.mark.parametrize("stored", BAD_STORED_CONFIGS)
+def test_a_bad_stored_config_is_a_clear_message_on_every_page_never_a_500(client, alice, account, monkeypatch, stored):
+    automation = _guard(account)
+    Automation.objects.filter(pk=automation.pk).update(config=stored)
+    monkeypatch.setattr(management, "preview_market", lambda network: _market())
+    client.force_login(alice)
+    preview = client.get(reverse("automations:preview", args=[automation.pk]))
+    assert preview.status_code == 200
+    assert "stored settings are invalid" in preview.content.decode()
+    assert client.get(reverse("automations:edit", args=[automation.pk])).status_code == 200
+    assert client.get(reverse("automations:list")).status_code == 200
+    assert client.get(reverse("automations:log")).status_code == 200
