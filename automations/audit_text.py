@@ -21,6 +21,7 @@ from django.utils import translation
 from django.utils.translation import gettext, gettext_noop
 
 from automations.describe import num, sats
+from automations.outcome_phrases import CANNOT_AFFORD, OPEN_REFUSED, ORDER_REFUSED
 
 Param = str | int
 
@@ -116,6 +117,9 @@ PHRASES = (
     # automations' status messages (Automation.status_message)
     gettext_noop("Paused by the user."),
     gettext_noop("Completed: every entry it was asked for has fired."),
+    OPEN_REFUSED,
+    ORDER_REFUSED,
+    CANNOT_AFFORD,
 )
 _PHRASES = frozenset({"changes", "note", "why", "who", "origin"})
 

@@ -38,6 +38,7 @@ from automations.engine import (
 from automations.models import AuditEntry, Automation, GlobalSwitch, OrderIntent, TrackedTrade
 from automations.publish import publish_automation_log_on_commit, publish_automations_changed_on_commit
 from automations.services.intents import intent_of
+from automations.services.outcomes import evaluation_note
 from lnmarkets.feed import TickerSnapshot
 from lnmarkets.schemas import Ticker
 
@@ -248,6 +249,8 @@ def automation_record_evaluation(automation: Automation, evaluation: Evaluation,
         if evaluation.completed:
             fields["status"] = Automation.Status.COMPLETED
             fields["status_message"] = "Completed: every entry it was asked for has fired."
+        else:
+            fields["status_message"] = evaluation_note(evaluation.decisions)  # e.g. "cannot afford the entry"
         won = Automation.objects.filter(
             pk=automation.pk, version=automation.version, status=Automation.Status.ACTIVE
         ).update(**fields)

@@ -63,6 +63,10 @@ def transition(intent: OrderIntent, to: str, *, now: datetime | None = None, **f
         values.setdefault("next_check_at", None)
     updated = OrderIntent.objects.filter(pk=intent.pk, state=intent.state, attempts=intent.attempts).update(**values)
     intent.refresh_from_db()
+    if updated == 1 and to in TERMINAL:
+        from automations.services.outcomes import intent_settled
+
+        intent_settled(intent)  # the decision's final outcome, and the automation's row, told truthfully
     return updated == 1
 
 

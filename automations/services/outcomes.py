@@ -1,0 +1,51 @@
+"""Outcomes told truthfully (#15): once an order intent is final, the decision that asked for it shows that final
+outcome (never "pending" for ever), and an automation whose order the exchange refused says so on its row with
+what happens next; an Auto Entry that cannot afford its entry says so too.
+
+``intent_settled`` runs on every terminal transition of an intent (``intent_machine.transition``), in the same
+transaction as the transition when there is one; it is idempotent (conditional updates only)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from django.db.models import Case, F, Q, Value, When
+
+from automations.decisions import Decision, Skip
+from automations.models import AuditEntry, Automation, OrderIntent
+from automations.outcome_phrases import CANNOT_AFFORD, OPEN_REFUSED, ORDER_REFUSED
+
+_NOTES = (ORDER_REFUSED, CANNOT_AFFORD)
+
+
+def intent_settled(intent: OrderIntent) -> None:
+    """``intent`` reached RECONCILED or REJECTED: its decision entries take the final outcome; a refused order of
+    an automation is told on the automation's row (a refused open stops the Auto Entry: ERROR, never COMPLETED)."""
+    if intent.state not in OrderIntent.TERMINAL:
+        return
+    done = intent.state == OrderIntent.State.RECONCILED
+    final = AuditEntry.Outcome.OK if done else AuditEntry.Outcome.REJECTED
+    AuditEntry.objects.filter(
+        intent_id=intent.pk, event=AuditEntry.Event.DECISION, outcome=AuditEntry.Outcome.PENDING
+    ).update(outcome=final)
+    if intent.automation_id is None:
+        return
+    automation = Automation.objects.filter(pk=intent.automation_id)
+    if done:
+        automation.filter(status_message=ORDER_REFUSED).update(status_message="")
+    elif intent.action == OrderIntent.Action.OPEN:
+        automation.filter(status__in=[Automation.Status.ACTIVE, Automation.Status.COMPLETED]).update(
+            status=Automation.Status.ERROR, status_message=OPEN_REFUSED
+        )
+    else:
+        automation.filter(status=Automation.Status.ACTIVE).update(status_message=ORDER_REFUSED)
+
+
+def evaluation_note(decisions: Sequence[Decision]) -> Case:
+    """The ``status_message`` update of one evaluation: "cannot afford" while an entry is skipped for the balance;
+    cleared when the next evaluation no longer says so; any other message kept."""
+    short = any(isinstance(d, Skip) and d.code == "insufficient_balance" for d in decisions)
+    if short:
+        return Case(When(Q(status_message="") | Q(status_message__in=_NOTES), then=Value(CANNOT_AFFORD)),
+                    default=F("status_message"))  # fmt: skip
+    return Case(When(status_message=CANNOT_AFFORD, then=Value("")), default=F("status_message"))
