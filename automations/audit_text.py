@@ -167,10 +167,15 @@ def phrase(text: str) -> str:
     return gettext(text) if text in PHRASES else text
 
 
+def label(name: str, code: str) -> str:
+    """The label of a coded parameter (``kind``, ``action``, ``side``) in the active language; else the code."""
+    labels = _LABELS.get(name, {})
+    return gettext(labels[code]) if code in labels else code
+
+
 def _param(name: str, value: Param) -> Param:
-    labels = _LABELS.get(name)
-    if labels is not None and str(value) in labels:
-        return gettext(labels[str(value)])
+    if name in _LABELS and str(value) in _LABELS[name]:
+        return label(name, str(value))
     if name in _PHRASES and isinstance(value, str) and value:
         return gettext(value)
     return value
@@ -351,6 +356,7 @@ __all__: list[str] = [
     "Said",
     "audit_text",
     "decision_text",
+    "label",
     "phrase",
     "render",
     "say",

@@ -36,3 +36,9 @@ def decision_details(entry: AuditEntry) -> list[tuple[str, Any]]:
 def status_text(message: str) -> str:
     """An automation's status message in the active language (the fixed ones; a reason with details as stored)."""
     return texts.phrase(message)
+
+
+@register.filter
+def kind_label(kind: str) -> str:
+    """An automation kind's name in the active language (its code when unknown)."""
+    return texts.label("kind", kind)

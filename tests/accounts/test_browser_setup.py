@@ -42,6 +42,7 @@ TEXT = {
         "settings": "Settings",
         "help": "Help",
         "created": "Automation “Guard” created (Margin Guard), active.",
+        "notifications": "Notifications",
     },
     "pt-BR": {
         "add_paper": "Adicionar conta simulada",
@@ -53,6 +54,7 @@ TEXT = {
         "settings": "Configurações",
         "help": "Ajuda",
         "created": "Automação “Guard” criada (Margin Guard), ativa.",
+        "notifications": "Notificações",
     },
 }
 
@@ -185,6 +187,9 @@ def test_new_user_sets_up_paper_trading_and_each_automation(stack: EmbeddedServe
     expect(page.locator("h1")).to_have_text(text["help"])
     assert page.title().startswith(text["help"])
     _shot(page, f"{lang}-help")
+    page.get_by_role("link", name=text["notifications"]).first.click()
+    expect(page.locator("h1")).to_have_text(text["notifications"])
+    _shot(page, f"{lang}-notifications")
 
     # The same pages on a phone.
     phone = context.new_page()
@@ -195,6 +200,7 @@ def test_new_user_sets_up_paper_trading_and_each_automation(stack: EmbeddedServe
         ("log", "/automations/log/"),
         ("guard-form", "/automations/new/margin_guard/"),
         ("settings", "/accounts/settings/"),
+        ("notifications", "/notifications/"),
         ("help", "/help/"),
     ):
         phone.goto(f"{stack.url}{path}")

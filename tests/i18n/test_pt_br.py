@@ -211,6 +211,7 @@ def pages(client, alice, make_account, monkeypatch):
         reverse("backtest:new"),
         reverse("backtest:detail", args=[run.pk]),
         reverse("notifications:list"),
+        reverse("notifications:create"),
         reverse("notifications:log", args=[channel.pk]),
         reverse("history:list"),
         reverse("history:performance"),
