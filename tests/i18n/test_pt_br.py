@@ -123,7 +123,7 @@ def pages(client, alice, make_account, monkeypatch):
     """alice with a paper account, a running trade, one automation of each kind and an audit entry."""
     monkeypatch.setattr(management, "preview_market", lambda network: _market())
     account = make_account(alice, label="Papel")
-    TrackedTrade.objects.create(
+    running = TrackedTrade.objects.create(
         account=account,
         trade_id="t-1",
         client_id="ax-1",
@@ -194,6 +194,11 @@ def pages(client, alice, make_account, monkeypatch):
     urls = [
         "/",
         reverse("realtime:positions"),
+        *(
+            reverse("realtime:trade-action", args=[running.pk, a])
+            for a in ("close", "stoploss", "takeprofit", "add-margin")
+        ),
+        reverse("realtime:close-all", args=[account.pk]),
         reverse("accounts:list"),
         reverse("accounts:create"),
         reverse("accounts:paper-create"),
