@@ -10,13 +10,22 @@ have 0.5 % and never fire in the price range used. Each measured tick lowers the
 trigger account's threshold, so every tick evaluates all N accounts and fires exactly one (3 closes). Latency =
 arrival of that account's first close POST at the simulator − the moment the price was set (same clock).
 
-Run: ``.venv/bin/python bench/automations.py`` (last line ``RESULT accounts=1000 tick_to_order_p50_ms=…``).
+Then, at the largest size, the **crash tick**: the price falls at once just past the 0.5 % threshold of every other
+account (about -8.6 %, confirmed by the next tick as an outlier must be), so all their guarded trades must be closed
+together; ``crash_all_acted_s`` = first tick → the last of those closes reconciled. The engine and client-overhead
+figures come from ``bench/engine_evals.py`` and ``bench/gateway.py``.
+
+Run: ``.venv/bin/python bench/automations.py`` (``BENCH_ACCOUNTS``, default ``100,1000``); the last line is
+
+    RESULT accounts=… tick_to_order_p50_ms=… tick_to_order_p99_ms=… crash_all_acted_s=… engine_evals_per_s=…
+    overhead_us_per_call=…
 """
 
 from __future__ import annotations
 
 import os
 import statistics
+import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -39,7 +48,7 @@ from bench._stack import (  # noqa: E402
     wait_for_simulator,
 )
 
-DB_NAME = "axisor_bench"
+DB_NAME = os.environ.get("BENCH_DB", "axisor_bench")
 REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/3")
 SIZES = tuple(int(n) for n in os.environ.get("BENCH_ACCOUNTS", "100,1000").split(","))
 TRIGGERS = int(os.environ.get("BENCH_TRIGGERS", "30"))
@@ -51,6 +60,7 @@ def _wait(predicate, timeout: float, what: str):  # noqa: ANN001, ANN202
 
 
 def main() -> None:  # noqa: C901, PLR0915 - a linear script
+    began = time.monotonic()
     sim_port = free_port()
     bench_environ(f"{PG}/{DB_NAME}", REDIS, sim_port)
     recreate_database(DB_NAME)
@@ -79,6 +89,7 @@ def main() -> None:  # noqa: C901, PLR0915 - a linear script
     wait_for_simulator(control)
     worker = start_worker("protective,celery", 2)
     results: dict[int, tuple[float, float, int]] = {}
+    crash: dict[int, float] = {}
     feed = MarketFeed(f"http://{HOST}:{sim_port}/v3", f"ws://{HOST}:{sim_port}/v1", name="bench-feed")
     runner = TickRunner(feed, "simulator")
     try:
@@ -188,17 +199,61 @@ def main() -> None:  # noqa: C901, PLR0915 - a linear script
                 f"p99_ms={p99:.0f} max_ms={latencies[-1]:.0f}",
                 flush=True,
             )
+            if size == max(SIZES):
+                crash[size] = _crash_tick(control, accounts[TRIGGERS + 1 :], OrderIntent)
     finally:
         runner.stop()
         feed.stop()
         stop(worker, sim)
     evals = measure_engine_evals_per_s(2.0)
+    overhead = _gateway_overhead_us()
     largest = max(results)
     p50, p99, _ = results[largest]
+    print(f"took {time.monotonic() - began:.0f} s; load average {os.getloadavg()[0]:.2f} (1 min) at the end")
     print(
         f"RESULT accounts={largest} tick_to_order_p50_ms={p50:.0f} tick_to_order_p99_ms={p99:.0f} "
-        f"engine_evals_per_s={evals}"
+        f"crash_all_acted_s={crash[largest]:.1f} engine_evals_per_s={evals} overhead_us_per_call={overhead}"
     )
+
+
+def _crash_tick(control, accounts, order_intent) -> float:  # noqa: ANN001 - the bench's own objects
+    """Every remaining guard at once: the price falls just past the 0.5 % liquidation-distance threshold of all the
+    other accounts (about -8.6 % from 100,000: every 10x long sits just above its liquidation), on one tick and its
+    confirming next tick (an outlier waits for one, T13). Returns the seconds from the first tick until every one
+    of their 3 closes is reconciled (all protective: Margin Guard closes)."""
+    from lnmarkets.maths import round_to_tick
+
+    crossing = LIQUIDATION / (1 - Decimal("0.005"))
+    price = round_to_tick(crossing, ROUND_FLOOR) - 1
+    ids = [a.pk for a in accounts]
+    expected = 3 * len(ids)
+    started = time.monotonic()
+    control.set_price(price)
+    time.sleep(0.5)
+    control.set_price(price - Decimal("0.5"))  # the confirming tick
+    done = 0
+    deadline = started + 300
+    while time.monotonic() < deadline:
+        done = order_intent.objects.filter(account_id__in=ids, state="reconciled").count()
+        if done >= expected:
+            break
+        time.sleep(0.2)
+    elapsed = time.monotonic() - started
+    print(
+        f"crash tick: {len(ids)} accounts, {done}/{expected} guarded trades closed and reconciled after "
+        f"{elapsed:.1f} s (first tick → last reconciliation)",
+        flush=True,
+    )
+    return elapsed if done >= expected else float("nan")
+
+
+def _gateway_overhead_us() -> str:
+    """``overhead_us_per_call`` from ``bench/gateway.py`` (its own simulator process; about 30 s)."""
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "gateway.py")], capture_output=True, text=True, timeout=300, check=True
+    )
+    result = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")][-1]
+    return dict(part.split("=", 1) for part in result.split()[1:])["overhead_us_per_call"]
 
 
 if __name__ == "__main__":
