@@ -12,13 +12,16 @@ from django.core import mail
 from django.utils import timezone
 
 from automations.models import AuditEntry, OrderIntent
+from automations.services.exchange_events import trade_event_apply
 from automations.services.trades import account_reconcile, trade_closed_said
+from lnmarkets.schemas import StreamTradeEvent
 from notifications.delivery import notification_deliver
 from notifications.derive import notifications_create
 from notifications.models import Channel, DeliveryLog, Notification
 from tests.automations.conftest import margin_guard
 from tests.automations.test_execution import _run, _tick
 from tests.notifications.conftest import BOT_TOKEN, CHAT_ID, WEBHOOK_SECRET, WEBHOOK_URL_TOKEN
+from tests.notifications.test_bot import _running_trade
 
 pytestmark = pytest.mark.django_db
 
@@ -84,6 +87,28 @@ def _closed(account, trade_id: str, reason: str, *, exit_price: str = "1", pnl: 
     """The audit entry of a trade that closed without Axisor, as the reconciliation and the stream write it."""
     message, inputs = trade_closed_said(trade_id, reason, exit_price, pnl)
     return AuditEntry.objects.create(account=account, event="reconcile", outcome="info", message=message, inputs=inputs)
+
+
+@pytest.mark.parametrize(
+    ("event", "trade_fields", "title"),
+    [
+        ("stoploss", {"pl": -900, "exitPrice": 95000}, "Trade closed by its stop-loss: ev-1"),
+        ("takeprofit", {"pl": 700, "exitPrice": 105000}, "Trade closed by its take-profit: ev-1"),
+        ("liquidation", {"exitPrice": 90909}, "Trade liquidated: ev-1"),
+        ("closed", {"pl": 5, "exitPrice": 100010}, "Trade closed outside Axisor: ev-1"),
+    ],
+)
+def test_an_exchange_event_that_closes_a_trade_is_told_once(paper, channels, event, trade_fields, title):
+    """The private stream's close (automations.services.exchange_events) reaches every channel, once."""
+    _running_trade(paper, "ev-1")
+    payload = {"pair": "btc_usd", "event": event, "trade": {"id": "ev-1", "closedAt": 1, "closingFee": 0}}
+    payload["trade"].update(trade_fields)
+    stream_event = StreamTradeEvent.model_validate(payload)
+    assert trade_event_apply(paper.pk, stream_event) == "closed"
+    assert trade_event_apply(paper.pk, stream_event) == "already"
+    rows = Notification.objects.filter(event="trade_closed")
+    assert sorted(rows.values_list("channel__kind", flat=True)) == ["email", "telegram", "webhook"]
+    assert set(rows.values_list("title", "protective")) == {(title, True)}
 
 
 def test_a_close_is_told_from_its_typed_fields_not_its_wording(paper, channels):
