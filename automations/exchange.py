@@ -18,6 +18,7 @@ import threading
 from collections.abc import Callable
 
 from django.conf import settings
+from django.db import connection
 
 from accounts.services import credentials_for_signing
 from lnmarkets.client import RestClient
@@ -43,9 +44,22 @@ def stream_url_for(network: str) -> str:
     return str(settings.LNMARKETS_URLS[network]["stream"])
 
 
+def _stream_credentials(account_id: int) -> CredentialsProvider:
+    """The socket's provider runs in a short-lived worker thread of the streams' loop: it hands its database
+    connection back to the pool at once (a kept one per worker thread exhausted the pool)."""
+
+    def provide() -> Credentials:
+        try:
+            return credentials_for_signing(account_id=account_id)
+        finally:
+            connection.close()
+
+    return provide
+
+
 def stream_target(account_id: int, network: str, version: str) -> StreamTarget:
     """What the private stream of one account needs (``version`` restarts its socket when it changes)."""
-    return StreamTarget(stream_url_for(network), credentials_provider(account_id), version)
+    return StreamTarget(stream_url_for(network), _stream_credentials(account_id), version)
 
 
 def _cached(account_id: int, network: str, make: Callable[[str], RestClient]) -> RestClient:

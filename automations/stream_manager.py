@@ -83,7 +83,7 @@ class ExchangeStreamManager:
         *,
         sync_interval: float = 10.0,
         status_interval: float = 30.0,
-        appliers: int = 2,
+        appliers: int = 4,
         connects_per_second: float = 20.0,
         reconcile_after_gap: Callable[[int], None] = _queue_reconcile,
         on_applied: AppliedHook | None = None,

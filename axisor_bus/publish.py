@@ -153,7 +153,10 @@ def current_user_seq(user_id: int) -> int:
 def next_user_seq(user_id: int) -> int:
     """Issue the next ``event_seq`` of ``user_id`` (atomic in Redis and in the local-memory cache)."""
     key = _seq_key(user_id)
-    cache.add(key, 0, timeout=None)
+    try:
+        return int(cache.incr(key))  # one round trip once the counter exists
+    except ValueError:  # the first event of this user (or the counter was evicted)
+        cache.add(key, 0, timeout=None)
     try:
         return int(cache.incr(key))
     except ValueError:  # evicted between add and incr

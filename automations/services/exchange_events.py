@@ -64,7 +64,12 @@ def trade_event_apply(account_id: int, event: StreamTradeEvent) -> Applied:
 def _close(account_id: int, event: StreamTradeEvent) -> Applied:
     trade = event.trade
     with transaction.atomic():
-        row = TrackedTrade.objects.select_for_update().filter(account_id=account_id, trade_id=trade.id).first()
+        row = (
+            TrackedTrade.objects.select_for_update(of=("self",))
+            .select_related("account")
+            .filter(account_id=account_id, trade_id=trade.id)
+            .first()
+        )
         if row is None:
             return "unknown"  # never tracked (opened and closed between reconciliations): nothing to close
         if row.state not in _LIVE:
@@ -82,7 +87,8 @@ def _close(account_id: int, event: StreamTradeEvent) -> Applied:
             row.pl = -row.margin  # an isolated trade's liquidation loses its margin; the event carries no PnL
         row.last_seen_at = timezone.now()
         row.save(update_fields=[*_CLOSE_FIELDS])
-        publish_account_changed_on_commit(account_id)
+        owner_id = row.account.owner_id
+        publish_account_changed_on_commit(account_id, owner_id)
         if ours:
             return "closed_by_axisor"  # the close intent's own audit entry tells it
         message, inputs = trade_closed_said(trade.id, CLOSED_REASONS[event.event], row.exit_price, row.pl)
@@ -93,7 +99,7 @@ def _close(account_id: int, event: StreamTradeEvent) -> Applied:
             message=message,
             inputs={**inputs, "source": "stream"},
         )
-        publish_automation_log_on_commit(entry.pk)
+        publish_automation_log_on_commit(entry.pk, account_id, owner_id)
     return "closed"
 
 
