@@ -28,6 +28,7 @@ def _strings() -> dict[str, str]:
         "SL": _("SL"),
         "TP": _("TP"),
         "+ margin": _("+ margin"),
+        "Dismiss": _("Dismiss"),
         "Margin (sats)": _("Margin (sats)"),
         "PnL (sats)": _("PnL (sats)"),
         "PnL %": _("PnL %"),

@@ -225,14 +225,33 @@
   }
 
   /* --- toasts and session end -------------------------------------------------------------------------------- */
+  /* One toast per outcome, in words, newest first, at most four, each dismissable; they sit in the page above the
+   * cards (never over the table) and go after 10 s. */
+  var TOAST_MAX = 4, TOAST_MS = 10000;
   function toast(text, kind) {
     var box = document.getElementById("toasts");
     if (!box) return;
     var el = document.createElement("div");
     el.className = "toast " + (kind || "");
-    el.textContent = text;
-    box.appendChild(el);
-    setTimeout(function () { el.remove(); }, 6000);
+    var words = document.createElement("span");
+    words.textContent = text;
+    var close = document.createElement("button");
+    close.type = "button";
+    close.className = "toast-close";
+    close.setAttribute("aria-label", tx("Dismiss"));
+    close.textContent = "×";
+    close.addEventListener("click", function () { el.remove(); });
+    el.append(words, close);
+    box.prepend(el);
+    while (box.children.length > TOAST_MAX) box.lastElementChild.remove();
+    setTimeout(function () { el.remove(); }, TOAST_MS);
+  }
+  /* An outcome: an order's final result, an error, a trade that closed; not a decision still pending, a skip, the
+   * note that an order was asked for, or its acceptance (the final "done" follows: one toast per outcome). */
+  function isOutcome(e) {
+    if (e.event === "decision" || e.event === "skip") return false;
+    if (e.outcome === "pending" || e.outcome === "info") return false;
+    return !(e.event === "order" && e.outcome === "ok");
   }
   function endSession() {
     ended = true;
@@ -263,7 +282,7 @@
       case "automation_log": {
         var list = document.getElementById("audit-list");
         if (list) { var empty = list.querySelector(".empty"); if (empty) empty.remove(); list.prepend(auditItem(msg.data)); }
-        toast((msg.data.automation_name ? msg.data.automation_name + ": " : "") + msg.data.message, msg.data.outcome);
+        if (isOutcome(msg.data)) toast((msg.data.automation_name ? msg.data.automation_name + ": " : "") + msg.data.message, msg.data.outcome);
         break;
       }
       case "status":

@@ -110,13 +110,34 @@ def test_chart_history_and_performance(stack: EmbeddedServer, browser: Browser) 
         page.click("#export-csv")
     assert trade_id in download.value.path().read_text()
 
-    # 3. the performance page counts it
+    # 3. a trade closed by hand in Axisor: confirmed on its page, one order, one toast in words, dismissable
+    page.goto(f"{stack.url}/realtime/positions/")
+    rows = page.locator("#positions-body tr")
+    expect(rows).to_have_count(2)  # the one closed outside Axisor is gone (stream event or reconciliation)
+    page.locator("#positions-body tr").first.locator('a.act[href$="/close/"]').click()
+    expect(page.locator("#trade-action")).to_have_attribute("data-action", "close")
+    page.screenshot(path=str(folder / "cockpit-confirm-close-desktop.png"), full_page=True)
+    page.click("#confirm")
+    expect(page.locator(".msg.success")).to_contain_text("Asked for your")
+    expect(rows).to_have_count(1, timeout=20_000)
+    toast = page.locator("#toasts .toast")
+    # The order's acceptance is published before its settlement: once "done" is shown, both have arrived.
+    expect(toast.first).to_contain_text("done", timeout=10_000)
+    expect(toast).to_have_count(1)
+    page.screenshot(path=str(folder / "cockpit-positions-toast-desktop.png"), full_page=True)
+    toast.locator(".toast-close").click()
+    expect(toast).to_have_count(0)
+    page.goto(f"{stack.url}/history/")
+    page.click("#sync-now")
+    expect(page.locator(".closed-by", has_text="By hand in Axisor")).to_have_count(1)
+
+    # 4. the performance page counts them
     page.goto(f"{stack.url}/history/performance/")
     expect(page.locator("#pnl-per-day rect")).to_have_count(30)
-    assert page.locator("#win-rate").inner_text() in ("0.0 %", "100.0 %")
+    assert page.locator("#win-rate").inner_text() in ("0.0 %", "50.0 %", "100.0 %")
     page.screenshot(path=str(folder / "cockpit-performance-desktop.png"), full_page=True)
 
-    # 4. the phone: the price and the positions first, the chart above the fold, nothing overlapping
+    # 5. the phone: the price and the positions first, the chart above the fold, nothing overlapping
     phone = _page(browser, stack, PHONE, "/")
     expect(phone.locator("#card-chart")).to_have_attribute("data-candles", "1000")
     market = phone.locator("#card-market").bounding_box()
