@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from django.utils import translation
@@ -207,15 +207,20 @@ def audit_text(entry: Any) -> str:  # noqa: ANN401 — an AuditEntry (not import
 # --- the engine's decisions, from their typed fields ----------------------------------------------------------------
 
 
-def _number(value: object) -> str:
+def _number(value: object, most_places: int = 4) -> str:
+    """A stored number (a string) for the active locale, without trailing zeros, at most ``most_places`` decimals."""
     try:
         number = Decimal(str(value))
     except (InvalidOperation, ValueError):
         return str(value)
-    number = number.normalize()
-    exponent = number.as_tuple().exponent
-    places = max(0, -exponent) if isinstance(exponent, int) else 0
-    return num(number, min(places, 4))
+    exponent = number.normalize().as_tuple().exponent
+    places = min(max(0, -exponent) if isinstance(exponent, int) else 0, most_places)
+    return num(number.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP).normalize(), places)
+
+
+def _percent(value: object) -> str:
+    """A computed percentage (the engine records 4 decimals), to 2."""
+    return _number(value, 2)
 
 
 def _why(inputs: Mapping[str, Any]) -> str:
@@ -223,12 +228,12 @@ def _why(inputs: Mapping[str, Any]) -> str:
     trigger = inputs.get("trigger")
     if trigger == "margin_ratio" and "margin_ratio" in inputs:
         return gettext("Margin ratio %(value)s %% ≥ %(threshold)s %%") % {
-            "value": _number(inputs["margin_ratio"]),
+            "value": _percent(inputs["margin_ratio"]),
             "threshold": _number(inputs.get("threshold", "")),
         }
     if trigger == "liquidation_distance" and "distance" in inputs:
         return gettext("Distance to liquidation %(value)s %% ≤ %(threshold)s %%") % {
-            "value": _number(inputs["distance"]),
+            "value": _percent(inputs["distance"]),
             "threshold": _number(inputs.get("threshold", "")),
         }
     if "pnl_percent" in inputs and "trigger_percent" in inputs:
@@ -237,7 +242,7 @@ def _why(inputs: Mapping[str, Any]) -> str:
             if inputs.get("direction") == "profit"
             else gettext("PnL %(value)s %% ≤ −%(threshold)s %%")
         )
-        return template % {"value": _number(inputs["pnl_percent"]), "threshold": _number(inputs["trigger_percent"])}
+        return template % {"value": _percent(inputs["pnl_percent"]), "threshold": _number(inputs["trigger_percent"])}
     if trigger == "immediate":
         return gettext("Immediate entry")
     if trigger in ("price_below", "price_above") and "last_price" in inputs:

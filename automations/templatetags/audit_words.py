@@ -42,3 +42,10 @@ def status_text(message: str) -> str:
 def kind_label(kind: str) -> str:
     """An automation kind's name in the active language (its code when unknown)."""
     return texts.label("kind", kind)
+
+
+@register.filter
+def decision_row_text(row: Any) -> str:  # noqa: ANN401 - a preview's DecisionRow (automations.services.management)
+    """A preview decision's reason in the active language, from its kind, fields and inputs (else the engine's)."""
+    decision = {"kind": row.kind, **dict(row.details)}
+    return texts.decision_text(decision, dict(row.inputs)) or str(row.reason)

@@ -284,6 +284,19 @@ def test_numbers_and_dates_follow_the_locale(pages):
     assert "93.720,5 USD" in preview  # grouping dot, decimal comma
 
 
+def test_a_preview_decision_says_why_in_portuguese(pages):
+    client, _urls, account = pages
+    guard = management.automation_create(
+        account=account,
+        name="Perto",
+        kind="margin_guard",
+        config=MarginGuardConfig(trigger="liquidation_distance", threshold=D(5), action="close", cooldown_seconds=60),
+    )
+    preview = _visible_text(client.get(reverse("automations:preview", args=[guard.pk]), **PT).content.decode())
+    assert "Distância até a liquidação 4,31 % ≤ 5 %: fechando a operação t-1." in preview
+    assert "closing the trade" not in preview
+
+
 def test_the_browser_language_chooses_and_the_settings_override(client, alice):
     client.force_login(alice)
     assert "Configurações" in client.get(reverse("accounts:settings"), **PT).content.decode()
