@@ -93,7 +93,7 @@ def _close(account_id: int, event: StreamTradeEvent) -> Applied:
             return "closed_by_axisor"  # the close intent's own audit entry tells it
         message, inputs = trade_closed_said(trade.id, CLOSED_REASONS[event.event], row.exit_price, row.pl)
         entry = AuditEntry.objects.create(
-            account_id=account_id,
+            account=row.account,  # in hand: its readers (notifications) need no query for it
             event=AuditEntry.Event.RECONCILE,
             outcome=AuditEntry.Outcome.INFO,
             message=message,
