@@ -85,7 +85,7 @@ def actions_json(result: ReplayResult) -> list[JSONValue]:
     for action in result.actions:
         seen[action.kind] = seen.get(action.kind, 0) + 1
         if seen[action.kind] <= MAX_ROWS_PER_KIND:
-            rows.append(action.as_json())  # type: ignore[arg-type]
+            rows.append(action.as_json())
     return rows
 
 

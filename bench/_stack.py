@@ -29,7 +29,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait(predicate: Callable[[], T], timeout: float, what: str, poll: float = 0.05) -> T:
+def wait(predicate: Callable[[], T | None], timeout: float, what: str, poll: float = 0.05) -> T:
     """The first truthy value of ``predicate`` within ``timeout`` seconds; exits the bench when it never comes."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

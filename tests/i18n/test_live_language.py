@@ -4,9 +4,11 @@ what happened in Portuguese for a Portuguese speaker, in English for another use
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
 
 from accounts.models import ExchangeAccount, User
 from automations import publish as events
@@ -17,11 +19,12 @@ from tests.realtime.conftest import connect_as
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-async def _next_log(comm) -> dict:  # noqa: ANN001 - a WebsocketCommunicator
+async def _next_log(comm: WebsocketCommunicator) -> dict[str, Any]:
     for _ in range(20):
-        message = await comm.receive_json_from(timeout=3)
+        message: dict[str, Any] = await comm.receive_json_from(timeout=3)
         if message["type"] == "automation_log":
-            return message["data"]
+            data: dict[str, Any] = message["data"]
+            return data
     raise AssertionError("no automation_log message")
 
 

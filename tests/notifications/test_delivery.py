@@ -141,7 +141,7 @@ def test_a_portuguese_speaker_is_told_in_portuguese(alice, paper, channels, tele
     ]
     intent = OrderIntent.objects.create(account=paper, action="close", trade_id="r-2", protective=True)
     AuditEntry.objects.create(account=paper, intent=intent, event="order", outcome="rejected", message="400: no")
-    assert Notification.objects.filter(event="action_failed").first().title == (
+    assert Notification.objects.filter(event="action_failed").values_list("title", flat=True).first() == (
         "Ação falhou: fechar operação na operação r-2"
     )
 
