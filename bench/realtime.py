@@ -17,23 +17,33 @@ Then, for ``--seconds``, they record every message:
 * ``seq`` gaps (a message number skipped on any socket) and ticks delivered / ticks published;
 * RSS and CPU (% of one core) of the Daphne processes, the publisher and Redis over the window.
 
+A shed socket (``error`` ``overloaded``, close 4429) waits its ``retry_after_ms`` plus jitter and connects again,
+as ``dashboard.js`` does. Then, with ``--bad-clients N`` (20), a second window with N raw sockets that stop reading
+after their snapshot and N that never read (T19): the others' p99 against the first window, and the servers' RSS
+growth. Then the **reconnect storm**: every client closes its socket and opens it again at once (as after a server
+restart); ``storm_ok_pct`` = sockets with their snapshot within 30 s.
+
 Then the sockets close and the same N users poll ``/realtime/api/snapshot/`` every ``--poll-interval`` seconds
-(random phase), as the browser does while its socket is down, for the same window: request round trip, and the
-delivery latency of each tick through polling: arrival of the first response showing that tick's price or a newer
-one − the tick's ``received_at`` (so it includes the wait for the next poll).
+(random phase), as the browser does while its socket is down, for the same window: requests served per second,
+5xx answers, round trip, and the delivery latency of each tick through polling (arrival of the first response
+showing that tick's price or a newer one − the tick's ``received_at``, so it includes the wait for the next poll).
 
-Run: ``.venv/bin/python bench/realtime.py`` (needs PostgreSQL on 127.0.0.1:5432 and Redis on 6379; ``make bench``).
-The last line is for the largest run:
+``--server daphne,uvicorn`` runs everything on both servers in one run, side by side (T18).
 
-    RESULT sockets=<n> connect_ok_pct=<n> p50_ms=<n> p99_ms=<n> gaps=<n> http_poll_p50_ms=<n>
+Run: ``.venv/bin/python bench/realtime.py`` (needs PostgreSQL on 127.0.0.1:5432 and Redis; ``BENCH_REDIS_URL``,
+``BENCH_DB``; ``make bench``). The last line is for the largest run of the first server:
 
-where ``p50_ms``/``p99_ms`` are the socket delivery latency and ``http_poll_p50_ms`` the polling one.
+    RESULT sockets=<n> connect_ok_pct=<n> snapshot_p99_ms=<n> p99_ms=<n> gaps=<n> storm_ok_pct=<n> poll_rps=<n>
+    poll_5xx=<n>
+
+where ``p99_ms`` is the socket delivery latency of a tick and ``snapshot_p99_ms`` the time to the first snapshot.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import os
 import random
@@ -247,7 +257,14 @@ async def _sockets_phase(base: str, cookies: list[str], ramp: float, ready_timeo
         ),
         flush=True,
     )
-    await loop.run_in_executor(None, sys.stdin.readline)  # STORM
+    while (await loop.run_in_executor(None, sys.stdin.readline)).strip() == "GO":  # a second window (T19), or STORM
+        for s in stats:
+            s.gaps, s.latencies, s.server_ms = 0, [], []
+        measuring.set()
+        await loop.run_in_executor(None, sys.stdin.readline)  # STOP
+        measuring.clear()
+        window = [v for s in stats for v in s.latencies]
+        print(json.dumps({"latencies": window, "gaps": sum(s.gaps for s in stats)}), flush=True)
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
@@ -502,6 +519,9 @@ class Run:
     storm_sheds: int = 0
     storm_errors: dict[str, int] = field(default_factory=dict)
     poll_5xx: int = 0
+    bad_p99_ms: float = float("nan")
+    bad_gaps: int = 0
+    bad_rss_growth_mb: float = float("nan")
     rss_mb: float = 0.0
     cpu_pct: dict[str, float] = field(default_factory=dict)
     poll_rtt_p50_ms: float = float("nan")
@@ -530,6 +550,45 @@ def _cpu_of(pids: dict[str, list[int]]) -> dict[str, float]:
     return {name: sum(_cpu_s(p) for p in group) for name, group in pids.items()}
 
 
+def _bad_client(base: str, cookie: str, read_first: bool) -> socket.socket:
+    """A dashboard socket that stops reading (T19): after its first bytes (``read_first``: it saw its handshake and
+    snapshot, then the tab froze) or at once (a peer that vanished: nothing is read, as the server sees a client
+    whose network went away until TCP gives up). A 4 kB receive buffer so that the server's writes back up soon."""
+    host, port = base.removeprefix("http://").split(":")
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect((host, int(port)))
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        f"GET /ws/dashboard/ HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nOrigin: {base}\r\n"
+        f"Cookie: sessionid={cookie}\r\n\r\n".encode()
+    )
+    if read_first:
+        sock.settimeout(30)
+        sock.recv(4096)
+    return sock
+
+
+def _bad_window(
+    stack: Stack, cookies: list[str], clients: list[subprocess.Popen[str]], args: argparse.Namespace, run: Run
+) -> None:
+    """A second window with ``--bad-clients`` sockets that stop reading and as many that vanish: the others' p99
+    and the servers' memory, against the first window."""
+    rss0 = sum(_rss_mb(p) for p in stack.pids())
+    bad = [_bad_client(stack.base, cookies[i % len(cookies)], i % 2 == 0) for i in range(2 * args.bad_clients)]
+    time.sleep(1.0)
+    _tell(clients, "GO")
+    time.sleep(args.bad_seconds)
+    _tell(clients, "STOP")
+    window = [_line(c) for c in clients]
+    run.bad_rss_growth_mb = sum(_rss_mb(p) for p in stack.pids()) - rss0
+    run.bad_p99_ms = _pct([v for r in window for v in r["latencies"]], 0.99)
+    run.bad_gaps = sum(r["gaps"] for r in window)
+    for sock in bad:
+        sock.close()
+
+
 def _measure(stack: Stack, cookies: list[str], args: argparse.Namespace, redis_pid: int | None, run: Run) -> None:
     clients = _clients("sockets", stack.base, cookies, args.client_procs, str(args.ramp / args.client_procs), "120")
     ready = sum(_line(c)["ready"] for c in clients)
@@ -543,6 +602,8 @@ def _measure(stack: Stack, cookies: list[str], args: argparse.Namespace, redis_p
     cpu1, published1, elapsed = _cpu_of(groups), stack.published, time.monotonic() - t0
     run.rss_mb = sum(_rss_mb(p) for p in stack.pids())
     results = [_line(c) for c in clients]
+    if args.bad_clients:
+        _bad_window(stack, cookies, clients, args, run)
     _tell(clients, "STORM")
     storms = [_line(c) for c in clients]
     for c in clients:
@@ -601,6 +662,8 @@ def main() -> None:
         help="daphne, uvicorn, or daphne,uvicorn side by side (T18)",
     )
     parser.add_argument("--client-procs", type=int, default=2)
+    parser.add_argument("--bad-clients", type=int, default=20, help="T19: that many stop reading, as many vanish")
+    parser.add_argument("--bad-seconds", type=float, default=30.0, help="the window with the bad clients")
     parser.add_argument("--ramp", type=float, default=150.0, help="sockets opened per second (all client procs)")
     parser.add_argument("--rate", type=float, default=2.0, help="ticks per second")
     parser.add_argument("--poll-interval", type=float, default=5.0)
@@ -640,6 +703,14 @@ def main() -> None:
             stack.stop()
         print(f"--- {kind} ---", flush=True)
         cpu = " ".join(f"{k} {v:.0f}%" for k, v in run.cpu_pct.items())
+        if args.bad_clients:
+            change = 100 * (run.bad_p99_ms - run.p99_ms) / run.p99_ms
+            print(
+                f"{size:5d} sockets + {args.bad_clients} that stop reading + {args.bad_clients} that vanish, "
+                f"{args.bad_seconds:g} s: the others' tick p99 {run.bad_p99_ms:.0f} ms ({change:+.0f} % against "
+                f"{run.p99_ms:.0f} ms without them), gaps {run.bad_gaps}, server RSS {run.bad_rss_growth_mb:+.0f} MB",
+                flush=True,
+            )
         print(
             f"{size:5d} sockets, reconnect storm (all at once): {run.storm_ok_pct:.1f} % had their snapshot within "
             f"{STORM_WINDOW_S:.0f} s (p99 {run.storm_p99_ms:.0f} ms), deliberate sheds {run.storm_sheds}, "
