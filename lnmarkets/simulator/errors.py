@@ -26,6 +26,7 @@ ERRORS: dict[str, tuple[int, str]] = {
 }
 
 STATUS_KIND: dict[int, str] = {
+    400: "bad_request",  # the exchange refuses the order (tests: an Auto Entry's open refused)
     429: "rate_limited",
     500: "internal",
     502: "bad_gateway",
@@ -34,6 +35,7 @@ STATUS_KIND: dict[int, str] = {
 }
 
 STATUS_MESSAGES: dict[int, str] = {
+    400: "The order was refused",
     429: "Too many requests",
     500: "Internal error",
     502: "Bad gateway",

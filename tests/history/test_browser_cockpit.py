@@ -153,3 +153,32 @@ def test_chart_history_and_performance(stack: EmbeddedServer, browser: Browser) 
     for path, name in (("/history/", "history"), ("/history/performance/", "performance")):
         phone.goto(f"{stack.url}{path}")
         phone.screenshot(path=str(folder / f"cockpit-{name}-phone.png"), full_page=True)
+
+
+def test_an_auto_entry_whose_open_the_exchange_refuses_says_error(stack: EmbeddedServer, browser: Browser) -> None:
+    """The simulator refuses the open of an Auto Entry created in the browser: its row says error, in words, and
+    what happens next; never "completed"."""
+    folder = artifacts_dir()
+    control = ControlClient(stack.sim_url, stack.control_token)
+    try:
+        control.inject_fault("status", method="POST", path="/v3/futures/isolated/trade", status=400, count=1)
+    finally:
+        control.close()
+    page = _page(browser, stack, DESKTOP, "/automations/")
+    page.goto(f"{stack.url}/automations/new/auto_entry/")
+    page.fill("[name=name]", "Refused entry")
+    page.select_option("[name=side]", "buy")
+    page.fill("[name=leverage]", "10")
+    page.fill("[name=quantity]", "100")
+    page.select_option("[name=trigger]", "immediate")
+    page.locator("form button[type=submit].primary").last.click()
+    row = page.locator("tr", has_text="Refused entry")
+    for _ in range(30):  # the list is not live: look again until the order's outcome is recorded
+        page.goto(f"{stack.url}/automations/")
+        if "refused" in row.inner_text():
+            break
+        page.wait_for_timeout(1000)
+    expect(row).to_contain_text("the exchange refused to open the trade")
+    expect(row).to_contain_text("Error")
+    expect(row).not_to_contain_text("Completed")
+    page.screenshot(path=str(folder / "cockpit-auto-entry-refused-desktop.png"), full_page=True)
