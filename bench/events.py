@@ -184,7 +184,7 @@ def _run(sim_port: int, sim: subprocess.Popen[bytes]) -> None:  # noqa: C901, PL
             with frames_lock:
                 frames.setdefault(int(message["account_id"]), sent)
 
-    bus.group_send = group_send  # type: ignore[assignment]
+    bus.group_send = group_send
     closes: dict[int, float] = {}  # account → the exchange's closedAt (s)
     received: dict[int, float] = {}  # account → when its socket handed the event over (wall clock, s)
     results: dict[str, int] = {}
@@ -226,7 +226,7 @@ def _run(sim_port: int, sim: subprocess.Popen[bytes]) -> None:  # noqa: C901, PL
     total_cpu, total_wall = time.process_time() - cpu0, time.monotonic() - wall0
     sockets_during = manager.streams.live_count()
     manager.stop()
-    bus.group_send = real_group_send  # type: ignore[assignment]
+    bus.group_send = real_group_send
 
     latencies = [(frames[a] - closes[a]) * 1000 for a in closes if a in frames]
     to_socket = [(received[a] - closes[a]) * 1000 for a in closes]
