@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from django.db import connections
+from django.test import Client
 from pytest_django import DjangoDbBlocker
 
 from accounts import services
@@ -71,6 +72,14 @@ def _close_connection_pools(django_db_setup: None, django_db_blocker: DjangoDbBl
 @pytest.fixture
 def alice(db: None) -> User:
     return User.objects.create_user("alice", password="alice-password-123")
+
+
+@pytest.fixture
+def logged(alice: User) -> Client:
+    """A Django test client logged in as alice."""
+    client = Client()
+    client.force_login(alice)
+    return client
 
 
 @pytest.fixture

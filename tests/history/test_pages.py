@@ -40,13 +40,6 @@ def _trade(account: ExchangeAccount, n: int, **extra: object) -> ClosedTrade:
 
 
 @pytest.fixture
-def logged(alice: User) -> Client:
-    client = Client()
-    client.force_login(alice)
-    return client
-
-
-@pytest.fixture
 def two_accounts(alice: User, make_account: Callable[..., ExchangeAccount]) -> tuple[ExchangeAccount, ExchangeAccount]:
     return make_account(alice, label="main"), make_account(alice, label="second", api_key="key-0002")
 

@@ -24,13 +24,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def logged(alice: User) -> Client:
-    client = Client()
-    client.force_login(alice)
-    return client
-
-
-@pytest.fixture
 def long_trade(paper: ExchangeAccount, exchange: RestClient) -> TrackedTrade:
     exchange.isolated_trade_create(type="market", side="buy", quantity=100, leverage=Decimal(10))
     account_reconcile(account_id=paper.pk)
