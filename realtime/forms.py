@@ -32,28 +32,47 @@ class ConfirmForm(forms.Form):
 
 
 class PriceForm(ConfirmForm):
-    price = forms.DecimalField(label=_("Price (USD)"), max_digits=14, decimal_places=1, min_value=Decimal("0.5"))
+    """A new level, checked against the exchange's rules; or, with ``remove``, none (the exchange's DELETE)."""
+
+    price = forms.DecimalField(
+        label=_("Price (USD)"), max_digits=14, decimal_places=1, min_value=Decimal("0.5"), required=False
+    )
+    remove = forms.BooleanField(required=False, widget=forms.HiddenInput)
+    field_name = "stoploss"
 
     def check(self, price: Decimal) -> str | None:
         raise NotImplementedError
 
-    def clean_price(self) -> Decimal:
-        price: Decimal = self.cleaned_data["price"]
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("remove"):
+            if not getattr(self.trade, self.field_name):
+                raise forms.ValidationError(_("There is nothing to remove."))
+            return data
+        price = data.get("price")
+        if price is None:
+            if "price" not in self.errors:
+                self.add_error("price", _("Enter a price."))
+            return data
         error = self.check(price)
         if error:
-            raise forms.ValidationError(error)
-        return price
+            self.add_error("price", error)
+        return data
 
     def params(self) -> dict[str, object]:
-        return {"price": str(self.cleaned_data["price"])}
+        return {"price": "0" if self.cleaned_data.get("remove") else str(self.cleaned_data["price"])}
 
 
 class StopLossForm(PriceForm):
+    field_name = "stoploss"
+
     def check(self, price: Decimal) -> str | None:
         return trade_actions.stoploss_error(self.trade, price, self.last)
 
 
 class TakeProfitForm(PriceForm):
+    field_name = "takeprofit"
+
     def check(self, price: Decimal) -> str | None:
         return trade_actions.takeprofit_error(self.trade, price, self.last)
 

@@ -1,4 +1,5 @@
-"""Move a running trade's stop-loss or take-profit to a price (already checked against LN Markets' rules)."""
+"""Move a running trade's stop-loss or take-profit to a price (already checked against LN Markets' rules), or remove
+it (price 0: the exchange's DELETE; a trade without one shows 0, so the look-up needs no other rule)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 
 
 class PriceParams(ActionParams):
-    price: Decimal = Field(gt=0)
+    price: Decimal = Field(ge=0)  # 0 removes it
 
 
 class _MoveExit(OrderAction[PriceParams]):
@@ -41,6 +42,8 @@ class SetStopLoss(_MoveExit):
         return trade.stoploss
 
     def send(self, client: RestClient, intent: OrderIntent, params: PriceParams) -> Trade:
+        if params.price == 0:
+            return client.isolated_trade_stoploss_remove(intent.trade_id, priority="high")
         return client.isolated_trade_stoploss_set(intent.trade_id, params.price, priority="high")
 
 
@@ -52,6 +55,8 @@ class SetTakeProfit(_MoveExit):
         return trade.takeprofit
 
     def send(self, client: RestClient, intent: OrderIntent, params: PriceParams) -> Trade:
+        if params.price == 0:
+            return client.isolated_trade_takeprofit_remove(intent.trade_id, priority="high")
         return client.isolated_trade_takeprofit_set(intent.trade_id, params.price, priority="high")
 
 

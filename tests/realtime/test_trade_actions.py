@@ -123,3 +123,27 @@ def test_someone_elses_trade_or_a_bad_request_is_refused(
     assert bobs.get(f"/realtime/positions/{long_trade.pk}/close/").status_code == 404
     assert bobs.get(f"/realtime/accounts/{long_trade.account_id}/close-all/").status_code == 404
     assert not OrderIntent.objects.exists()
+
+
+def test_remove_a_stoploss_by_hand(logged: Client, paper: ExchangeAccount, exchange: RestClient) -> None:
+    trade = exchange.isolated_trade_create(
+        type="market", side="buy", quantity=100, leverage=Decimal(10), stoploss=Decimal(95000)
+    )
+    account_reconcile(account_id=paper.pk)
+    store_market_state(market(last="100000"))
+    row = TrackedTrade.objects.get(trade_id=trade.id)
+    url = f"/realtime/positions/{row.pk}/stoploss/"
+    page = logged.get(url).content.decode()
+    assert 'id="remove"' in page
+    _cid, empty = _confirm(logged, row, "stoploss")
+    assert "Enter a price." in empty
+    client_id, _page = _confirm(logged, row, "stoploss", remove="on")
+    intent = OrderIntent.objects.get(client_id=client_id)
+    assert intent.params["price"] == "0"
+    order_intent_execute(intent_id=intent.pk)
+    (running,) = exchange.isolated_trades_running_list()
+    assert running.stoploss == 0
+    # No take-profit to remove: the page offers none, and a forged request is refused.
+    assert 'id="remove"' not in logged.get(f"/realtime/positions/{row.pk}/takeprofit/").content.decode()
+    _cid, page = _confirm(logged, row, "takeprofit", remove="on")
+    assert "There is nothing to remove." in page
