@@ -72,7 +72,7 @@ import json, sys
 import django; django.setup()
 from decimal import Decimal
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
-from django.contrib.sessions.backends.db import SessionStore
+from django.contrib.sessions.backends.cached_db import SessionStore  # as a login stores it
 from django.utils import timezone
 from accounts.models import ExchangeAccount, User
 from automations.models import TrackedTrade

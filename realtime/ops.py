@@ -18,6 +18,7 @@ import logging
 from datetime import datetime
 from typing import Literal, TypedDict
 
+from asgiref.sync import sync_to_async
 from django.core.cache import cache
 from django.utils import timezone
 
@@ -45,8 +46,9 @@ def sockets_paused() -> bool:
 
 
 async def sockets_paused_async() -> bool:
-    """``sockets_paused`` for the consumer's event loop."""
-    return await cache.aget(PAUSED_KEY) is not None
+    """``sockets_paused`` for the consumer's event loop. Read in a pool thread, not in the one thread that runs
+    every socket's database work (``cache.aget`` would queue it there behind snapshots during a connect storm)."""
+    return await sync_to_async(sockets_paused, thread_sensitive=False)()
 
 
 def sockets_mode() -> SocketsMode:
