@@ -415,7 +415,10 @@ def _server_command(kind: str, fd: int) -> list[str]:
     """One ASGI server process on the shared listening socket ``fd``, as the README runs it."""
     binary = str(Path(sys.executable).with_name(kind))
     if kind == "daphne":
-        return [binary, "--fd", str(fd), "--websocket-max-message-size", "65536", "config.asgi:application"]
+        return [
+            binary, "--fd", str(fd), "--websocket-max-message-size", "65536", "--websocket_connect_timeout", "10",
+            "config.asgi:application",
+        ]  # fmt: skip
     return [
         binary, "--fd", str(fd), "--lifespan", "off", "--no-access-log", "--log-level", "warning",
         "--ws-max-size", "65536", "config.asgi:application",

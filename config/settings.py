@@ -217,14 +217,16 @@ else:
 # Admission control per server process (realtime.admission): work in flight, how many may wait and for how long,
 # and the retry hint given to a shed client. HTTP: a request holds a database connection, so at most the pool's
 # size run at once. WS_HANDSHAKE: session lookup and ``connect`` until the accept. WS_SNAPSHOT: an accepted
-# socket's first snapshot (it waits rather than being shed: it is already connected).
+# socket's first snapshot (it waits rather than being shed: it is already connected). A handshake may wait up to
+# WS_HANDSHAKE_MAX_WAIT_S: run Daphne with a longer --websocket_connect_timeout (README: 10 s), or Daphne drops it
+# first (its default is 5 s) and the browser sees a broken handshake instead of a 4429.
 HTTP_CONCURRENCY: int = env.int("HTTP_CONCURRENCY", default=8)
 HTTP_BACKLOG: int = env.int("HTTP_BACKLOG", default=1000)
 HTTP_MAX_WAIT_S: float = env.float("HTTP_MAX_WAIT_S", default=8.0)
 HTTP_RETRY_AFTER_MS: int = env.int("HTTP_RETRY_AFTER_MS", default=5000)
 WS_HANDSHAKE_CONCURRENCY: int = env.int("WS_HANDSHAKE_CONCURRENCY", default=16)
 WS_HANDSHAKE_BACKLOG: int = env.int("WS_HANDSHAKE_BACKLOG", default=1000)
-WS_HANDSHAKE_MAX_WAIT_S: float = env.float("WS_HANDSHAKE_MAX_WAIT_S", default=2.0)
+WS_HANDSHAKE_MAX_WAIT_S: float = env.float("WS_HANDSHAKE_MAX_WAIT_S", default=5.0)
 WS_HANDSHAKE_RETRY_AFTER_MS: int = env.int("WS_HANDSHAKE_RETRY_AFTER_MS", default=2000)
 WS_SNAPSHOT_CONCURRENCY: int = env.int("WS_SNAPSHOT_CONCURRENCY", default=4)
 WS_SNAPSHOT_BACKLOG: int = env.int("WS_SNAPSHOT_BACKLOG", default=100_000)
