@@ -36,7 +36,9 @@ import json
 import time
 from typing import Any
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.utils import translation
 
@@ -112,6 +114,22 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # ch
             )
             await self.send(text_data=frame)
             await self.close(code=CLOSE_OVERLOADED)
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Run the message's handler without Channels' ``aclose_old_connections()`` first: that is a no-op hop to
+        the one thread that runs every socket's database work, queued behind the others' session lookups and
+        snapshots; in a connect or disconnect storm it delays every handshake (docs/adr/0005-consumer-dispatch.md).
+        Every database access here goes through ``database_sync_to_async``, which closes stale connections itself."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"no handler for message type {message['type']}")
+        await handler(message)
+
+    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        """Channels' ``websocket_disconnect`` without its trailing ``aclose_old_connections()`` (see ``dispatch``):
+        ``disconnect`` touches no database."""
+        await self.disconnect(message.get("code", 1000))
+        raise StopConsumer
 
     async def disconnect(self, code: int) -> None:
         if getattr(self, "counted", False):
