@@ -196,13 +196,21 @@ class AdmissionMiddleware:
         else:
             await self.app(scope, receive, send)
 
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        http = gate("HTTP")
+    @staticmethod
+    async def _admitted(name: str, kind: str, shed: Callable[[int], Awaitable[None]]) -> Gate | None:
+        """A slot of the gate ``name``, or ``None`` after answering the caller with ``shed`` (counted as ``kind``)."""
+        entry = gate(name)
         try:
-            await http.acquire()
-        except Shed as shed:
-            SHED_TOTAL.labels(kind="http").inc()
-            await shed_http(scope, send, shed.retry_after_ms)
+            await entry.acquire()
+        except Shed as refused:
+            SHED_TOTAL.labels(kind=kind).inc()
+            await shed(refused.retry_after_ms)
+            return None
+        return entry
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        http = await self._admitted("HTTP", "http", lambda ms: shed_http(scope, send, ms))
+        if http is None:
             return
         try:
             await self.app(scope, receive, send)
@@ -210,12 +218,8 @@ class AdmissionMiddleware:
             http.release()
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
-        handshake = gate("WS_HANDSHAKE")
-        try:
-            await handshake.acquire()
-        except Shed as shed:
-            SHED_TOTAL.labels(kind="websocket").inc()
-            await shed_socket(receive, send, shed.retry_after_ms)
+        handshake = await self._admitted("WS_HANDSHAKE", "websocket", lambda ms: shed_socket(receive, send, ms))
+        if handshake is None:
             return
         held = True
 

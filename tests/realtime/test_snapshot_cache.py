@@ -66,7 +66,7 @@ def test_the_market_part_is_read_from_the_cache_at_most_once_per_refresh_period(
 
     monkeypatch.setattr(market_module, "market_state", counting)
     clock = [1000.0]
-    monkeypatch.setattr(market_module.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr("realtime.market.time.monotonic", lambda: clock[0])
     market_module.forget_shared_market_state()
     for _ in range(50):
         assert market_module.shared_market_state("simulator")["last"] == "100000.0"
