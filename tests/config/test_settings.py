@@ -98,7 +98,7 @@ def test_production_settings_use_postgres_redis_and_celery_on_redis():
     assert result.returncode == 0, result.stderr
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
     assert loaded["engine"] == "django.db.backends.postgresql"
-    assert loaded["layer"] == "channels_redis.core.RedisChannelLayer"
+    assert loaded["layer"] == "config.channel_layer.BoundedRedisChannelLayer"
     assert loaded["broker"] == "redis://127.0.0.1:6379/0"
 
 
