@@ -79,6 +79,16 @@ MESSAGES: dict[str, str] = {
     "intent_not_processed": gettext_noop("%(action)s not processed (%(code)s); not sent"),
     "intent_accepted": gettext_noop("%(action)s accepted by the exchange (trade %(trade)s)"),
     "intent_unknown": gettext_noop("%(action)s outcome unknown (%(code)s)"),
+    "credentials_undecryptable": gettext_noop("Stored credentials cannot be decrypted: automations paused."),
+    "credentials_undecryptable_unknown": gettext_noop(
+        "Stored credentials cannot be decrypted: automations paused. The earlier attempt's outcome is unknown: "
+        "reconciliation adopts the trade if it exists."
+    ),
+    "credentials_rejected": gettext_noop("The exchange rejected the credentials (%(code)s): automations paused."),
+    "credentials_rejected_unknown": gettext_noop(
+        "The exchange rejected the credentials (%(code)s): automations paused. The earlier attempt's outcome is "
+        "unknown: reconciliation adopts the trade if it exists."
+    ),
     # automations.services.credentials_health
     "credentials_paused": gettext_noop(
         "Paused: the exchange rejected this account's credentials (%(reason)s). Enter working API keys on the "

@@ -147,14 +147,17 @@ def _record_failure(intent: OrderIntent, error: str) -> None:
         publish_account_changed_on_commit(account.pk)
 
 
-def _pause_for_credentials(intent: OrderIntent, message: str, reason: str) -> None:
-    """The credentials failed: the account's automations pause and it backs off (``credentials_health``, the one
-    way to pause for credentials); the intent ends REJECTED unless the exchange already accepted it."""
+def _pause_for_credentials(intent: OrderIntent, code: str | None, reason: str) -> None:
+    """The credentials failed (``code``: the exchange's refusal; None: the stored ones cannot be decrypted): the
+    account's automations pause and it backs off (``credentials_health``, the one way to pause for credentials);
+    the intent ends REJECTED unless the exchange already accepted it."""
     record_auth_failure(account_id=intent.account_id, reason=reason)
+    key = "credentials_undecryptable" if code is None else "credentials_rejected"
     if intent.state in IN_FLIGHT - {State.ACKED}:
-        message += " The earlier attempt's outcome is unknown: reconciliation adopts the trade if it exists."
-    if intent.state != State.ACKED and transition(intent, State.REJECTED, error=message[:500]):
-        _audit(intent, AuditEntry.Outcome.ERROR, message, event=AuditEntry.Event.ERROR)
+        key += "_unknown"  # the earlier attempt's outcome is unknown
+    said = say(key, code=code or "")
+    if intent.state != State.ACKED and transition(intent, State.REJECTED, error=said.english):
+        _audit(intent, AuditEntry.Outcome.ERROR, said, event=AuditEntry.Event.ERROR)
 
 
 # --- exchange calls ------------------------------------------------------------------------------------------------
@@ -304,12 +307,10 @@ def _advance(intent: OrderIntent) -> list[int]:
             return []
         return _attempt(client, intent)
     except CredentialDecryptionError as exc:
-        message = "Stored credentials cannot be decrypted: automations paused."
-        _pause_for_credentials(intent, message, type(exc).__name__)
+        _pause_for_credentials(intent, None, type(exc).__name__)
         return []
     except AuthError as exc:
-        message = f"The exchange rejected the credentials ({exc.code}): automations paused."
-        _pause_for_credentials(intent, message, type(exc).__name__)
+        _pause_for_credentials(intent, exc.code, type(exc).__name__)
         return []
 
 
