@@ -3,6 +3,8 @@ pages and in logs, and the pages carry CSP, HSTS (behind the TLS proxy) and no-s
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import logging
 import os
@@ -13,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.test import Client, RequestFactory, override_settings
 from django.views.debug import technical_500_response
 
@@ -137,7 +140,6 @@ def test_redact_masks_only_url_passwords(text: str, expected: str) -> None:
 
 
 def test_logging_is_configured_with_the_redacting_formatters() -> None:
-    from django.conf import settings
 
     formatters: Any = settings.LOGGING["formatters"]
     assert formatters["plain"]["()"] == "config.redaction.RedactingFormatter"
@@ -176,9 +178,20 @@ def test_item7_pages_send_a_csp_without_inline_code(alice_client: Client) -> Non
     csp = alice_client.get("/").headers["Content-Security-Policy"]
     directives = dict(d.strip().split(" ", 1) for d in csp.split(";") if d.strip())
     assert directives["script-src"] == "'self'"
-    assert directives["style-src"] == "'self'"
+    # stylesheets from this origin, plus exactly the chart library's one attribution <style>, by its hash
+    assert directives["style-src"] == f"'self' {settings.CHART_ATTRIBUTION_STYLE_HASH}"
     assert directives["frame-ancestors"] == "'none'"
     assert "unsafe" not in csp
+
+
+def test_item7_the_style_hash_is_the_vendored_chart_librarys_attribution_style() -> None:
+    """The hash in the CSP is recomputed from the vendored file: upgrading the library without updating it fails
+    here, not as a silently blocked style in the browser."""
+    source = ROOT / "static/vendor/lightweight-charts/lightweight-charts.standalone.production.js"
+    styles = re.findall(r'createElement\("style"\),this\.\w+\.innerText="([^"]*)"', source.read_text())
+    assert len(styles) == 1
+    digest = base64.b64encode(hashlib.sha256(styles[0].encode()).digest()).decode()
+    assert f"'sha256-{digest}'" == settings.CHART_ATTRIBUTION_STYLE_HASH
 
 
 def test_item7_logged_in_pages_are_not_stored_by_the_browser(alice_client: Client) -> None:
