@@ -262,8 +262,20 @@ def _blocked(intent: OrderIntent) -> str:
     if account.entries_halted:
         return f"new entries are halted ({account.halt_reason or 'awaiting reconciliation'})"
     if intent.created_at < timezone.now() - ENTRY_TTL:
-        return f"it expired: the entry was decided more than {int(ENTRY_TTL.total_seconds())} s ago"
+        return EXPIRED
     return ""
+
+
+EXPIRED = f"it expired: the entry was decided more than {int(ENTRY_TTL.total_seconds())} s ago"
+
+
+def reject_unsent(intent: OrderIntent, why: str) -> bool:
+    """CREATED → REJECTED without sending, with its audit entry and the decision's outcome; False when another
+    delivery moved the intent first (it was claimed: that delivery decides)."""
+    if not transition(intent, State.REJECTED, error=f"not sent: {why}"):
+        return False
+    _audit(intent, AuditEntry.Outcome.REJECTED, say("intent_not_sent", action=intent.action, why=why))
+    return True
 
 
 def order_intent_execute(*, intent_id: int) -> list[int]:
@@ -343,8 +355,7 @@ def _preflight(client: RestClient, intent: OrderIntent) -> list[int] | None:
     """Checks immediately before the claim; a list (possibly empty) ends the execution, ``None`` lets it send."""
     why = _blocked(intent)
     if why:
-        if transition(intent, State.REJECTED, error=f"not sent: {why}"):
-            _audit(intent, AuditEntry.Outcome.REJECTED, say("intent_not_sent", action=intent.action, why=why))
+        reject_unsent(intent, why)
         return []
     if intent.sends >= MAX_ATTEMPTS:
         _record_failure(intent, f"gave up after {intent.sends} attempts")

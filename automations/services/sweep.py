@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -15,7 +14,7 @@ from automations.exchange import public_client
 from automations.models import Automation, OrderIntent
 from automations.outliers import OutlierGate
 from automations.services.evaluation import automations_evaluate_network, market_from_ticker
-from automations.services.execution import ENTRY_TTL
+from automations.services.execution import ENTRY_TTL, EXPIRED, reject_unsent
 from automations.services.trades import intents_due
 from lnmarkets.exceptions import LNMarketsError
 
@@ -64,16 +63,10 @@ def intents_sweep(*, now: datetime) -> int:
     lost retry, a lost message, a worker that died). Returns how many were re-queued."""
     from automations.tasks import order_intent_enqueue
 
-    with transaction.atomic():
-        expired = OrderIntent.objects.filter(
-            state=OrderIntent.State.CREATED, protective=False, created_at__lt=now - ENTRY_TTL
-        ).update(
-            state=OrderIntent.State.REJECTED,
-            error="not sent: it expired before it could be sent",
-            finished_at=now,
-            updated_at=now,
-            next_check_at=None,
-        )
+    stale = OrderIntent.objects.select_related("automation").filter(
+        state=OrderIntent.State.CREATED, protective=False, created_at__lt=now - ENTRY_TTL
+    )
+    expired = sum(reject_unsent(intent, EXPIRED) for intent in stale)
     if expired:
         logger.info("%d entry intents expired unsent", expired)
     due = intents_due(now=now)

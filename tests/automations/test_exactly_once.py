@@ -339,6 +339,12 @@ def test_the_sweep_expires_entries_that_waited_too_long(paper):
     stale.refresh_from_db()
     assert stale.state == OrderIntent.State.REJECTED
     assert "expired" in stale.error
+    # through the intent machine like any other refusal: the log says so, once, and the intent is finished
+    entries = AuditEntry.objects.filter(intent=stale)
+    assert [(e.outcome, "expired" in e.message) for e in entries] == [(AuditEntry.Outcome.REJECTED, True)]
+    assert stale.finished_at is not None
+    intents_sweep(now=timezone.now())  # a second sweep finds nothing left to expire
+    assert AuditEntry.objects.filter(intent=stale).count() == 1
 
 
 def test_a_delivery_that_must_retry_moves_its_lease_past_the_retry(paper, sim, exchange):
