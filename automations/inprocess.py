@@ -10,11 +10,19 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from celery import Celery
+from celery import Celery, signals
 from celery.beat import EmbeddedService
 from celery.worker import WorkController
 
 from automations.tasks import DEFAULT_QUEUE, PROTECTIVE_QUEUE
+
+
+class _EmbeddedWorker(WorkController):
+    """``celery worker``'s own class (``celery.apps.worker.Worker``) tells ``worker_ready`` when it consumes; the
+    bare controller does not. Told here too, so what listens (the /readyz heartbeat) works the same embedded."""
+
+    def on_consumer_ready(self, consumer: object) -> None:
+        signals.worker_ready.send(sender=consumer)
 
 
 def start_worker_thread(
@@ -22,7 +30,7 @@ def start_worker_thread(
 ) -> Callable[[], None]:
     """Start a one-slot worker consuming the protective queue, the default one, then ``extra_queues`` (lower
     priority, e.g. ``notify``); returns its stop function."""
-    worker = WorkController(
+    worker = _EmbeddedWorker(
         app=app,
         concurrency=1,
         pool="solo",
