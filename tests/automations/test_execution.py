@@ -113,7 +113,11 @@ def test_auto_entry_opens_one_trade_tagged_with_the_intent_client_id(paper, sim,
     assert entry.status == Automation.Status.COMPLETED
 
 
-@pytest.mark.parametrize("trial", range(200))
+# T01 at 200 trials: the first 20 in every pass, the rest in the PostgreSQL pass (the embedded pass stays short).
+T01_TRIALS = [trial if trial < 20 else pytest.param(trial, marks=pytest.mark.slow) for trial in range(200)]
+
+
+@pytest.mark.parametrize("trial", T01_TRIALS)
 def test_t01_order_accepted_then_answered_after_the_client_timeout(paper, sim, exchange, settings, trial):
     settings.LNMARKETS_HTTP_TIMEOUT = 0.3
     account_reconcile(account_id=paper.pk)
