@@ -114,13 +114,16 @@ def test_backtest_from_the_automation_page_progress_report_chart_and_comparison(
         page.fill("#id_date_from", (now - timedelta(hours=2)).strftime("%Y-%m-%d %H:%M"))
         page.fill("#id_date_to", now.strftime("%Y-%m-%d %H:%M"))
         control = ControlClient(stack.sim_url, stack.control_token)
-        control.inject_fault("delay", method="GET", path="/v3/futures/candles", seconds=4, count=1)
+        # every candles read answers 4 s late until the report is shown (the feed's own 24 h window reads candles
+        # too, at its own times: a one-shot fault could be spent there and the progress never seen)
+        control.inject_fault("delay", method="GET", path="/v3/futures/candles", seconds=4, count=None)
         page.click("#start-backtest")
         progress = page.locator("#bt-progress")
         expect(progress).to_be_visible()
         expect(page.locator("#bt-message")).to_contain_text("Fetching candles", timeout=10_000)
         page.screenshot(path=str(folder / "backtest-2-progress-desktop.png"), full_page=True)
         expect(page.locator("#bt-report")).to_be_visible(timeout=60_000)  # the page reloads when done
+        control.clear_faults()
         expect(page.locator("#bt-chart canvas").first).to_be_visible()
         page.screenshot(path=str(folder / "backtest-3-report-simulator-candles-desktop.png"), full_page=True)
 
