@@ -354,15 +354,16 @@ if not EMBEDDED:
         debug=DEBUG, allowed_hosts=ALLOWED_HOSTS, ssl_redirect=SECURE_SSL_REDIRECT, proxy_header=SECURE_PROXY_SSL_HEADER
     )
 
-# Content-Security-Policy (django-csp): every script and style is a file from this origin; no inline code, no
-# third party. The dashboard's socket is same-origin ('self' covers ws:/wss: to this host).
+# Content-Security-Policy (django-csp): every script and style is a file from this origin; no inline code (one
+# exception, by hash: the chart library's attribution <style>), no third party. The dashboard's socket is
+# same-origin ('self' covers ws:/wss: to this host).
 CHART_ATTRIBUTION_STYLE_HASH = "'sha256-3pRED1tOXas1FXFoPb9TGCjmYe9XQsmO9OV23khV2nY='"
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": ["'self'"],
         "script-src": ["'self'"],
         # plus the one <style> the vendored chart library inserts for TradingView's attribution logo, by hash
-        # (tests/security/test_csp.py recomputes it from static/vendor/lightweight-charts)
+        # (tests/security/test_production_settings.py recomputes it from static/vendor/lightweight-charts)
         "style-src": ["'self'", CHART_ATTRIBUTION_STYLE_HASH],
         "img-src": ["'self'", "data:"],
         "font-src": ["'self'"],

@@ -70,6 +70,7 @@ FAILURES_TO_HALT = 3
 BACKOFF_BASE = 1.0
 BACKOFF_CAP = 8.0
 ENTRY_TTL = timedelta(seconds=60)
+EXPIRED = f"it expired: the entry was decided more than {int(ENTRY_TTL.total_seconds())} s ago"
 # How long one delivery may work on an intent before the sweep may assume it was lost (a lost delivery costs
 # only time: correctness never rests on this lease).
 DELIVERY_LEASE = timedelta(seconds=60)
@@ -264,9 +265,6 @@ def _blocked(intent: OrderIntent) -> str:
     if intent.created_at < timezone.now() - ENTRY_TTL:
         return EXPIRED
     return ""
-
-
-EXPIRED = f"it expired: the entry was decided more than {int(ENTRY_TTL.total_seconds())} s ago"
 
 
 def reject_unsent(intent: OrderIntent, why: str) -> bool:

@@ -140,7 +140,6 @@ def test_redact_masks_only_url_passwords(text: str, expected: str) -> None:
 
 
 def test_logging_is_configured_with_the_redacting_formatters() -> None:
-
     formatters: Any = settings.LOGGING["formatters"]
     assert formatters["plain"]["()"] == "config.redaction.RedactingFormatter"
     assert formatters["json"]["()"] == "config.redaction.RedactingJsonFormatter"
