@@ -235,9 +235,9 @@ WS_SNAPSHOT_RETRY_AFTER_MS: int = env.int("WS_SNAPSHOT_RETRY_AFTER_MS", default=
 
 # Celery: docs/reliability.md §2. Redis in production; the in-process memory transport for the embedded default.
 CELERY_BROKER_URL = REDIS_URL or "memory://"
-# On Redis, kombu's transport with one fix: a worker survives losing Redis while it holds unacknowledged messages
-# (config/broker_transport.py).
-if REDIS_URL:
+# On redis://, kombu's transport with one fix: a worker survives losing Redis while it holds unacknowledged
+# messages (config/broker_transport.py). Other schemes (rediss://, sentinel://) keep kombu's own.
+if REDIS_URL.startswith("redis://"):
     CELERY_BROKER_TRANSPORT = "config.broker_transport:Transport"
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
