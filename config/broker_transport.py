@@ -3,9 +3,9 @@
 Celery 5.7's consumer, on a broker connection error, collects the connection and then closes it. When a socket
 timeout cuts the collect short, the transport's client is already dropped but the channel is still open; closing
 it restores the unacknowledged messages to their queues, which needs the client's host and port, and kombu 5.7
-raises ``AttributeError`` there. That error escapes Celery's "ignore
-connection errors" guard and stops the worker ("Unrecoverable error"): after a Redis restart no task runs until
-someone restarts the worker (seen in tests/faults T07). Here the restore is skipped when the client is gone: the
+raises ``AttributeError`` there. That error escapes Celery's "ignore connection errors" guard and stops the worker
+("Unrecoverable error"): after a Redis restart no task runs until someone restarts the worker (seen in tests/faults
+T07). Here the restore is skipped when the client is gone: the
 messages stay in Redis's unacked set, where kombu's ``restore_visible`` puts them back after the visibility
 timeout, and the intent sweep re-queues any intent whose lease ran out sooner (docs/exactly-once.md). The worker
 then reconnects as it does after any other connection error.
