@@ -1,7 +1,7 @@
 """Gateway client overhead: our own CPU per signed REST call (sign + send + parse) and the Stream decode rate.
 
 The simulator runs in a separate process (loopback, rate limits off), so ``time.process_time()`` of this process
-measures only the client side: building and signing the request, ``requests``/``urllib3`` sending it and reading
+measures only the client side: building and signing the request, ``urllib3``/``http.client`` sending it and reading
 the answer, and parsing it into typed models. Bounded to well under 60 s. The last line is machine-readable:
 
     RESULT overhead_us_per_call=<n> stream_decode_per_s=<n>
@@ -110,7 +110,7 @@ def measure_own_code() -> None:
     for _ in range(n):
         parse_model(Account, parse_json(body), context="bench")
     parse = (time.process_time() - cpu0) / n * 1e6
-    print(f"of which ours: sign {sign:.1f} us, parse Account {parse:.1f} us (the rest is requests/urllib3/http.client)")
+    print(f"of which ours: sign {sign:.1f} us, parse Account {parse:.1f} us (the rest is urllib3/http.client)")
 
 
 def measure_decode() -> float:

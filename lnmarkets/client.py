@@ -4,10 +4,13 @@
 Contract of every call:
 
 * The request text is built once (``?query`` via ``signing.encode_query``, compact JSON via ``encode_request_body``),
-  put verbatim in the URL/body and signed as is; the full URL is built here so ``requests`` never re-encodes it.
+  put verbatim in the URL/body and signed as is; the full URL is built here and handed to ``urllib3`` as is, which
+  sends it unchanged (it only percent-encodes characters that are invalid in a URL, and the encoders never emit any).
 * Credentials come from the ``CredentialsProvider`` at signing time, once per attempt; the client keeps only
   ``sha256(key)[:16]`` for its rate-limit bucket. Nothing secret is logged or put in an error message.
-* Every HTTP call has a ``(connect, read)`` timeout.
+* Every HTTP call has a ``(connect, read)`` timeout. The transport is one ``urllib3.PoolManager`` per client (a
+  ``ProxyManager`` when the environment names a proxy for the base URL), TLS verified against ``certifi``'s bundle;
+  ``urllib3`` itself never retries and never follows redirects: this client decides.
 * Only GETs are retried: on 429 (after ``Retry-After``), 502, 503, 504 and connect-phase errors, at most
   ``max_retries`` times, with full-jitter exponential backoff (1 s → 8 s), re-signed each attempt. A GET read timeout
   is not retried (it becomes ``TemporaryError``) so a stuck exchange does not multiply the caller's wait.
@@ -23,10 +26,13 @@ Contract of every call:
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
+import os
 import random
 import time
+import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -34,11 +40,12 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from typing import Literal, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
-import requests
+import urllib3
 from pydantic import BaseModel
-from urllib3.exceptions import MaxRetryError, NewConnectionError
+from urllib3.exceptions import ConnectTimeoutError, HTTPError, MaxRetryError, ReadTimeoutError
+from urllib3.util import make_headers, parse_url
 
 from lnmarkets import signing
 from lnmarkets.credentials import Credentials, CredentialsProvider, key_fingerprint
@@ -86,6 +93,9 @@ M = TypeVar("M", bound=BaseModel)
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 USER_AGENT = "axisor-lnmarkets/1"
+POOL_MAXSIZE = 10  # idle connections kept per origin; more concurrent calls open extra ones (block=False)
+# What requests sent with every call besides our headers (gzip/deflate answers are decoded by urllib3).
+TRANSPORT_HEADERS = {"Accept-Encoding": "gzip, deflate", "Connection": "keep-alive"}
 MAX_CLIENT_ID = 64
 TICK = Decimal("0.5")
 _INSUFFICIENT_CODES = frozenset({"INSUFFICIENT_FUNDS", "INSUFFICIENT_BALANCE", "NOT_ENOUGH_BALANCE"})
@@ -143,14 +153,20 @@ def _retry_after_seconds(header: str | None, default: float = 1.0) -> float:
     return max((when - datetime.now(UTC)).total_seconds(), 0.0)
 
 
-def _is_connect_phase(exc: requests.RequestException) -> bool:
-    """True when the request provably never reached the server (connect timeout, refused, DNS)."""
-    if isinstance(exc, requests.ConnectTimeout):
-        return True
-    if isinstance(exc, requests.ConnectionError) and exc.args:
-        inner = exc.args[0]
-        return isinstance(inner, MaxRetryError) and isinstance(inner.reason, NewConnectionError)
-    return False
+def _cause(exc: Exception) -> BaseException | None:
+    """The error itself, or the one a ``MaxRetryError`` wraps (urllib3 raises it only when it was asked to retry)."""
+    return exc.reason if isinstance(exc, MaxRetryError) else exc
+
+
+def _is_connect_phase(exc: Exception) -> bool:
+    """True when the request provably never reached the server: the connection could not be made (connect timeout,
+    refused, DNS: ``ConnectTimeoutError`` and its subclasses ``NewConnectionError``/``NameResolutionError``). Anything
+    else (a reused connection found closed, a dropped connection, TLS or proxy errors) may have been sent."""
+    return isinstance(_cause(exc), ConnectTimeoutError)
+
+
+def _is_read_timeout(exc: Exception) -> bool:
+    return isinstance(_cause(exc), ReadTimeoutError)
 
 
 def _error_fields(text: str) -> tuple[str | None, str]:
@@ -174,11 +190,12 @@ def _check_price(name: str, value: Decimal | None) -> None:
 
 
 class RestClient:
-    """Synchronous REST v3 client. Thread-safe for concurrent calls (one ``requests.Session``; no per-call state).
+    """Synchronous REST v3 client. Thread-safe for concurrent calls (one ``urllib3.PoolManager``; no per-call state).
 
     ``base_url`` ends with ``/v3`` (``settings.LNMARKETS_URLS[network]["rest"]``). ``credentials`` may be ``None``
     for public calls only. ``rate_limiter=None`` uses ``default_rate_limiter()`` (Redis when configured).
     ``key_id`` overrides the rate-limit identity of the key (default ``sha256(key)[:16]``, computed on first use).
+    ``pool`` replaces the transport (tests script one); by default ``_new_pool(base_url)``.
     """
 
     def __init__(
@@ -187,7 +204,7 @@ class RestClient:
         credentials: CredentialsProvider | None = None,
         *,
         timeout: float = 10.0,
-        session: requests.Session | None = None,
+        pool: urllib3.PoolManager | None = None,
         rate_limiter: RateLimiter | None = None,
         max_retries: int = 3,
         key_id: str | None = None,
@@ -206,7 +223,7 @@ class RestClient:
         self._credentials = credentials
         self.timeout = timeout
         self._connect_timeout = min(timeout, 5.0) if connect_timeout is None else connect_timeout
-        self._session = session or _new_session(self.base_url)
+        self._pool = pool if pool is not None else _new_pool(self.base_url)
         self._limiter = rate_limiter if rate_limiter is not None else default_rate_limiter()
         self.max_retries = max_retries
         self._key_id = key_id
@@ -217,8 +234,8 @@ class RestClient:
     # --- transport -------------------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close pooled connections."""
-        self._session.close()
+        """Close pooled connections (the client stays usable: the next call opens new ones)."""
+        self._pool.clear()
 
     def _bucket(self, auth: bool) -> str:
         if not auth:
@@ -236,9 +253,11 @@ class RestClient:
         return random.uniform(0, min(self._backoff_cap, self._backoff_base * (2**attempt)))  # noqa: S311
 
     def _headers(self, method: Method, path: str, data: str, auth: bool, has_body: bool) -> dict[str, str]:
-        headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+        headers = {"User-Agent": USER_AGENT, "Accept": "application/json", **TRANSPORT_HEADERS}
         if has_body:
             headers["Content-Type"] = "application/json"
+        elif method != "GET":
+            headers["Content-Length"] = "0"  # as requests sent it (urllib3 would omit it on a DELETE)
         if auth:
             creds = self._provide()
             now_ms = time.time_ns() // 1_000_000
@@ -285,23 +304,25 @@ class RestClient:
             headers = self._headers(method, sign_path, data, auth, body_text is not None)
             started = time.monotonic()
             try:
-                response = self._session.request(
+                response = self._pool.urlopen(
                     method,
                     url,
-                    data=body_text.encode("utf-8") if body_text is not None else None,
+                    body=body_text.encode("utf-8") if body_text is not None else None,
                     headers=headers,
-                    timeout=(self._connect_timeout, self.timeout),
-                    allow_redirects=False,
+                    timeout=urllib3.Timeout(connect=self._connect_timeout, read=self.timeout),
+                    retries=False,
+                    redirect=False,
+                    preload_content=True,
                 )
-            except requests.RequestException as exc:
+            except (HTTPError, OSError) as exc:
                 error = self._transport_error(exc, what, retryable, client_id, trade_id)
                 if retryable and attempt + 1 < attempts and _is_connect_phase(exc):
                     last_error = error
                     self._sleep(self._backoff(attempt))
                     continue
                 raise error from exc
-            status = response.status_code
-            text = response.text
+            status = response.status
+            text = response.data.decode("utf-8", errors="replace")
             logger.debug("%s -> %d in %.1f ms", what, status, (time.monotonic() - started) * 1000)
             if 200 <= status < 300:
                 return status, text
@@ -320,7 +341,7 @@ class RestClient:
 
     def _transport_error(
         self,
-        exc: requests.RequestException,
+        exc: Exception,
         what: str,
         retryable: bool,
         client_id: str | None,
@@ -330,13 +351,13 @@ class RestClient:
         if _is_connect_phase(exc):
             return NetworkUnreachableError(f"{what}: exchange unreachable ({name})", code="unreachable")
         if retryable:
-            code = "read_timeout" if isinstance(exc, requests.ReadTimeout) else "transport_error"
+            code = "read_timeout" if _is_read_timeout(exc) else "transport_error"
             return TemporaryError(f"{what}: no answer ({name})", code=code)
         return AmbiguousOutcomeError(
             f"{what}: sent but no answer ({name}); reconcile before retrying",
             client_id=client_id,
             trade_id=trade_id,
-            code="read_timeout" if isinstance(exc, requests.ReadTimeout) else "connection_lost",
+            code="read_timeout" if _is_read_timeout(exc) else "connection_lost",
         )
 
     def _status_error(  # noqa: PLR0911 - a status table
@@ -723,13 +744,62 @@ class RestClient:
         )
 
 
-def _new_session(base_url: str) -> requests.Session:
-    """A session with the environment's proxy settings resolved once, here, instead of on every request
-    (``trust_env`` rescans ``os.environ`` and ``.netrc`` per call: a quarter of the client's CPU per request)."""
-    session = requests.Session()
-    session.proxies.update(requests.utils.get_environ_proxies(base_url))
-    session.trust_env = False
-    return session
+def _new_pool(base_url: str) -> urllib3.PoolManager:
+    """The client's transport: a ``urllib3.PoolManager``, or a ``ProxyManager`` when the environment names an
+    http(s) proxy for ``base_url`` (resolved once, here; a ``socks://`` one is refused). Up to ``POOL_MAXSIZE`` idle
+    keep-alive connections; a call finding none free opens another (``block=False``). ``urllib3`` never retries or
+    redirects on its own; https is verified."""
+    ca_certs = _ca_bundle()
+    proxy = _environ_proxy(base_url)
+    if proxy is None:
+        return urllib3.PoolManager(
+            maxsize=POOL_MAXSIZE, block=False, retries=False, cert_reqs="CERT_REQUIRED", ca_certs=ca_certs
+        )
+    auth = parse_url(proxy).auth  # user:password in the proxy URL, sent as Proxy-Authorization (as requests did)
+    return urllib3.ProxyManager(
+        proxy,
+        proxy_headers=make_headers(proxy_basic_auth=unquote(auth)) if auth else None,
+        maxsize=POOL_MAXSIZE,
+        block=False,
+        retries=False,
+        cert_reqs="CERT_REQUIRED",
+        ca_certs=ca_certs,
+    )
+
+
+def _ca_bundle() -> str | None:
+    """``certifi``'s CA bundle (what requests verified against); without certifi, urllib3's default: the system's."""
+    try:
+        import certifi
+    except ImportError:  # pragma: no cover - certifi comes with requests
+        return None
+    return certifi.where()
+
+
+def _environ_proxy(url: str) -> str | None:
+    """The proxy the environment names for ``url`` (``<scheme>_proxy``, else ``all_proxy``; lower case wins), or
+    ``None`` when there is none or ``no_proxy`` exempts the host: ``*``, a host or domain suffix, ``host:port``, or
+    (as requests also accepted) a CIDR block holding the host's IP address."""
+    split = urlsplit(url)
+    host = split.hostname
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(split.scheme) or proxies.get("all")
+    if not proxy or not host:
+        return None
+    no_proxy = os.environ.get("no_proxy") or os.environ.get("NO_PROXY") or ""
+    for entry in no_proxy.replace(" ", "").split(","):
+        if "/" in entry and _in_network(host, entry):
+            return None
+    if urllib.request.proxy_bypass(f"{host}:{split.port}" if split.port and ":" not in host else host):
+        return None
+    return proxy if "://" in proxy else f"http://{proxy}"
+
+
+def _in_network(host: str, cidr: str) -> bool:
+    try:
+        return ipaddress.ip_address(host) in ipaddress.ip_network(cidr, strict=False)
+    except ValueError:
+        return False
 
 
 def _history_query(

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 from decimal import Decimal
+from http.client import RemoteDisconnected
 from typing import Any
 
 import pytest
-import requests
-from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
+from urllib3.exceptions import NewConnectionError, ProtocolError, ReadTimeoutError
 
 from lnmarkets.credentials import Credentials, mask
 from lnmarkets.exceptions import (
@@ -30,9 +30,13 @@ from tests.lnmarkets.gateway.fakes import CREDS, Reply, load, scripted_client
 TRADE = load("trade_running.json")
 
 
-def refused() -> requests.ConnectionError:
-    reason = NewConnectionError(None, "Connection refused")  # type: ignore[arg-type]
-    return requests.ConnectionError(MaxRetryError(None, "/", reason))  # type: ignore[arg-type]
+def refused() -> NewConnectionError:
+    """What urllib3 raises (``retries=False``) when the connection is refused."""
+    return NewConnectionError(None, "Failed to establish a new connection: [Errno 111] Connection refused")  # type: ignore[arg-type]
+
+
+def read_timeout(message: str) -> ReadTimeoutError:
+    return ReadTimeoutError(None, "/", message)  # type: ignore[arg-type]
 
 
 def create(client):
@@ -70,37 +74,39 @@ def test_hierarchy_matches_the_contract() -> None:
     ],
 )
 def test_order_post_statuses_map_to_typed_errors_and_are_never_resent(status: int, body: str, expected: type) -> None:
-    client, adapter, _ = scripted_client([Reply(status, body, {"Retry-After": "2"})])
+    client, pool, _ = scripted_client([Reply(status, body, {"Retry-After": "2"})])
     with pytest.raises(LNMarketsError) as info:
         create(client)
     assert type(info.value) is expected
     assert info.value.status == status
-    assert len(adapter.requests) == 1
+    assert len(pool.requests) == 1
     if isinstance(info.value, AmbiguousOutcomeError):
         assert info.value.client_id == "c-1"
 
 
 def test_post_read_timeout_is_ambiguous() -> None:
-    client, adapter, _ = scripted_client([requests.ReadTimeout("read timed out")])
+    client, pool, _ = scripted_client([read_timeout("read timed out")])
     with pytest.raises(AmbiguousOutcomeError) as info:
         create(client)
     assert info.value.client_id == "c-1"
     assert info.value.code == "read_timeout"
-    assert len(adapter.requests) == 1
+    assert len(pool.requests) == 1
 
 
 def test_post_connection_lost_after_sending_is_ambiguous() -> None:
-    client, adapter, _ = scripted_client([requests.ConnectionError(ProtocolError("Connection aborted."))])
+    client, pool, _ = scripted_client(
+        [ProtocolError("Connection aborted.", RemoteDisconnected("Remote end closed connection without response"))]
+    )
     with pytest.raises(AmbiguousOutcomeError):
         client.isolated_trade_close("t-1")
-    assert len(adapter.requests) == 1
+    assert len(pool.requests) == 1
 
 
 def test_post_connect_error_is_unreachable_not_ambiguous() -> None:
-    client, adapter, _ = scripted_client([refused()])
+    client, pool, _ = scripted_client([refused()])
     with pytest.raises(NetworkUnreachableError):
         create(client)
-    assert len(adapter.requests) == 1
+    assert len(pool.requests) == 1
 
 
 def test_post_unparseable_2xx_is_ambiguous() -> None:
@@ -113,38 +119,36 @@ def test_post_unparseable_2xx_is_ambiguous() -> None:
 
 
 def test_get_503_is_retried_with_capped_full_jitter_then_gives_up() -> None:
-    client, adapter, sleeps = scripted_client([Reply(503, "{}")], max_retries=3)
+    client, pool, sleeps = scripted_client([Reply(503, "{}")], max_retries=3)
     with pytest.raises(TemporaryError) as info:
         client.account_get()
     assert info.value.status == 503
-    assert len(adapter.requests) == 4
+    assert len(pool.requests) == 4
     assert len(sleeps) == 3
     assert all(0 <= s <= cap for s, cap in zip(sleeps, (1, 2, 4), strict=True))
 
 
 def test_get_429_waits_retry_after_then_succeeds() -> None:
-    client, adapter, sleeps = scripted_client(
-        [Reply(429, "{}", {"Retry-After": "3"}), Reply(200, load("account.json"))]
-    )
+    client, pool, sleeps = scripted_client([Reply(429, "{}", {"Retry-After": "3"}), Reply(200, load("account.json"))])
     assert client.account_get().balance == 1_000_000
     assert sleeps
     assert sleeps[0] >= 3
-    assert len(adapter.requests) == 2
+    assert len(pool.requests) == 2
 
 
 def test_get_connect_errors_are_retried_then_unreachable() -> None:
-    client, adapter, _ = scripted_client([refused()], max_retries=2)
+    client, pool, _ = scripted_client([refused()], max_retries=2)
     with pytest.raises(NetworkUnreachableError):
         client.futures_ticker_get()
-    assert len(adapter.requests) == 3
+    assert len(pool.requests) == 3
 
 
 def test_get_read_timeout_is_temporary_and_not_retried() -> None:
-    client, adapter, _ = scripted_client([requests.ReadTimeout("slow")])
+    client, pool, _ = scripted_client([read_timeout("slow")])
     with pytest.raises(TemporaryError) as info:
         client.account_get()
     assert info.value.code == "read_timeout"
-    assert len(adapter.requests) == 1
+    assert len(pool.requests) == 1
 
 
 def test_get_bad_body_is_response_format_error() -> None:
@@ -154,13 +158,13 @@ def test_get_bad_body_is_response_format_error() -> None:
 
 
 def test_every_call_has_a_timeout() -> None:
-    client, adapter, _ = scripted_client([Reply(200, TRADE)], timeout=3.0)
+    client, pool, _ = scripted_client([Reply(200, TRADE)], timeout=3.0)
     client.isolated_trade_close("t")
-    assert adapter.timeouts == [(3.0, 3.0)]
+    assert pool.timeouts == [(3.0, 3.0)]
 
 
 def test_local_validation_sends_nothing() -> None:
-    client, adapter, _ = scripted_client([Reply(200, TRADE)])
+    client, pool, _ = scripted_client([Reply(200, TRADE)])
     cases: list[dict[str, Any]] = [
         {"type": "market", "side": "buy", "leverage": 10},
         {"type": "market", "side": "buy", "leverage": 10, "quantity": 1, "margin": 1},
@@ -174,13 +178,13 @@ def test_local_validation_sends_nothing() -> None:
             client.isolated_trade_create(**case)
     with pytest.raises(InvalidOrderError):
         client.isolated_trade_add_margin("t", 0)
-    assert adapter.requests == []
+    assert pool.requests == []
 
 
 def test_credentials_never_reach_messages_reprs_or_logs(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     errors: list[LNMarketsError] = []
-    for reply in (Reply(401, '{"message":"bad"}'), Reply(503, "{}"), Reply(502, ""), requests.ReadTimeout("x")):
+    for reply in (Reply(401, '{"message":"bad"}'), Reply(503, "{}"), Reply(502, ""), read_timeout("x")):
         client, _, _ = scripted_client([reply], max_retries=1)
         for call in (client.account_get, lambda c=client: create(c)):
             try:

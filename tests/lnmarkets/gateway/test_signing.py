@@ -72,15 +72,15 @@ def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _golden_client(reply: Reply):
-    client, adapter, _ = scripted_client([reply])
+    client, pool, _ = scripted_client([reply])
     client._credentials = static_provider(Credentials("k", SECRET, "p"))  # noqa: SLF001 - golden secret
-    return client, adapter
+    return client, pool
 
 
 def test_client_post_signs_the_exact_body_it_sends(frozen_clock: None) -> None:
-    client, adapter = _golden_client(Reply(200, load("trade_running.json")))
+    client, pool = _golden_client(Reply(200, load("trade_running.json")))
     client.isolated_trade_create(type="market", side="buy", quantity=100, leverage=10)
-    sent = adapter.requests[0]
+    sent = pool.requests[0]
     assert sent.body == TRADE_BODY.encode()
     assert sent.headers["lnm-access-signature"] == "AN1iVoC+FuZyW/fQVYw1pBaBKTOhV8zETRA5Je+lqrE="
     assert sent.headers["lnm-access-timestamp"] == TS
@@ -88,25 +88,25 @@ def test_client_post_signs_the_exact_body_it_sends(frozen_clock: None) -> None:
 
 
 def test_client_get_and_delete_sign_the_exact_query_in_the_url(frozen_clock: None) -> None:
-    client, adapter = _golden_client(Reply(200, load("account.json")))
+    client, pool = _golden_client(Reply(200, load("account.json")))
     client.account_get()
-    assert adapter.requests[0].headers["lnm-access-signature"] == "d8glQY/UShcOx4cHq7rPa+eDwkgYY/yU8fkVIuiEi0w="
-    assert "Content-Type" not in adapter.requests[0].headers
-    assert adapter.requests[0].body is None
+    assert pool.requests[0].headers["lnm-access-signature"] == "d8glQY/UShcOx4cHq7rPa+eDwkgYY/yU8fkVIuiEi0w="
+    assert "Content-Type" not in pool.requests[0].headers
+    assert pool.requests[0].body is None
 
-    client, adapter = _golden_client(Reply(200, load("trade_running.json")))
+    client, pool = _golden_client(Reply(200, load("trade_running.json")))
     client.isolated_trade_stoploss_remove("d0b9f9a0-4f6e-4a5a-8b7a-7f0f5f9a8a1e")
-    sent = adapter.requests[0]
+    sent = pool.requests[0]
     assert urlsplit(sent.url).query == "id=d0b9f9a0-4f6e-4a5a-8b7a-7f0f5f9a8a1e"
     assert sent.headers["lnm-access-signature"] == "3xPcj3v6D6GNpqKNL4CZ83y5mFfiipoEYjQLmNfLlFE="
 
 
-def test_query_with_reserved_characters_is_not_reencoded_by_requests(frozen_clock: None) -> None:
-    client, adapter = _golden_client(Reply(200, '{"data":[],"nextCursor":null}'))
+def test_query_with_reserved_characters_is_not_reencoded(frozen_clock: None) -> None:
+    client, pool = _golden_client(Reply(200, '{"data":[],"nextCursor":null}'))
     client._request(  # noqa: SLF001 - the golden query order of §3.3
         "GET", "/futures/isolated/trades/closed", query={"limit": 10, "from": "2025-01-01T00:00:00.000Z"}
     )
-    sent = adapter.requests[0]
+    sent = pool.requests[0]
     assert "?" + urlsplit(sent.url).query == "?limit=10&from=2025-01-01T00%3A00%3A00.000Z"
     assert sent.headers["lnm-access-signature"] == "ZjiuAsydG/c0FteCdfcr/LmguOS9BTBshVkwWFwrAyQ="
 
@@ -118,8 +118,8 @@ def test_each_attempt_is_resigned_with_a_fresh_provider_call() -> None:
         calls.append(1)
         return CREDS
 
-    client, adapter, _ = scripted_client([Reply(503, "{}"), Reply(503, "{}"), Reply(200, '"pong"')], key_id="kid")
+    client, pool, _ = scripted_client([Reply(503, "{}"), Reply(503, "{}"), Reply(200, '"pong"')], key_id="kid")
     client._credentials = provider  # noqa: SLF001
     client._request("GET", "/account")  # noqa: SLF001
-    assert len(adapter.requests) == 3
+    assert len(pool.requests) == 3
     assert len(calls) == 3
