@@ -42,7 +42,7 @@ from automations.exchange import client_for_account
 from automations.models import AuditEntry, GlobalSwitch, OrderIntent
 from automations.publish import publish_account_changed_on_commit, publish_automation_log_on_commit
 from automations.services.credentials_health import record_auth_failure
-from automations.services.intent_machine import IN_FLIGHT, claim, transition
+from automations.services.intent_machine import IN_FLIGHT, claim, refresh_intent, transition
 from automations.services.trades import (
     closed_by_axisor,
     tracked_trade_fill_exit,
@@ -114,7 +114,7 @@ def _audit(intent: OrderIntent, outcome: str, message: str | Said, event: str = 
     said = message if isinstance(message, Said) else None
     inputs = {"client_id": intent.client_id, "action": intent.action, "attempts": str(intent.attempts)}
     entry = AuditEntry.objects.create(
-        account_id=intent.account_id,
+        account=intent.account,  # the cached row: whoever reads the entry's account next (notifications) needs no query
         automation_id=intent.automation_id,
         intent=intent,
         kind=intent.automation.kind if intent.automation_id and intent.automation else "",
@@ -123,7 +123,7 @@ def _audit(intent: OrderIntent, outcome: str, message: str | Said, event: str = 
         message=said.english if said is not None else str(message)[:500],
         inputs=said.inputs(inputs) if said is not None else inputs,
     )
-    publish_automation_log_on_commit(entry.pk)
+    publish_automation_log_on_commit(entry.pk, intent.account_id, intent.account.owner_id)
 
 
 def _record_failure(intent: OrderIntent, error: str) -> None:
@@ -144,8 +144,8 @@ def _record_failure(intent: OrderIntent, error: str) -> None:
             message=reason,
             inputs=said.inputs(),
         )
-        publish_automation_log_on_commit(entry.pk)
-        publish_account_changed_on_commit(account.pk)
+        publish_automation_log_on_commit(entry.pk, account.pk, account.owner_id)
+        publish_account_changed_on_commit(account.pk, account.owner_id)
 
 
 def _pause_for_credentials(intent: OrderIntent, code: str | None, reason: str) -> None:
@@ -287,7 +287,7 @@ def order_intent_execute(*, intent_id: int) -> list[int]:
         return []
     now = timezone.now()
     OrderIntent.objects.filter(pk=intent.pk).update(deliveries=F("deliveries") + 1, next_check_at=now + DELIVERY_LEASE)
-    intent.refresh_from_db()
+    refresh_intent(intent)
     if intent.is_terminal:
         return []
     try:
@@ -376,7 +376,7 @@ def _preflight(client: RestClient, intent: OrderIntent) -> list[int] | None:
         OrderIntent.objects.filter(pk=intent.pk, state=State.CREATED, attempts=intent.attempts).update(
             params=prepared.to_json()
         )
-        intent.refresh_from_db()
+        refresh_intent(intent)
     return None
 
 

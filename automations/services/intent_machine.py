@@ -47,6 +47,18 @@ TERMINAL: Final[frozenset[str]] = frozenset(state for state, nexts in EDGES.item
 IN_FLIGHT: Final[frozenset[str]] = frozenset({State.SUBMITTING, State.UNKNOWN, State.ACKED})
 
 
+# The columns a delivery re-reads after a write: every concrete column but the relations, which never change for an
+# intent (its account, automation and parent are fixed at creation), so their cached rows stay in hand.
+MUTABLE_FIELDS: Final[tuple[str, ...]] = tuple(
+    f.attname for f in OrderIntent._meta.concrete_fields if not f.is_relation and not f.primary_key
+)
+
+
+def refresh_intent(intent: OrderIntent) -> None:
+    """Re-read ``intent``'s stored state, keeping its cached account, automation and parent (one query)."""
+    intent.refresh_from_db(fields=MUTABLE_FIELDS)
+
+
 class IllegalTransitionError(ValueError):
     """A programming error: the code asked for an edge the state machine does not have."""
 
@@ -62,7 +74,7 @@ def transition(intent: OrderIntent, to: str, *, now: datetime | None = None, **f
         values.setdefault("finished_at", moment)
         values.setdefault("next_check_at", None)
     updated = OrderIntent.objects.filter(pk=intent.pk, state=intent.state, attempts=intent.attempts).update(**values)
-    intent.refresh_from_db()
+    refresh_intent(intent)
     if updated == 1 and to in TERMINAL:
         from automations.services.outcomes import intent_settled
 

@@ -86,7 +86,7 @@ def tracked_trade_upsert(account: ExchangeAccount, trade: Trade, *, managed: boo
             row = TrackedTrade.objects.create(
                 account=account, trade_id=trade.id, origin=origin, managed=bool(managed or ours), **fields
             )
-            publish_account_changed_on_commit(account.pk)
+            publish_account_changed_on_commit(account.pk, account.owner_id)
             if origin == TrackedTrade.Origin.EXTERNAL:
                 said = say("trade_opened_outside", trade=trade.id, side=trade.side, quantity=int(trade.quantity))
                 external = AuditEntry.objects.create(
@@ -96,14 +96,14 @@ def tracked_trade_upsert(account: ExchangeAccount, trade: Trade, *, managed: boo
                     message=said.english,
                     inputs=said.inputs({"trade_id": trade.id}),
                 )
-                publish_automation_log_on_commit(external.pk)
+                publish_automation_log_on_commit(external.pk, account.pk, account.owner_id)
             return row
         if row.state in _FINAL and fields["state"] not in _FINAL:
             # A closed or canceled trade never runs again: this is an older view of it (a list taken before the
             # close was recorded). Keep the newer truth.
             return row
         if row.state != fields["state"]:
-            publish_account_changed_on_commit(account.pk)
+            publish_account_changed_on_commit(account.pk, account.owner_id)
         for name, value in fields.items():
             setattr(row, name, value)
         if managed is not None:
@@ -126,12 +126,14 @@ def tracked_trade_mark_closed(
     """Record that ``trade_id`` is no longer running, from the exchange's closed trade when it is in hand (no I/O).
     ``by_axisor`` says whether it was Axisor's close (a stop-loss, take-profit or liquidation stays the exchange's);
     the later, better-informed call wins (a close of ours refused as "already closed" unmarks it)."""
-    row = TrackedTrade.objects.filter(account=account, trade_id=trade_id).first()
+    row: TrackedTrade | None
     if closed is not None and (closed.closed or closed.canceled):
         row = tracked_trade_upsert(account, closed)
-    elif row is not None and row.state in (TrackedTrade.State.RUNNING, TrackedTrade.State.OPEN):
-        _mark_closed_unseen(row)
-        publish_account_changed_on_commit(account.pk)
+    else:
+        row = TrackedTrade.objects.filter(account=account, trade_id=trade_id).first()
+        if row is not None and row.state in (TrackedTrade.State.RUNNING, TrackedTrade.State.OPEN):
+            _mark_closed_unseen(row)
+            publish_account_changed_on_commit(account.pk, account.owner_id)
     if row is not None:
         ours = by_axisor and row.closed_reason in ("", "closed")
         if row.closed_by_axisor != ours:
@@ -230,9 +232,9 @@ def account_reconcile(*, account_id: int) -> dict[str, int]:
                     message=message,
                     inputs=inputs,
                 )
-                publish_automation_log_on_commit(entry.pk)
+                publish_automation_log_on_commit(entry.pk, account.pk, account.owner_id)
     now = timezone.now()
-    publish_account_changed_on_commit(account.pk)
+    publish_account_changed_on_commit(account.pk, account.owner_id)
     ExchangeAccount.objects.filter(pk=account.pk).update(
         balance=balance,
         balance_updated_at=now,
