@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from celery import Celery
-from celery.signals import setup_logging
+from celery.signals import setup_logging, task_prerun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -44,3 +44,13 @@ def _django_logging(**kwargs: object) -> None:
     from django.conf import settings
 
     dictConfig(settings.LOGGING)
+
+
+@task_prerun.connect
+def _connections_back_to_the_pool(**kwargs: object) -> None:
+    """Before each task, as a request does: a connection that broke or outlived ``CONN_MAX_AGE`` is given back (to
+    the pool, under PostgreSQL), so no task starts on a dead one; the pool itself stays open
+    (``CELERY_DB_REUSE_MAX``: Celery would otherwise close it around every task)."""
+    from django.db import close_old_connections
+
+    close_old_connections()
