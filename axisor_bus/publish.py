@@ -14,14 +14,19 @@ Contract (house rule 11, docs/architecture.md):
   per-user counter in the cache (Redis in production, shared by all processes), added here at send time: a consumer
   that sees a jump sends a full snapshot instead of the increment. The browser's own ``seq`` covers the
   consumer→browser leg.
+* On Redis, per-user events are numbered and sent by one outbox thread per process (``_Outbox``), in the order
+  they were published, so that publishing never makes the publisher wait for Redis.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
 import os
+import queue
 import threading
+import time
 from typing import Any, Literal, TypedDict
 
 from asgiref.sync import async_to_sync
@@ -164,9 +169,91 @@ def next_user_seq(user_id: int) -> int:
         return 1
 
 
+def _send_user_event(user_id: int, event: dict[str, Any]) -> None:
+    group_send(user_group(user_id), {**event, "event_seq": next_user_seq(user_id)})
+
+
+class _Outbox:
+    """Per-user events sent by one daemon thread of this process, in the order they were published, so that the
+    publisher (the tick runner writing a crash tick's thousands of decisions, a worker settling an order) never
+    waits for Redis: numbering and sending took a round trip each per event on the publisher's own thread.
+
+    Delivery stays at most once, as the channel layer's is (module docstring): when ``OUTBOX_MAX`` events are
+    waiting, a new one is dropped and logged, and the page re-syncs on the ``event_seq`` it then misses.
+    """
+
+    def __init__(self) -> None:
+        self.queue: queue.Queue[tuple[int, dict[str, Any]]] = queue.Queue(maxsize=OUTBOX_MAX)
+        self.pid = os.getpid()
+        self.thread = threading.Thread(target=self._run, name="axisor-outbox", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            user_id, event = self.queue.get()
+            try:
+                _send_user_event(user_id, event)
+            except Exception:
+                logger.exception("realtime event for user %s not sent", user_id)
+            finally:
+                self.queue.task_done()
+
+    def put(self, user_id: int, event: dict[str, Any]) -> None:
+        try:
+            self.queue.put_nowait((user_id, event))
+        except queue.Full:
+            logger.warning("realtime outbox full: an event for user %s was dropped (the page re-syncs)", user_id)
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until every event queued so far is sent (at most ``timeout`` s); False if some are still waiting."""
+        deadline = time.monotonic() + timeout
+        while self.queue.unfinished_tasks:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.005)
+        return True
+
+
+OUTBOX_MAX = 10_000
+_outbox: _Outbox | None = None
+
+
+def _uses_outbox() -> bool:
+    """Events go through the outbox on a network channel layer (Redis) from synchronous code; the in-memory layer
+    (embedded default, tests without Redis) is sent at once: its receivers live in this process."""
+    layer = get_channel_layer()
+    if layer is None or isinstance(layer, InMemoryChannelLayer):
+        return False
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return True
+    return False
+
+
+def _the_outbox() -> _Outbox:
+    global _outbox  # noqa: PLW0603
+    with _loop_guard:
+        if _outbox is None or _outbox.pid != os.getpid():  # a forked child starts its own thread
+            _outbox = _Outbox()
+        return _outbox
+
+
+def outbox_flush(timeout: float = 5.0) -> bool:
+    """Wait for this process's queued per-user events to be sent (tests; process exit)."""
+    return _outbox.flush(timeout) if _outbox is not None and _outbox.pid == os.getpid() else True
+
+
+atexit.register(outbox_flush, 2.0)
+
+
 def publish_user_event(user_id: int, event: dict[str, Any] | Any) -> None:  # noqa: ANN401 - a TypedDict event
-    """Send ``event`` (without ``event_seq``: it is added here) to ``user_id``'s sockets."""
-    group_send(user_group(user_id), {**dict(event), "event_seq": next_user_seq(user_id)})
+    """Send ``event`` (without ``event_seq``: it is added when it is sent) to ``user_id``'s sockets; through the
+    outbox (``_Outbox``) on Redis, so the caller does not wait."""
+    if _uses_outbox():
+        _the_outbox().put(user_id, dict(event))
+    else:
+        _send_user_event(user_id, dict(event))
 
 
 def publish_user_event_on_commit(user_id: int, event: dict[str, Any] | Any) -> None:  # noqa: ANN401
@@ -175,9 +262,9 @@ def publish_user_event_on_commit(user_id: int, event: dict[str, Any] | Any) -> N
 
 
 def publish_session_ended(user_id: int, reason: str = "logout") -> None:
-    """Close every open dashboard socket of ``user_id`` (logout, password change)."""
-    event: ForceCloseEvent = {"type": "session.ended", "reason": reason, "event_seq": next_user_seq(user_id)}
-    group_send(user_group(user_id), event)
+    """Close every open dashboard socket of ``user_id`` (logout, password change); in order with the user's other
+    events (``ForceCloseEvent``)."""
+    publish_user_event(user_id, {"type": "session.ended", "reason": reason})
 
 
 def publish_session_ended_on_commit(user_id: int, reason: str = "logout") -> None:

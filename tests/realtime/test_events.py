@@ -38,6 +38,7 @@ def test_payloads_match_their_typeddicts(
     events.publish_automations_changed(account.pk)
     events.publish_automation_log(entry.pk)
     bus.publish_session_ended(alice.pk, "logout")
+    assert bus.outbox_flush()  # on Redis the events are sent by the outbox thread, in order
     groups = {g for g, _ in captured}
     assert groups == {f"user.{alice.pk}"}
     typed = (
@@ -55,6 +56,7 @@ def test_payloads_match_their_typeddicts(
 def test_unknown_ids_publish_nothing(captured: list[tuple[str, dict[str, Any]]]) -> None:
     events.publish_account_changed(999_999)
     events.publish_automation_log(999_999)
+    assert bus.outbox_flush()
     assert captured == []
 
 
@@ -64,10 +66,13 @@ def test_on_commit_variants_wait_for_the_commit(
     account = make_account(alice)
     with transaction.atomic():
         events.publish_account_changed_on_commit(account.pk)
+        assert bus.outbox_flush()
         assert captured == []
+    assert bus.outbox_flush()
     assert len(captured) == 1
     with pytest.raises(RuntimeError):
         _publish_then_roll_back(account.pk)
+    assert bus.outbox_flush()
     assert len(captured) == 1
 
 
