@@ -21,6 +21,7 @@ from celery.app.task import Task
 from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
+from kombu import Producer
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +36,9 @@ def safe_countdown(seconds: float) -> float:
     return max(0.0, min(float(seconds), settings.CELERY_VISIBILITY_TIMEOUT / 2))
 
 
-def order_intent_enqueue(intent_id: int, *, protective: bool | None = None, countdown: float = 0) -> None:
+def order_intent_enqueue(
+    intent_id: int, *, protective: bool | None = None, countdown: float = 0, producer: Producer | None = None
+) -> None:
     """Queue one intent: protective work on its own queue (served first), entries expiring after 60 s."""
     if protective is None:
         from automations.models import OrderIntent
@@ -46,7 +49,18 @@ def order_intent_enqueue(intent_id: int, *, protective: bool | None = None, coun
         queue=PROTECTIVE_QUEUE if protective else DEFAULT_QUEUE,
         expires=PROTECTIVE_EXPIRES_S if protective else ENTRY_EXPIRES_S,
         countdown=safe_countdown(countdown),
+        producer=producer,
     )
+
+
+def order_intents_enqueue(intents: list[tuple[int, bool]]) -> None:
+    """Queue several (id, protective) intents through one broker producer, protective ones first."""
+    if not intents:
+        return
+    ordered = sorted(intents, key=lambda item: not item[1])
+    with order_intent_execute_task.app.producer_or_acquire() as producer:
+        for intent_id, protective in ordered:
+            order_intent_enqueue(intent_id, protective=protective, producer=producer)
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
