@@ -52,6 +52,7 @@ DB_NAME = os.environ.get("BENCH_DB", "axisor_bench")
 REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/3")
 SIZES = tuple(int(n) for n in os.environ.get("BENCH_ACCOUNTS", "100,1000").split(","))
 TRIGGERS = int(os.environ.get("BENCH_TRIGGERS", "30"))
+WORKER_CHILDREN = int(os.environ.get("BENCH_WORKER_CHILDREN", "2"))
 LIQUIDATION = Decimal("90909")
 
 
@@ -87,7 +88,7 @@ def main() -> None:  # noqa: C901, PLR0915 - a linear script
 
     control = ControlClient(f"http://{HOST}:{sim_port}", TOKEN)
     wait_for_simulator(control)
-    worker = start_worker("protective,celery", 2)
+    worker = start_worker("protective,celery", WORKER_CHILDREN)
     results: dict[int, tuple[float, float, int]] = {}
     crash: dict[int, float] = {}
     feed = MarketFeed(f"http://{HOST}:{sim_port}/v3", f"ws://{HOST}:{sim_port}/v1", name="bench-feed")
@@ -239,9 +240,14 @@ def _crash_tick(control, accounts, order_intent) -> float:  # noqa: ANN001 - the
             break
         time.sleep(0.2)
     elapsed = time.monotonic() - started
+    intents = order_intent.objects.filter(account_id__in=ids)
+    created = max(intents.values_list("created_at", flat=True), default=None)
+    first = min(intents.values_list("created_at", flat=True), default=None)
+    decided = f"{(created - first).total_seconds():.1f} s" if created and first else "n/a"
     print(
         f"crash tick: {len(ids)} accounts, {done}/{expected} guarded trades closed and reconciled after "
-        f"{elapsed:.1f} s (first tick → last reconciliation)",
+        f"{elapsed:.1f} s (first tick → last reconciliation; the intents were written over {decided}; "
+        f"{WORKER_CHILDREN} worker children)",
         flush=True,
     )
     return elapsed if done >= expected else float("nan")
