@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
@@ -75,3 +76,28 @@ def test_the_tick_runner_never_closes_on_one_outlier_but_acts_on_a_confirmed_mov
     assert tick(94000) == []  # a real move (the index follows) is held once …
     (intent_id,) = tick(94000)  # … and acted on at its second tick
     assert OrderIntent.objects.get(pk=intent_id).trade_id == trade.id
+
+
+def test_a_tick_is_evaluated_with_the_cyclic_collector_paused_and_it_resumes_after(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import gc
+
+    from automations import runner as runner_module
+
+    seen: list[bool] = []
+
+    def evaluate(**kwargs: object) -> list[int]:
+        seen.append(gc.isenabled())
+        raise RuntimeError("the evaluation failed")  # the runner's error boundary; the collector must still resume
+
+    monkeypatch.setattr(runner_module, "automations_evaluate_network", evaluate)
+    monkeypatch.setattr(runner_module, "close_old_connections", lambda: None)
+    runner = TickRunner(cast(Any, None), "simulator")
+    market = SimpleNamespace(last_price=Decimal(100000), index=Decimal(100000), time=datetime.now(UTC))
+    monkeypatch.setattr(runner_module, "market_from_ticker", lambda snapshot: market)
+    assert gc.isenabled()
+    assert runner.evaluate(cast(Any, None)) == []
+    assert seen == [False]
+    assert gc.isenabled()
+    assert runner.errors == 1
