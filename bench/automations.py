@@ -173,6 +173,7 @@ def main() -> None:  # noqa: C901, PLR0915 - a linear script
             control.set_price(100001)  # a fresh tick: the feed is live again after the long set-up
             _wait(lambda: feed.state == "live", 20, "the live feed")
             latencies: list[float] = []
+            decided: list[float] = []  # the tick → its first intent written (the rest is queue, worker and POST)
             for j in range(TRIGGERS + 1):
                 crossing = LIQUIDATION / (1 - thresholds[j] / 100)
                 price = round_to_tick(crossing, ROUND_FLOOR) - 1
@@ -186,6 +187,9 @@ def main() -> None:  # noqa: C901, PLR0915 - a linear script
                 )
                 if j:
                     latencies.append((min(first) - started) * 1000)
+                    written = OrderIntent.objects.filter(account=accounts[j]).order_by("created_at").first()
+                    if written is not None:
+                        decided.append((written.created_at.timestamp() - started) * 1000)
                 _wait(
                     lambda acct=accounts[j]: OrderIntent.objects.filter(account=acct, state="reconciled").count() == 3,
                     60,
@@ -197,7 +201,8 @@ def main() -> None:  # noqa: C901, PLR0915 - a linear script
             results[size] = (p50, p99, runner.evaluations)
             print(
                 f"accounts={size} trades={3 * size} ticks={TRIGGERS} tick_to_order_p50_ms={p50:.0f} "
-                f"p99_ms={p99:.0f} max_ms={latencies[-1]:.0f}",
+                f"p99_ms={p99:.0f} max_ms={latencies[-1]:.0f} slowest_ms={[round(x) for x in latencies[-4:]]} "
+                f"tick_to_intent_p50_ms={statistics.median(decided):.0f} max_ms={max(decided):.0f}",
                 flush=True,
             )
             if size == max(SIZES):
