@@ -1,8 +1,9 @@
 """Benchmark: the live dashboard at 200, 1,000 and 2,000 authenticated sockets, and the same updates by HTTP polling.
 
 Setup, as in production: PostgreSQL (a fresh ``axisor_rt_bench`` database) and Redis (database 4, flushed: the
-channel layer and the cache), ``--servers`` Daphne processes serving ``config.asgi:application`` on one shared
-listening socket (``daphne --fd``; the kernel spreads connections over them), and one market publisher process: a
+channel layer and the cache), ``--servers`` ASGI server processes (Uvicorn, the production server, then Daphne:
+``--server``) serving ``config.asgi:application`` with ``config.servers``'s flags on one shared listening socket
+(``--fd``; the kernel spreads connections over them), and one market publisher process: a
 scripted feed at 2 ticks/s behind the real ``realtime.market.MarketPublisher``, which writes the market state to the
 cache and sends each tick once to the ``market.simulator`` group through Redis.
 
@@ -13,9 +14,9 @@ Then, for ``--seconds``, they record every message:
 
 * connect: sockets that got their snapshot / N (``connect_ok_pct``), and the time to snapshot;
 * delivery latency of each tick: arrival at the client − the tick's ``received_at`` (when the publisher got it
-  from the feed; same clock): channel layer, consumer, Daphne and the client's own scheduling;
+  from the feed; same clock): channel layer, consumer, server and the client's own scheduling;
 * ``seq`` gaps (a message number skipped on any socket) and ticks delivered / ticks published;
-* RSS and CPU (% of one core) of the Daphne processes, the publisher and Redis over the window.
+* RSS and CPU (% of one core) of the server processes, the publisher and Redis over the window.
 
 A shed socket (``error`` ``overloaded``, close 4429) waits its ``retry_after_ms`` plus jitter and connects again,
 as ``dashboard.js`` does. Then, with ``--bad-clients N`` (20), a second window with N raw sockets that stop reading
@@ -28,10 +29,10 @@ Then the sockets close and the same N users poll ``/realtime/api/snapshot/`` eve
 5xx answers, round trip, and the delivery latency of each tick through polling (arrival of the first response
 showing that tick's price or a newer one − the tick's ``received_at``, so it includes the wait for the next poll).
 
-``--server daphne,uvicorn`` runs everything on both servers in one run, side by side (T18).
+By default everything runs on both servers in one run, side by side (T18): ``--server uvicorn,daphne``.
 
 Run: ``.venv/bin/python bench/realtime.py`` (needs PostgreSQL on 127.0.0.1:5432 and Redis; ``BENCH_REDIS_URL``,
-``BENCH_DB``; ``make bench``). The last line is for the largest run of the first server:
+``BENCH_DB``; ``make bench``). The last line is for the largest run of the first server (Uvicorn by default):
 
     RESULT sockets=<n> connect_ok_pct=<n> snapshot_p99_ms=<n> p99_ms=<n> gaps=<n> storm_ok_pct=<n> poll_rps=<n>
     poll_5xx=<n>
@@ -412,17 +413,14 @@ SERVERS = ("daphne", "uvicorn")
 
 
 def _server_command(kind: str, fd: int) -> list[str]:
-    """One ASGI server process on the shared listening socket ``fd``, as the README runs it."""
+    """One ASGI server process on the shared listening socket ``fd``, with the flags the README runs it with
+    (``config.servers``)."""
+    from config.servers import APPLICATION, DAPHNE_ARGS, UVICORN_ARGS
+
     binary = str(Path(sys.executable).with_name(kind))
     if kind == "daphne":
-        return [
-            binary, "--fd", str(fd), "--websocket-max-message-size", "65536", "--websocket_connect_timeout", "10",
-            "config.asgi:application",
-        ]  # fmt: skip
-    return [
-        binary, "--fd", str(fd), "--lifespan", "off", "--no-access-log", "--log-level", "warning",
-        "--ws-max-size", "65536", "config.asgi:application",
-    ]  # fmt: skip
+        return [binary, "--fd", str(fd), *DAPHNE_ARGS, APPLICATION]
+    return [binary, "--fd", str(fd), *UVICORN_ARGS, "--no-access-log", "--log-level", "warning", APPLICATION]
 
 
 def _start_stack(servers: int, rate: float, log_dir: Path, kind: str = "daphne") -> Stack:
@@ -661,8 +659,8 @@ def main() -> None:
     parser.add_argument("--servers", type=int, default=os.cpu_count() or 2, help="server processes")
     parser.add_argument(
         "--server",
-        default="daphne",
-        help="daphne, uvicorn, or daphne,uvicorn side by side (T18)",
+        default="uvicorn,daphne",
+        help="uvicorn (production), daphne, or both side by side (T18, the default); RESULT is for the first",
     )
     parser.add_argument("--client-procs", type=int, default=2)
     parser.add_argument("--bad-clients", type=int, default=20, help="T19: that many stop reading, as many vanish")
@@ -689,7 +687,7 @@ def main() -> None:
     log_dir = Path(os.environ.get("BENCH_LOG_DIR", ROOT / "var" / "bench-realtime"))
     log_dir.mkdir(parents=True, exist_ok=True)
     print(
-        f"{args.servers} Daphne processes, {args.client_procs} client processes, {args.rate:g} ticks/s, "
+        f"{args.servers} server processes, {args.client_procs} client processes, {args.rate:g} ticks/s, "
         f"ramp {args.ramp:g} sockets/s, {args.seconds:g} s windows, {os.cpu_count()} CPUs; logs in {log_dir}"
     )
     runs: list[Run] = []
@@ -725,13 +723,13 @@ def main() -> None:
             f"tick latency p50 {run.p50_ms:.0f} / p99 {run.p99_ms:.0f} ms (until the server's send: p50 "
             f"{run.server_p50_ms:.0f} / p99 {run.server_p99_ms:.0f} ms), gaps {run.gaps}, "
             f"delivered {run.delivered_pct:.1f} %, errors {run.errors or 'none'}; "
-            f"Daphne RSS {run.rss_mb:.0f} MB; CPU {cpu}",
+            f"server RSS {run.rss_mb:.0f} MB; CPU {cpu}",
             flush=True,
         )
         print(
             f"{size:5d} pollers: {run.poll_requests_per_s:.0f} req/s, round trip p50 {run.poll_rtt_p50_ms:.0f} / "
             f"p99 {run.poll_rtt_p99_ms:.0f} ms, update latency p50 {run.poll_p50_ms:.0f} / p99 {run.poll_p99_ms:.0f}"
-            f" ms, errors {run.poll_errors or 'none'}; Daphne CPU {run.poll_cpu_pct:.0f}%",
+            f" ms, errors {run.poll_errors or 'none'}; server CPU {run.poll_cpu_pct:.0f}%",
             flush=True,
         )
     if len(kinds) > 1:
