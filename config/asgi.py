@@ -1,4 +1,5 @@
-"""ASGI entry point: HTTP through Django, WebSockets through the origin check and session auth; both behind the
+"""ASGI entry point: HTTP through Django (the polling fallback's snapshot through ``realtime.fast_snapshot``, the same
+view and security middleware on a pool thread), WebSockets through the origin check and session auth; both behind the
 process's admission control (``realtime.admission``: bounded work in flight, deliberate shedding when saturated)."""
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from realtime.admission import AdmissionMiddleware  # noqa: E402
+from realtime.fast_snapshot import SnapshotFastPath  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
 
 application = AdmissionMiddleware(
     ProtocolTypeRouter(
         {
-            "http": django_asgi_app,
+            "http": SnapshotFastPath(django_asgi_app),  # the polling fallback's snapshot without Django's handler
             "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
         }
     )
