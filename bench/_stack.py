@@ -87,6 +87,37 @@ def start_worker(queues: str, concurrency: int | str) -> subprocess.Popen[bytes]
     return subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of one process so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def with_children(pid: int) -> list[int]:
+    """``pid`` and its direct children (a prefork worker's pool)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        children = []
+    return [pid, *(int(c) for c in children)]
+
+
+def pids_named(name: str) -> list[int]:
+    """Every process whose command name is ``name`` (e.g. all PostgreSQL backends)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == name:
+                    out.append(int(entry.name))
+            except OSError:
+                continue
+    return out
+
+
 def stop(*procs: subprocess.Popen[bytes]) -> None:
     """SIGTERM each process, then SIGKILL any that has not ended within 20 s."""
     for proc in procs:

@@ -206,7 +206,9 @@ def main() -> None:  # noqa: C901, PLR0915 - a linear script
                 flush=True,
             )
             if size == max(SIZES):
-                crash[size] = _crash_tick(control, accounts[TRIGGERS + 1 :], OrderIntent)
+                crash[size] = _crash_tick(
+                    control, accounts[TRIGGERS + 1 :], OrderIntent, {"simulator": sim, "worker": worker}
+                )
     finally:
         runner.stop()
         feed.stop()
@@ -222,7 +224,20 @@ def main() -> None:  # noqa: C901, PLR0915 - a linear script
     )
 
 
-def _crash_tick(control, accounts, order_intent) -> float:  # noqa: ANN001 - the bench's own objects
+def _cpu_groups(procs: dict[str, subprocess.Popen[bytes]]) -> dict[str, float]:
+    """CPU seconds so far of the processes the crash tick keeps busy (the worker with its children)."""
+    import redis
+
+    from bench._stack import cpu_seconds, pids_named, with_children
+
+    groups = {name: with_children(proc.pid) for name, proc in procs.items()}
+    groups["PostgreSQL"] = pids_named("postgres")
+    groups["Redis"] = [int(redis.Redis.from_url(REDIS).info("server")["process_id"])]
+    groups["runner (this process)"] = [os.getpid()]
+    return {name: sum(cpu_seconds(pid) for pid in pids) for name, pids in groups.items()}
+
+
+def _crash_tick(control, accounts, order_intent, procs) -> float:  # noqa: ANN001 - the bench's own objects
     """Every remaining guard at once: the price falls just past the 0.5 % liquidation-distance threshold of all the
     other accounts (about -8.6 % from 100,000: every 10x long sits just above its liquidation), on one tick and its
     confirming next tick (an outlier waits for one, T13). Returns the seconds from the first tick until every one
@@ -233,6 +248,7 @@ def _crash_tick(control, accounts, order_intent) -> float:  # noqa: ANN001 - the
     price = round_to_tick(crossing, ROUND_FLOOR) - 1
     ids = [a.pk for a in accounts]
     expected = 3 * len(ids)
+    cpu_before = _cpu_groups(procs)
     started = time.monotonic()
     control.set_price(price)
     time.sleep(0.5)
@@ -245,6 +261,9 @@ def _crash_tick(control, accounts, order_intent) -> float:  # noqa: ANN001 - the
             break
         time.sleep(0.2)
     elapsed = time.monotonic() - started
+    cpu = {name: spent - cpu_before[name] for name, spent in _cpu_groups(procs).items()}
+    busy = ", ".join(f"{name} {spent:.1f}" for name, spent in sorted(cpu.items(), key=lambda item: -item[1]))
+    print(f"crash tick CPU seconds over {elapsed:.1f} s on {os.cpu_count()} cores: {busy}", flush=True)
     intents = order_intent.objects.filter(account_id__in=ids)
     created = max(intents.values_list("created_at", flat=True), default=None)
     first = min(intents.values_list("created_at", flat=True), default=None)

@@ -351,8 +351,9 @@ def _rss_mb(pid: int) -> float:
 
 
 def _cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    from bench._stack import cpu_seconds
+
+    return cpu_seconds(pid)
 
 
 def _redis_pid() -> int | None:

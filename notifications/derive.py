@@ -228,6 +228,11 @@ def global_kill_switch_notify(switch: GlobalSwitch) -> int:
     return created
 
 
+def calls_for_notification(entry: AuditEntry) -> bool:
+    """Whether ``entry`` may call for a notification at all (its own fields only, no query)."""
+    return _kind(entry) is not None
+
+
 def notifications_from_audit(entry: AuditEntry) -> list[int]:
     if _kind(entry) is None:
         return []

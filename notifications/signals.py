@@ -21,8 +21,10 @@ logger = logging.getLogger(__name__)
 def on_audit_entry_saved(sender: Any, instance: AuditEntry, created: bool, raw: bool = False, **kwargs: Any) -> None:  # noqa: ANN401
     if not created or raw or instance.event in (AuditEntry.Event.DECISION, AuditEntry.Event.SKIP):
         return
-    from notifications.derive import notifications_from_audit
+    from notifications.derive import calls_for_notification, notifications_from_audit
 
+    if not calls_for_notification(instance):
+        return  # most entries call for none: no savepoint, no query (an order's acceptance, a decision's outcome)
     try:
         with transaction.atomic():
             notifications_from_audit(instance)

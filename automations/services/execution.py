@@ -282,13 +282,17 @@ def order_intent_execute(*, intent_id: int) -> list[int]:
     Idempotent under any redelivery or overlap (see the module docstring). Raises ``RetryLaterError`` when the
     intent must be looked at again later; its lease is moved past that retry first.
     """
+    now = timezone.now()
+    # Counted and leased first, then read once with what the delivery needs (a terminal intent is left as it is).
+    counted = (
+        OrderIntent.objects.filter(pk=intent_id)
+        .exclude(state__in=OrderIntent.TERMINAL)
+        .update(deliveries=F("deliveries") + 1, next_check_at=now + DELIVERY_LEASE)
+    )
+    if not counted:
+        return []
     intent = OrderIntent.objects.select_related("account", "automation", "parent").filter(pk=intent_id).first()
     if intent is None or intent.is_terminal:
-        return []
-    now = timezone.now()
-    OrderIntent.objects.filter(pk=intent.pk).update(deliveries=F("deliveries") + 1, next_check_at=now + DELIVERY_LEASE)
-    refresh_intent(intent)
-    if intent.is_terminal:
         return []
     try:
         return _advance(intent)
