@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
-from celery import Celery
+from celery import Celery, Task
 from celery.signals import setup_logging, task_prerun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -47,10 +48,13 @@ def _django_logging(**kwargs: object) -> None:
 
 
 @task_prerun.connect
-def _connections_back_to_the_pool(**kwargs: object) -> None:
+def _connections_back_to_the_pool(task: Task[Any, Any] | None = None, **kwargs: object) -> None:
     """Before each task, as a request does: a connection that broke or outlived ``CONN_MAX_AGE`` is given back (to
     the pool, under PostgreSQL), so no task starts on a dead one; the pool itself stays open
-    (``CELERY_DB_REUSE_MAX``: Celery would otherwise close it around every task)."""
+    (``CELERY_DB_REUSE_MAX``: Celery would otherwise close it around every task). Not for a task applied eagerly
+    (``.apply()``): it runs inside its caller's transaction, as Celery's own fix-up leaves it."""
+    if task is not None and getattr(task.request, "is_eager", False):
+        return
     from django.db import close_old_connections
 
     close_old_connections()
