@@ -1,11 +1,11 @@
 """Benchmark: the live dashboard at 200, 1,000 and 2,000 authenticated sockets, and the same updates by HTTP polling.
 
-Setup, as in production: PostgreSQL (a fresh ``axisor_rt_bench`` database) and Redis (database 4, flushed: the
-channel layer and the cache), ``--servers`` ASGI server processes (Uvicorn, the production server, then Daphne:
-``--server``) serving ``config.asgi:application`` with ``config.servers``'s flags on one shared listening socket
-(``--fd``; the kernel spreads connections over them), and one market publisher process: a
-scripted feed at 2 ticks/s behind the real ``realtime.market.MarketPublisher``, which writes the market state to the
-cache and sends each tick once to the ``market.simulator`` group through Redis.
+Setup, as in production: PostgreSQL (a fresh ``axisor_rt_bench`` database) and Redis (database 4: the channel layer
+and the cache, flushed before each server's run so that each starts cold), ``--servers`` ASGI server processes
+(Uvicorn, the production server, then Daphne: ``--server``) serving ``config.asgi:application`` with
+``config.servers``'s flags on one shared listening socket (``--fd``; the kernel spreads connections over them), and
+one market publisher process: a scripted feed at 2 ticks/s behind the real ``realtime.market.MarketPublisher``, which
+writes the market state to the cache and sends each tick once to the ``market.simulator`` group through Redis.
 
 Each of N users has a simulator account with one running trade and a logged-in session. Clients run in
 ``--client-procs`` separate processes (Python ``websockets``, same machine: they share its 2 cores with the servers),
@@ -696,6 +696,9 @@ def main() -> None:
     if any(k not in SERVERS for k in kinds):
         raise SystemExit(f"--server takes {', '.join(SERVERS)}")
     for kind, size in [(k, n) for k in kinds for n in sizes]:
+        # Every run starts cold, as after a deploy: the cache (sessions read through, snapshots' user parts) is
+        # emptied, or the second server of a side-by-side run would find the first one's snapshots cached.
+        redis.Redis.from_url(REDIS).flushdb()
         stack = _start_stack(args.servers, args.rate, log_dir, kind)
         try:
             run = Run(sockets=size, server=kind)
