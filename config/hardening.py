@@ -41,6 +41,6 @@ def refuse_unsafe_production(
     if ssl_redirect and proxy_header is None:
         raise ImproperlyConfigured(
             "SECURE_SSL_REDIRECT is on but SECURE_PROXY_SSL_HEADER is not set. Behind the TLS proxy set "
-            "SECURE_PROXY_SSL_HEADER=X-Forwarded-Proto (and make the proxy overwrite that header); if Daphne "
-            "terminates TLS itself, set SECURE_SSL_REDIRECT=false explicitly."
+            "SECURE_PROXY_SSL_HEADER=X-Forwarded-Proto (and make the proxy overwrite that header); if the ASGI "
+            "server terminates TLS itself, set SECURE_SSL_REDIRECT=false explicitly."
         )
