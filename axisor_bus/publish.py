@@ -202,6 +202,9 @@ class _Outbox:
         try:
             self.queue.put_nowait((user_id, event))
         except queue.Full:
+            if event.get("type") == "session.ended":
+                _send_user_event(user_id, event)  # a logout must close the sockets: sent at once, never dropped
+                return
             logger.warning("realtime outbox full: an event for user %s was dropped (the page re-syncs)", user_id)
 
     def flush(self, timeout: float) -> bool:

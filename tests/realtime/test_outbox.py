@@ -57,6 +57,30 @@ def test_a_full_outbox_drops_the_new_event_and_logs_it(
     assert sent == [0, 1, 2]
 
 
+def test_a_full_outbox_still_sends_a_session_end_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bus, "OUTBOX_MAX", 1)
+    release = threading.Event()
+    taken = threading.Event()
+    sent: list[str] = []
+
+    def send(user_id: int, event: dict[str, Any]) -> None:
+        if event["type"] != "session.ended":
+            taken.set()
+            release.wait(5)
+        sent.append(event["type"])
+
+    monkeypatch.setattr(bus, "_send_user_event", send)
+    outbox = bus._Outbox()  # noqa: SLF001
+    outbox.put(7, {"type": "account.changed"})
+    assert taken.wait(5)
+    outbox.put(7, {"type": "account.changed"})  # fills the queue
+    outbox.put(7, {"type": "session.ended", "reason": "logout"})  # a logout is never dropped
+    assert sent == ["session.ended"]
+    release.set()
+    assert outbox.flush(5.0)
+    assert sent == ["session.ended", "account.changed", "account.changed"]
+
+
 def test_a_failed_send_is_logged_and_the_next_events_still_leave(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
