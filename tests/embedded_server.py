@@ -76,7 +76,7 @@ def embedded_server(var_dir: Path, *, prepare: Sequence[Sequence[str]] = ()) -> 
         )
         url = f"http://127.0.0.1:{port}"
         try:
-            _wait_healthy(proc, url, log_path)
+            wait_healthy(proc, url, log_path)
             match = re.search(r"password '([^']+)'", log_path.read_text())
             assert match, "the demo login is printed on start"
             yield EmbeddedServer(
@@ -87,15 +87,21 @@ def embedded_server(var_dir: Path, *, prepare: Sequence[Sequence[str]] = ()) -> 
                 log=log_path,
             )
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+            stop_process(proc)
 
 
-def _wait_healthy(proc: subprocess.Popen[bytes], url: str, log_path: Path, timeout: float = 60) -> None:
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL if it has not ended within 15 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+
+
+def wait_healthy(proc: subprocess.Popen[bytes], url: str, log_path: Path, timeout: float = 60) -> None:
+    """Until ``url``/healthz answers 200; fails with the server's log if it exits or does not answer in time."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None, log_path.read_text()

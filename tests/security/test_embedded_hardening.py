@@ -12,17 +12,16 @@ import json
 import stat
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 
 import pytest
 import requests
-from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import ClientConnection, connect
-from websockets.typing import Origin
+from websockets.sync.client import ClientConnection
 
 from lnmarkets.simulator.server import SAVE_EVERY
 from realtime.consumers import CLOSE_TOO_LARGE
 from tests.embedded_server import EmbeddedServer, embedded_server
+from tests.security.wire import close_code, dashboard_socket
 
 
 @pytest.fixture(scope="module")
@@ -45,26 +44,8 @@ def session(server: EmbeddedServer) -> requests.Session:
     return s
 
 
-@contextmanager
-def _socket(server: EmbeddedServer, session: requests.Session) -> Iterator[ClientConnection]:
-    ws_url = server.url.replace("http://", "ws://") + "/ws/dashboard/"
-    with connect(
-        ws_url,
-        origin=Origin(server.url),
-        additional_headers={"Cookie": f"sessionid={session.cookies['sessionid']}"},
-        max_size=None,
-        open_timeout=10,
-    ) as ws:
-        assert json.loads(ws.recv(timeout=10))["type"] == "snapshot"
-        yield ws
-
-
-def _close_code(ws: ClientConnection) -> int | None:
-    try:
-        while True:
-            ws.recv(timeout=10)
-    except ConnectionClosed as closed:
-        return closed.rcvd.code if closed.rcvd else None
+def _socket(server: EmbeddedServer, session: requests.Session) -> AbstractContextManager[ClientConnection]:
+    return dashboard_socket(server.url, session)
 
 
 @pytest.mark.parametrize("size", [16 * 1024 + 1, 40 * 1024, 64 * 1024 - 64])
@@ -73,7 +54,7 @@ def test_item3_frames_of_16_to_64_kib_close_with_4009_through_daphne(server, ses
         ws.send('"' + "x" * (size - 2) + '"')
         reply = json.loads(ws.recv(timeout=10))
         assert reply["data"]["code"] == "too_large"
-        assert _close_code(ws) == CLOSE_TOO_LARGE
+        assert close_code(ws) == CLOSE_TOO_LARGE
 
 
 def test_item4_nested_frames_are_bad_json_and_the_socket_lives_on(server, session) -> None:
@@ -91,7 +72,7 @@ def test_no_traceback_and_no_1011_in_the_server_log(server, session) -> None:
         ws.recv(timeout=10)
         ws.send("x" * (20 * 1024))
         ws.recv(timeout=10)
-        assert _close_code(ws) == CLOSE_TOO_LARGE
+        assert close_code(ws) == CLOSE_TOO_LARGE
     time.sleep(0.5)
     log = server.log.read_text()
     assert "Traceback" not in log

@@ -18,19 +18,18 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import requests
-from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import ClientConnection, connect
-from websockets.typing import Origin
+from websockets.sync.client import ClientConnection
 
 from config.servers import APPLICATION, UVICORN_ARGS
 from realtime.consumers import CLOSE_TOO_LARGE
-from tests.embedded_server import ROOT, free_port, manage
+from tests.embedded_server import ROOT, free_port, manage, stop_process, wait_healthy
+from tests.security.wire import close_code, dashboard_socket
 
 pytestmark = pytest.mark.slow
 PASSWORD = "uvicorn-hardening-pw-1"  # noqa: S105 - a throwaway test login
@@ -61,24 +60,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                assert proc.poll() is None, log_path.read_text()
-                try:
-                    if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
-                        break
-                except requests.ConnectionError:
-                    pass
-                assert time.monotonic() < deadline, "uvicorn did not answer within 60 s"
-                time.sleep(0.3)
+            wait_healthy(proc, url, log_path)
             yield Server(url=url, log=log_path)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+            stop_process(proc)
 
 
 def _login(
@@ -107,25 +92,8 @@ def session(server: Server) -> requests.Session:
     return response.session  # type: ignore[attr-defined, no-any-return]
 
 
-@contextmanager
-def _socket(server: Server, session: requests.Session) -> Iterator[ClientConnection]:
-    with connect(
-        server.url.replace("http://", "ws://") + "/ws/dashboard/",
-        origin=Origin(server.url),
-        additional_headers={"Cookie": f"sessionid={session.cookies['sessionid']}"},
-        max_size=None,
-        open_timeout=10,
-    ) as ws:
-        assert json.loads(ws.recv(timeout=10))["type"] == "snapshot"
-        yield ws
-
-
-def _close_code(ws: ClientConnection) -> int | None:
-    try:
-        while True:
-            ws.recv(timeout=10)
-    except ConnectionClosed as closed:
-        return closed.rcvd.code if closed.rcvd else None
+def _socket(server: Server, session: requests.Session) -> AbstractContextManager[ClientConnection]:
+    return dashboard_socket(server.url, session)
 
 
 @pytest.mark.parametrize("size", [16 * 1024 + 1, 64 * 1024 - 64])
@@ -133,13 +101,13 @@ def test_frames_of_16_to_64_kib_close_with_the_applications_4009(server: Server,
     with _socket(server, session) as ws:
         ws.send('"' + "x" * (size - 2) + '"')
         assert json.loads(ws.recv(timeout=10))["data"]["code"] == "too_large"
-        assert _close_code(ws) == CLOSE_TOO_LARGE
+        assert close_code(ws) == CLOSE_TOO_LARGE
 
 
 def test_a_frame_over_64_kib_is_refused_by_the_server_with_1009(server: Server, session) -> None:
     with _socket(server, session) as ws:
         ws.send("x" * (64 * 1024 + 1))
-        assert _close_code(ws) == 1009
+        assert close_code(ws) == 1009
 
 
 def test_nested_frames_are_bad_json_and_the_socket_lives_on(server: Server, session) -> None:
@@ -173,7 +141,7 @@ def test_no_traceback_and_no_1011_in_the_server_log(server: Server, session) -> 
     with _socket(server, session) as ws:
         ws.send("x" * (20 * 1024))
         ws.recv(timeout=10)
-        assert _close_code(ws) == CLOSE_TOO_LARGE
+        assert close_code(ws) == CLOSE_TOO_LARGE
     time.sleep(0.5)
     log = server.log.read_text()
     assert "Traceback" not in log
