@@ -4,7 +4,7 @@ the ``sockets`` field of the HTTP fallback."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -20,6 +20,15 @@ from realtime.consumers import CLOSE_PAUSED
 from tests.realtime.conftest import communicator, connect_as, session_cookie
 
 OPS_URL = "/realtime/ops/"
+
+
+@pytest.fixture(autouse=True)
+def _sockets_open() -> Iterator[None]:
+    """Each test starts and ends with live sockets open: the flag lives in the shared cache (Redis in the PostgreSQL
+    pass), where another test's pause would otherwise still be set (CI once failed the first test here on it)."""
+    cache.delete(ops.PAUSED_KEY)
+    yield
+    cache.delete(ops.PAUSED_KEY)
 
 
 @pytest.fixture
