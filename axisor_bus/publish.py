@@ -149,10 +149,19 @@ def _seq_key(user_id: int) -> str:
     return f"realtime:user-seq:{int(user_id)}"
 
 
+def user_seq_key(user_id: int) -> str:
+    """The cache key of ``user_id``'s ``event_seq`` counter, for a reader that fetches it with other keys at once."""
+    return _seq_key(user_id)
+
+
+def user_seq_value(value: object) -> int:
+    """The ``event_seq`` from the cached value of ``user_seq_key`` (0 when there is none)."""
+    return int(value) if isinstance(value, int | str) else 0
+
+
 def current_user_seq(user_id: int) -> int:
     """The last ``event_seq`` issued to ``user_id`` (0 when none): read by the consumer before its snapshot."""
-    value = cache.get(_seq_key(user_id))
-    return int(value) if value is not None else 0
+    return user_seq_value(cache.get(_seq_key(user_id)))
 
 
 def next_user_seq(user_id: int) -> int:

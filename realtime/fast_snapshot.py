@@ -113,9 +113,13 @@ class SnapshotFastPath:
         close_old_connections()  # as Django's request_started does
         try:
             response: HttpResponse = self._handler(ASGIRequest(scope, io.BytesIO(body)))
-            return response
-        finally:
-            close_old_connections()  # and request_finished: the connection goes back to the pool
+        except BaseException:
+            close_old_connections()
+            raise
+        # request_finished (closing old connections, caches, the urlconf), here: this thread holds the database
+        # connection; the body is already bytes.
+        response.close()
+        return response
 
 
 async def _read_body(receive: Receive) -> bytes | None:
@@ -130,9 +134,8 @@ async def _read_body(receive: Receive) -> bytes | None:
 
 
 async def _send(send: Send, response: HttpResponse) -> None:
-    """The response as Django's ASGI handler sends it: its headers, then each cookie as a ``Set-Cookie``."""
+    """The (closed) response as Django's ASGI handler sends it: its headers, then each cookie as a ``Set-Cookie``."""
     headers = [(name.encode("latin-1"), str(value).encode("latin-1")) for name, value in response.items()]
     headers += [(b"Set-Cookie", c.output(header="").strip().encode("ascii")) for c in response.cookies.values()]
     await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
     await send({"type": "http.response.body", "body": response.content})
-    response.close()

@@ -53,7 +53,12 @@ async def sockets_paused_async() -> bool:
 
 def sockets_mode() -> SocketsMode:
     """``"paused"`` or ``"open"``: the ``sockets`` field of the HTTP fallback snapshot."""
-    return "paused" if sockets_paused() else "open"
+    return mode_of(cache.get(PAUSED_KEY))
+
+
+def mode_of(value: object) -> SocketsMode:
+    """``sockets_mode`` from the cached value of ``PAUSED_KEY`` (read with other keys at once by the fallback)."""
+    return "paused" if value is not None else "open"
 
 
 def sockets_state() -> SocketsState:

@@ -27,7 +27,7 @@ from accounts.models import User
 from config.params import parse_id
 from realtime import ops
 from realtime.snapshot import Snapshot, build_snapshot
-from realtime.snapshot_cache import cached_snapshot
+from realtime.snapshot_cache import fallback_snapshot
 
 View = Callable[..., HttpResponse]
 
@@ -54,15 +54,10 @@ def _json_login_required(view: View) -> View:
 def _snapshot_response(user: User, account_id: int | None) -> JsonResponse:
     """The snapshot from its shared parts (``realtime.snapshot_cache``); 404 for an account the user does not own
     (the same answer as one that does not exist)."""
-    data, _rows, _seq = cached_snapshot(user=user, account_id=account_id)
+    data, sockets = fallback_snapshot(user=user, account_id=account_id)
     if account_id is not None and (data["account"] is None or data["account"]["id"] != account_id):
         return JsonResponse({"error": "not_found"}, status=404)
-    body: FallbackSnapshot = {
-        "type": "snapshot",
-        "ts": timezone.now().isoformat(),
-        "sockets": ops.sockets_mode(),
-        "data": data,
-    }
+    body: FallbackSnapshot = {"type": "snapshot", "ts": timezone.now().isoformat(), "sockets": sockets, "data": data}
     return JsonResponse(body)
 
 

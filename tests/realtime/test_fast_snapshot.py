@@ -153,7 +153,7 @@ async def test_an_exhausted_database_pool_is_a_503_with_retry_after(alice: User,
     cookie = await sync_to_async(_cookie)(alice)
     exhausted = OperationalError("couldn't get a connection")
     exhausted.__cause__ = PoolTimeout("pool exhausted")
-    with mock.patch("realtime.views.cached_snapshot", side_effect=exhausted):
+    with mock.patch("realtime.views.fallback_snapshot", side_effect=exhausted):
         fast = await _call(SnapshotFastPath(django_asgi_app), cookie=cookie)
     assert fast["status"] == 503
     assert dict(fast["headers"])["retry-after"] == "5"

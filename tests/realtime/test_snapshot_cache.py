@@ -93,3 +93,63 @@ def test_a_poll_costs_two_queries_once_the_user_part_is_cached(
         with django_assert_max_num_queries(2):  # the session and its user; the rest from the shared parts
             body = client.get(url).json()
         assert body["data"]["account"]["id"] == account.pk
+
+
+def test_a_part_stored_at_an_older_event_seq_is_never_served(
+    alice: User, make_account: Callable[..., ExchangeAccount], make_trade: Callable[..., TrackedTrade]
+) -> None:
+    """A slow reader that read the counter before an event may store its part after a newer one: the stored number
+    is older than the current one, so the next read builds the part again instead of serving it."""
+    from django.core.cache import cache
+
+    from realtime.snapshot_cache import _key
+
+    account = make_account(alice)
+    make_trade(account, "t-1")
+    _, _, seq = cached_snapshot(user=alice)
+    stale = cache.get(_key(alice.pk, None))
+    assert stale["event_seq"] == seq
+    make_trade(account, "t-2")
+    next_user_seq(alice.pk)
+    _, rows, new_seq = cached_snapshot(user=alice)
+    assert len(rows) == 2
+    cache.set(_key(alice.pk, None), stale)  # the slow reader's part lands last
+    _, rows, again = cached_snapshot(user=alice)
+    assert again == new_seq == seq + 1
+    assert sorted(r["trade_id"] for r in rows) == ["t-1", "t-2"]
+
+
+def test_the_fallback_reads_the_counter_its_part_and_the_sockets_flag_in_one_cache_call(
+    monkeypatch: pytest.MonkeyPatch, alice: User, make_account: Callable[..., ExchangeAccount]
+) -> None:
+    from django.core.cache import cache
+
+    from realtime import ops
+    from realtime.snapshot_cache import fallback_snapshot
+
+    make_account(alice)
+    assert fallback_snapshot(user=alice)[1] == "open"  # builds and stores the part
+    calls: list[str] = []
+    depth = [0]  # the local-memory cache's get_many calls get: count the outermost call only
+    for name in ("get", "get_many", "set"):
+        real = getattr(cache, name)
+
+        def counted(key: Any, *args: Any, _name: str = name, _real: Any = real, **kwargs: Any) -> Any:  # noqa: ANN401
+            if not depth[0] and "market" not in str(key):  # the market part: once per refresh period per process
+                calls.append(_name)
+            depth[0] += 1
+            try:
+                return _real(key, *args, **kwargs)
+            finally:
+                depth[0] -= 1
+
+        monkeypatch.setattr(cache, name, counted)
+    data, sockets = fallback_snapshot(user=alice)
+    assert (sockets, calls) == ("open", ["get_many"])
+    assert data["account"] is not None
+    monkeypatch.undo()
+    cache.set(ops.PAUSED_KEY, {"by": "staff"}, None)
+    try:
+        assert fallback_snapshot(user=alice)[1] == "paused"
+    finally:
+        cache.delete(ops.PAUSED_KEY)
