@@ -25,9 +25,12 @@ growth. Then the **reconnect storm**: every client closes its socket and opens i
 restart); ``storm_ok_pct`` = sockets with their snapshot within 30 s.
 
 Then the sockets close and the same N users poll ``/realtime/api/snapshot/`` every ``--poll-interval`` seconds
-(random phase), as the browser does while its socket is down, for the same window: requests served per second,
-5xx answers, round trip, and the delivery latency of each tick through polling (arrival of the first response
-showing that tick's price or a newer one − the tick's ``received_at``, so it includes the wait for the next poll).
+on a fixed cadence from a random phase, as the browser's ``setInterval`` does while its socket is down (a slow
+answer does not hold back the next request: N users every 5 s offer N / 5 requests/s): answers per second over the
+``--seconds`` window that starts once every poller has begun, 5xx answers, round trip, and the delivery latency of
+each tick through polling (arrival of the first response showing that tick's price or a newer one − the tick's
+``received_at``, so it includes the wait for the next poll). Before #14's last change the pollers waited for each
+answer before the next interval, which offered less than N / 5 requests/s whenever answers took time.
 
 By default everything runs on both servers in one run, side by side (T18): ``--server uvicorn,daphne``.
 
@@ -283,43 +286,52 @@ async def _sockets_phase(base: str, cookies: list[str], ramp: float, ready_timeo
     return result
 
 
-async def _poll_phase(base: str, cookies: list[str], interval: float, seconds: float) -> dict[str, Any]:
-    """Each user polls the snapshot endpoint every ``interval`` s (random phase) for ``seconds``."""
+async def _poll_phase(base: str, cookies: list[str], interval: float, until: float) -> dict[str, Any]:
+    """Each user polls the snapshot endpoint every ``interval`` s on a fixed cadence from a random phase, until the
+    wall time ``until``: ``dashboard.js`` polls with ``setInterval``, so a slow answer does not delay the next
+    request (2,000 users every 5 s offer 400 requests/s whatever the server does). Returns each answer's arrival."""
     import aiohttp
 
     rtts: list[float] = []
+    done: list[float] = []  # wall time of each 200 answer
     seen: list[list[tuple[float, float]]] = []  # per poller: (response arrival, received_at of its price)
     errors: dict[str, int] = {}
-    end = time.monotonic() + seconds
+
+    async def one(session: aiohttp.ClientSession, cookie: str, mine: list[tuple[float, float]]) -> None:
+        started = time.perf_counter()
+        try:
+            async with session.get(
+                f"{base}/realtime/api/snapshot/", headers={"Cookie": f"sessionid={cookie}"}
+            ) as response:
+                body = await response.json() if response.status == 200 else None
+                now = time.time()
+                if body is None:
+                    errors[str(response.status)] = errors.get(str(response.status), 0) + 1
+                    return
+                rtts.append((time.perf_counter() - started) * 1000)
+                done.append(now)
+                received = body["data"]["market"].get("received_at")
+                if received:
+                    mine.append((now, datetime.fromisoformat(received).timestamp()))
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
 
     async def poller(session: aiohttp.ClientSession, cookie: str) -> None:
         mine: list[tuple[float, float]] = []
         seen.append(mine)
-        await asyncio.sleep(random.uniform(0, interval))
-        while time.monotonic() < end:
-            started = time.perf_counter()
-            try:
-                async with session.get(
-                    f"{base}/realtime/api/snapshot/", headers={"Cookie": f"sessionid={cookie}"}
-                ) as response:
-                    body = await response.json() if response.status == 200 else None
-                    now = time.time()
-                    if body is None:
-                        errors[str(response.status)] = errors.get(str(response.status), 0) + 1
-                    else:
-                        rtts.append((time.perf_counter() - started) * 1000)
-                        received = body["data"]["market"].get("received_at")
-                        if received:
-                            mine.append((now, datetime.fromisoformat(received).timestamp()))
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
-            await asyncio.sleep(interval)
+        requests: list[asyncio.Task[None]] = []
+        at = time.time() + random.uniform(0, interval)
+        while at < until:
+            await asyncio.sleep(max(0.0, at - time.time()))
+            requests.append(asyncio.create_task(one(session, cookie, mine)))
+            at += interval
+        await asyncio.gather(*requests)
 
     connector = aiohttp.TCPConnector(limit=0)
     timeout = aiohttp.ClientTimeout(total=30)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout, cookie_jar=aiohttp.DummyCookieJar()) as s:
         await asyncio.gather(*(poller(s, c) for c in cookies))
-    return {"rtts": rtts, "seen": seen, "errors": errors}
+    return {"rtts": rtts, "done": done, "seen": seen, "errors": errors}
 
 
 def client_main(argv: list[str]) -> None:
@@ -329,7 +341,7 @@ def client_main(argv: list[str]) -> None:
     if mode == "sockets":
         result = asyncio.run(_sockets_phase(base, cookies, ramp=float(argv[2]), ready_timeout=float(argv[3])))
     else:
-        result = asyncio.run(_poll_phase(base, cookies, interval=float(argv[2]), seconds=float(argv[3])))
+        result = asyncio.run(_poll_phase(base, cookies, interval=float(argv[2]), until=float(argv[3])))
     print(json.dumps(result), flush=True)
 
 
@@ -634,19 +646,24 @@ def _measure(stack: Stack, cookies: list[str], args: argparse.Namespace, redis_p
     expected = max(1, published1 - published0) * len(cookies)
     run.delivered_pct = 100.0 * sum(tickers) / expected
 
-    pollers = _clients("poll", stack.base, cookies, args.client_procs, str(args.poll_interval), str(args.seconds))
+    # The pollers start within one interval (random phases) and keep their cadence past the measured window, which
+    # is the ``--seconds`` after that first interval: every poller sends exactly once per interval inside it, so a
+    # server that keeps up answers N / interval requests per second there.
+    began = time.time() + 1.0
+    window = (began + args.poll_interval, began + args.poll_interval + args.seconds)
+    pollers = _clients("poll", stack.base, cookies, args.client_procs, str(args.poll_interval), str(window[1] + 1.0))
+    time.sleep(max(0.0, window[0] - time.time()))
     cpu0 = _cpu_of({"server": stack.pids()})
-    t0 = time.monotonic()
+    time.sleep(max(0.0, window[1] - time.time()))
+    run.poll_cpu_pct = 100 * (_cpu_of({"server": stack.pids()})["server"] - cpu0["server"]) / args.seconds
     polled = [_line(c) for c in pollers]
-    elapsed = time.monotonic() - t0
     for c in pollers:
         c.wait(timeout=60)
-    run.poll_cpu_pct = 100 * (_cpu_of({"server": stack.pids()})["server"] - cpu0["server"]) / elapsed
     rtts = [v for r in polled for v in r["rtts"]]
     ages = _poll_latencies([seen for r in polled for seen in r["seen"]], stack.ticks)
     run.poll_rtt_p50_ms, run.poll_rtt_p99_ms = _pct(rtts, 0.5), _pct(rtts, 0.99)
     run.poll_p50_ms, run.poll_p99_ms = _pct(ages, 0.5), _pct(ages, 0.99)
-    run.poll_requests_per_s = len(rtts) / elapsed
+    run.poll_requests_per_s = sum(1 for r in polled for t in r["done"] if window[0] <= t < window[1]) / args.seconds
     for r in polled:
         for k, v in r["errors"].items():
             run.poll_errors[k] = run.poll_errors.get(k, 0) + v
