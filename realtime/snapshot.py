@@ -144,21 +144,28 @@ def account_for_user(*, user: User, account_id: int | None = None) -> ExchangeAc
     return accounts.filter(is_active=True).first() or accounts.order_by("label", "id").first()
 
 
-def _guards(account: ExchangeAccount) -> list[tuple[int, str, tuple[str, ...]]]:
-    """(automation id, name, trade ids) of the account's active trade-watching automations."""
+def _automations(account: ExchangeAccount) -> list[Automation]:
+    """The account's automations, by name (what the dashboard lists, and what guards its positions)."""
+    return list(Automation.objects.filter(account=account).order_by("name", "id"))
+
+
+def _guards(automations: list[Automation]) -> list[tuple[int, str, tuple[str, ...]]]:
+    """(automation id, name, trade ids) of the active trade-watching ones among ``automations``."""
     guards: list[tuple[int, str, tuple[str, ...]]] = []
-    kinds = [key for key, kind in KINDS.items() if kind.on_trades]
-    for automation in Automation.objects.filter(account=account, kind__in=kinds, status=Automation.Status.ACTIVE):
+    kinds = {key for key, kind in KINDS.items() if kind.on_trades}
+    for automation in automations:
+        if automation.kind not in kinds or automation.status != Automation.Status.ACTIVE:
+            continue
         raw = automation.config.get("trade_ids") if isinstance(automation.config, dict) else None
         trade_ids = tuple(str(t) for t in raw) if isinstance(raw, list | tuple) else ()
         guards.append((automation.pk, automation.name, trade_ids))
     return guards
 
 
-def position_rows(account: ExchangeAccount) -> list[PositionRow]:
+def position_rows(account: ExchangeAccount, automations: list[Automation] | None = None) -> list[PositionRow]:
     """The account's running trades with the automations that guard each (the engine's scope rule: managed trades,
-    all of them or the listed ``trade_ids``)."""
-    guards = _guards(account)
+    all of them or the listed ``trade_ids``); ``automations``: the account's, when already read."""
+    guards = _guards(_automations(account) if automations is None else automations)
     rows: list[PositionRow] = []
     trades = TrackedTrade.objects.filter(account=account, state=TrackedTrade.State.RUNNING).order_by("-first_seen_at")
     for trade in trades:
@@ -257,8 +264,8 @@ def status_data(market: MarketData) -> StatusData:
     }
 
 
-def automations_data(account: ExchangeAccount) -> AutomationsData:
-    """The account's automations with their status."""
+def automations_data(account: ExchangeAccount, automations: list[Automation] | None = None) -> AutomationsData:
+    """The account's automations with their status (``automations``: the account's, when already read)."""
     items: list[AutomationData] = [
         {
             "id": a.pk,
@@ -268,7 +275,7 @@ def automations_data(account: ExchangeAccount) -> AutomationsData:
             "status_message": a.status_message,
             "last_evaluated_at": _iso(a.last_evaluated_at),
         }
-        for a in Automation.objects.filter(account=account).order_by("name", "id")
+        for a in (_automations(account) if automations is None else automations)
     ]
     active = sum(1 for a in items if a["status"] == Automation.Status.ACTIVE)
     return {"account_id": account.pk, "count": len(items), "active": active, "items": items}
@@ -295,21 +302,46 @@ def audit_entry_for_account(*, account_id: int, entry_id: int) -> AuditData | No
     return None if entry is None else audit_data(entry)
 
 
-def account_parts(account: ExchangeAccount) -> tuple[list[PositionRow], PositionsData, BalanceData]:
-    """Rows, marked positions and balance of ``account`` at the cached market price."""
-    rows = position_rows(account)
-    positions = mark_positions(account.pk, rows, market_state(account.network)["last"])
+def account_parts(
+    account: ExchangeAccount, automations: list[Automation] | None = None, market: MarketData | None = None
+) -> tuple[list[PositionRow], PositionsData, BalanceData]:
+    """Rows, marked positions and balance of ``account`` at the cached market price (``automations``, ``market``:
+    when already read)."""
+    rows = position_rows(account, automations)
+    positions = mark_positions(account.pk, rows, (market or market_state(account.network))["last"])
     return rows, positions, balance_data(account, positions)
+
+
+# What ``account_data``, ``balance_data`` and the market read of an account (not its credentials).
+_ACCOUNT_FIELDS = (
+    "owner_id",
+    "label",
+    "network",
+    "is_active",
+    "kill_switch",
+    "entries_halted",
+    "balance",
+    "balance_updated_at",
+)
 
 
 def build_snapshot(*, user: User, account_id: int | None = None) -> tuple[Snapshot, list[PositionRow]]:
     """The full dashboard state of ``user`` for ``account_id`` (owned) or the active account.
 
     Returns the snapshot and the raw position rows (for re-marking on ticks). An account id the user does not own
-    gives the same answer as having no account: ``account`` is ``None``.
+    gives the same answer as having no account: ``account`` is ``None``. Four queries: the user's accounts, the shown
+    account's automations, running trades and latest audit entries (a cold snapshot of every socket of a storm).
     """
-    account = account_for_user(user=user, account_id=account_id)
-    accounts = [account_data(a) for a in ExchangeAccount.objects.filter(owner=user).order_by("-is_active", "label")]
+    # The active account sorts first (at most one per user); without one, the first by label is shown, as
+    # ``account_for_user`` chooses.
+    owned = list(
+        ExchangeAccount.objects.filter(owner=user).only(*_ACCOUNT_FIELDS).order_by("-is_active", "label", "id")
+    )
+    if account_id is not None:
+        account = next((a for a in owned if a.pk == account_id), None)
+    else:
+        account = owned[0] if owned else None
+    accounts = [account_data(a) for a in owned]
     if account is None:
         snap: Snapshot = {
             "account": None,
@@ -321,7 +353,9 @@ def build_snapshot(*, user: User, account_id: int | None = None) -> tuple[Snapsh
             "market": market_state(Network.SIMULATOR),
         }
         return snap, []
-    rows, positions, balance = account_parts(account)
+    market = market_state(account.network)
+    automations = _automations(account)
+    rows, positions, balance = account_parts(account, automations, market)
     entries = (AuditEntry.objects.filter(account=account).select_related("automation").order_by("-created_at", "-id"))[
         :AUDIT_LIMIT
     ]
@@ -331,8 +365,8 @@ def build_snapshot(*, user: User, account_id: int | None = None) -> tuple[Snapsh
         "accounts": accounts,
         "balance": balance,
         "positions": positions,
-        "automations": automations_data(account),
+        "automations": automations_data(account, automations),
         "audit": audit,
-        "market": market_state(account.network),
+        "market": market,
     }
     return snap, rows
