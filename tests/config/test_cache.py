@@ -25,3 +25,26 @@ def test_one_client_per_pool_and_the_cache_still_works() -> None:
     cache.delete_many(["k", "n"])
     assert cache.get("k") is None
     assert inner.get_client() is client
+
+
+def test_every_cache_object_of_the_process_shares_one_client() -> None:
+    """Django makes a cache object per asyncio context (each request, each socket): they must not each open their
+    own connection pool to Redis."""
+    import asyncio
+
+    from django.core.cache import caches
+
+    first = ReusingRedisCache(REDIS_URL, {"KEY_PREFIX": "test-config-cache"})
+    second = ReusingRedisCache(REDIS_URL, {"KEY_PREFIX": "other-prefix"})
+    client = first._cache.get_client()  # type: ignore[attr-defined]
+    assert second._cache.get_client() is client  # type: ignore[attr-defined]
+
+    async def in_a_task() -> Any:  # noqa: ANN401
+        cache = caches["default"]  # a new object in this task's context
+        return cache._cache.get_client()  # type: ignore[attr-defined]
+
+    async def two_tasks() -> tuple[Any, Any]:
+        return await asyncio.gather(asyncio.create_task(in_a_task()), asyncio.create_task(in_a_task()))
+
+    one, other = asyncio.run(two_tasks())
+    assert one is other
