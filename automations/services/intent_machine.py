@@ -26,7 +26,9 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Final
 
-from django.db.models import F
+from django.db import connections, router
+from django.db.models import F, Q
+from django.db.models.sql import UpdateQuery
 from django.utils import timezone
 
 from automations.models import OrderIntent
@@ -59,13 +61,40 @@ def refresh_intent(intent: OrderIntent) -> None:
     intent.refresh_from_db(fields=MUTABLE_FIELDS)
 
 
+# The columns ``_compare_and_set`` reads back: the primary key and ``MUTABLE_FIELDS``.
+_RETURNED_COLUMNS: Final[tuple[str, ...]] = tuple(
+    f.column for f in OrderIntent._meta.concrete_fields if not f.is_relation
+)
+
+
+def _compare_and_set(intent: OrderIntent, values: dict[str, object]) -> bool:
+    """``UPDATE … WHERE id = ? AND state = ? AND attempts = ? RETURNING …``: the compare-and-set and the re-read of
+    the row it wrote in one statement (PostgreSQL, SQLite ≥ 3.35). On a match the instance takes the stored row as
+    written (``F()`` expressions evaluated, concurrent counters included); without one it is re-read, as before."""
+    query = UpdateQuery(OrderIntent)
+    query.add_q(Q(pk=intent.pk, state=intent.state, attempts=intent.attempts))
+    query.add_update_values(values)
+    db = router.db_for_write(OrderIntent)
+    sql, params = query.get_compiler(db).as_sql()
+    quote = connections[db].ops.quote_name
+    returning = ", ".join(quote(column) for column in _RETURNED_COLUMNS)
+    stored = list(OrderIntent.objects.db_manager(db).raw(f"{sql} RETURNING {returning}", params))
+    if not stored:
+        refresh_intent(intent)
+        return False
+    for name in MUTABLE_FIELDS:
+        setattr(intent, name, getattr(stored[0], name))
+    return True
+
+
 class IllegalTransitionError(ValueError):
     """A programming error: the code asked for an edge the state machine does not have."""
 
 
 def transition(intent: OrderIntent, to: str, *, now: datetime | None = None, **fields: object) -> bool:
     """Move ``intent`` from the state and attempt it was read in to ``to``; False when another delivery moved it
-    first. The instance is refreshed either way, so the caller always continues from the stored truth."""
+    first. The instance holds the stored row either way (the one the update wrote, or the one that made it fail), so
+    the caller always continues from the stored truth."""
     if to not in EDGES[intent.state]:
         raise IllegalTransitionError(f"{intent.state} → {to} is not an edge of the intent state machine")
     moment = now or timezone.now()
@@ -73,13 +102,12 @@ def transition(intent: OrderIntent, to: str, *, now: datetime | None = None, **f
     if to in TERMINAL:
         values.setdefault("finished_at", moment)
         values.setdefault("next_check_at", None)
-    updated = OrderIntent.objects.filter(pk=intent.pk, state=intent.state, attempts=intent.attempts).update(**values)
-    refresh_intent(intent)
-    if updated == 1 and to in TERMINAL:
+    updated = _compare_and_set(intent, values)
+    if updated and to in TERMINAL:
         from automations.services.outcomes import intent_settled
 
         intent_settled(intent)  # the decision's final outcome, and the automation's row, told truthfully
-    return updated == 1
+    return updated
 
 
 def claim(
