@@ -99,6 +99,10 @@ def _kind(entry: AuditEntry) -> str | None:
     return None
 
 
+# The event of a kind that is not an event itself (``classify`` words a halt as a failed action).
+_KIND_EVENT = {"halted": Event.ACTION_FAILED}
+
+
 def _account_label(account: ExchangeAccount) -> str:
     return _("%(label)s (PAPER)") % {"label": account.label} if account.is_paper else account.label
 
@@ -177,13 +181,37 @@ def notifications_create(
 ) -> list[int]:
     """One pending row per ready channel of ``owner_id`` that wants ``event`` (or per ``channel_ids``); the delivery
     tasks are queued after the commit. Keys are ``{event}:{source}:{channel}``: deriving twice creates nothing."""
+    return _notifications_create_for(
+        channels_wanting(owner_id, event, channel_ids),
+        event=event,
+        title=title,
+        body=body,
+        source=source,
+        protective=protective,
+        source_at=source_at,
+    )
+
+
+def channels_wanting(owner_id: int, event: str, channel_ids: list[int] | None = None) -> list[Channel]:
+    """The ready channels of ``owner_id`` that want ``event`` (among ``channel_ids`` when given): one query."""
     channels = Channel.objects.filter(owner_id=owner_id, is_enabled=True).exclude(address="")
     if channel_ids is not None:
         channels = channels.filter(pk__in=channel_ids)
+    return [channel for channel in channels if channel.is_ready and channel.wants(event)]
+
+
+def _notifications_create_for(
+    channels: list[Channel],
+    *,
+    event: str,
+    title: str,
+    body: str,
+    source: str,
+    protective: bool,
+    source_at: datetime | None,
+) -> list[int]:
     created: list[int] = []
     for channel in channels:
-        if not channel.is_ready or not channel.wants(event):
-            continue
         fields: dict[str, Any] = {"channel": channel, "event": event, "title": title[:200], "body": body}
         fields["protective"] = protective
         if source_at is not None:
@@ -234,14 +262,20 @@ def calls_for_notification(entry: AuditEntry) -> bool:
 
 
 def notifications_from_audit(entry: AuditEntry) -> list[int]:
-    if _kind(entry) is None:
+    """The notifications ``entry`` calls for. The owner's channels are read first: when none wants the event (most
+    owners of a crash tick), nothing is worded and the owner's language is not read (one query instead of three)."""
+    kind = _kind(entry)
+    if kind is None:
+        return []
+    channels = channels_wanting(entry.account.owner_id, _KIND_EVENT.get(kind, kind))
+    if not channels:
         return []
     with owner_language(entry.account.owner_id):
         derived = classify(entry)
     if derived is None:
         return []
-    return notifications_create(
-        owner_id=entry.account.owner_id,
+    return _notifications_create_for(
+        [channel for channel in channels if channel.wants(derived.event)],
         event=derived.event,
         title=derived.title,
         body=derived.body,
