@@ -32,6 +32,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
+from django.db.models.signals import post_save
 from django.utils import timezone
 
 from accounts.crypto import CredentialDecryptionError
@@ -109,13 +110,17 @@ def attempt_windows(now: datetime) -> tuple[datetime, datetime]:
 # --- audit and failure accounting ------------------------------------------------------------------------------
 
 
-def _audit(intent: OrderIntent, outcome: str, message: str | Said, event: str = AuditEntry.Event.ORDER) -> None:
-    """One audit entry of ``intent``; a ``Said`` (message key and parameters) is shown in the reader's language."""
+def _audit_entry(
+    intent: OrderIntent, outcome: str, message: str | Said, event: str = AuditEntry.Event.ORDER
+) -> AuditEntry:
+    """One unsaved audit entry of ``intent``; a ``Said`` (message key and parameters) is shown in the reader's
+    language."""
     said = message if isinstance(message, Said) else None
     inputs = {"client_id": intent.client_id, "action": intent.action, "attempts": str(intent.attempts)}
-    entry = AuditEntry.objects.create(
+    return AuditEntry(
         account=intent.account,  # the cached row: whoever reads the entry's account next (notifications) needs no query
-        automation_id=intent.automation_id,
+        # the cached rows: the notification derived from the entry reads its automation and intent without a query
+        automation=intent.automation if intent.automation_id else None,
         intent=intent,
         kind=intent.automation.kind if intent.automation_id and intent.automation else "",
         event=event,
@@ -123,7 +128,24 @@ def _audit(intent: OrderIntent, outcome: str, message: str | Said, event: str = 
         message=said.english if said is not None else str(message)[:500],
         inputs=said.inputs(inputs) if said is not None else inputs,
     )
-    publish_automation_log_on_commit(entry.pk, intent.account_id, intent.account.owner_id)
+
+
+def _audit_write(intent: OrderIntent, entries: list[AuditEntry]) -> None:
+    """Write ``entries`` in one statement, in order; each is then saved as far as its readers can tell (the
+    ``post_save`` that derives its notification, the dashboard event after the commit)."""
+    if len(entries) == 1:
+        entries[0].save(force_insert=True)
+    else:
+        AuditEntry.objects.bulk_create(entries)
+        for entry in entries:
+            post_save.send(sender=AuditEntry, instance=entry, created=True, raw=False, using=entry._state.db)
+    for entry in entries:
+        publish_automation_log_on_commit(entry.pk, intent.account_id, intent.account.owner_id)
+
+
+def _audit(intent: OrderIntent, outcome: str, message: str | Said, event: str = AuditEntry.Event.ORDER) -> None:
+    """One audit entry of ``intent``; a ``Said`` (message key and parameters) is shown in the reader's language."""
+    _audit_write(intent, [_audit_entry(intent, outcome, message, event)])
 
 
 def _record_failure(intent: OrderIntent, error: str) -> None:
@@ -205,9 +227,11 @@ def _look_up(client: RestClient, intent: OrderIntent) -> Found:
 # --- settling ------------------------------------------------------------------------------------------------------
 
 
-def _settle(client: RestClient, intent: OrderIntent, found: Found) -> list[int]:
+def _settle(client: RestClient, intent: OrderIntent, found: Found, *, accepted: Trade | None = None) -> list[int]:
     """The action took effect (or nothing is left to do): RECONCILED, with the tracked trade, the audit entry and
-    the follow-ups written in the same transaction, from what is in hand (no I/O before the terminal state)."""
+    the follow-ups written in the same transaction, from what is in hand (no I/O before the terminal state).
+    ``accepted``: the exchange's answer to this intent's order, told by an entry of its own before the outcome's (in
+    the same statement; only the delivery whose RECONCILED compare-and-set succeeds writes it)."""
     fields: dict[str, Any] = {}
     if found.trade is not None:
         fields["trade_id"] = intent.trade_id or found.trade.id
@@ -220,13 +244,22 @@ def _settle(client: RestClient, intent: OrderIntent, found: Found) -> list[int]:
         if not transition(intent, State.RECONCILED, **fields):
             return []  # another delivery settled it
         action.bookkeeping(TRADES, intent, params, found)
-        ExchangeAccount.objects.filter(pk=intent.account_id, consecutive_failures__gt=0).update(consecutive_failures=0)
+        if intent.account.consecutive_failures:
+            # Read with the intent at the start of this delivery; a failure counted since then is not undone (the
+            # breaker errs on the side of halting entries, never on the side of sending them).
+            ExchangeAccount.objects.filter(pk=intent.account_id, consecutive_failures__gt=0).update(
+                consecutive_failures=0
+            )
         if found.trade is not None:
             key = "intent_done_note" if found.note else "intent_done"
             said = say(key, action=intent.action, trade=found.trade.id, note=found.note)
         else:
             said = say("intent_note", action=intent.action, note=found.note or "done")
-        _audit(intent, AuditEntry.Outcome.OK, said, event=AuditEntry.Event.RECONCILE)
+        entries = [_audit_entry(intent, AuditEntry.Outcome.OK, said, event=AuditEntry.Event.RECONCILE)]
+        if accepted is not None:
+            told = say("intent_accepted", action=intent.action, trade=accepted.id)
+            entries.insert(0, _audit_entry(intent, AuditEntry.Outcome.OK, told))
+        _audit_write(intent, entries)
         followups = action.followups(intent, params, found.trade)
         for followup in followups:
             followup.save()
@@ -245,7 +278,10 @@ def _settle_acked(client: RestClient, intent: OrderIntent) -> list[int]:
     if trade is None:
         found = _look_up(client, intent)
         trade = found.trade
-    return _settle(client, intent, Found("done", trade, note="confirmed by the order response"))
+    # The acceptance is told with the outcome (``_after_ack``), unless an earlier version told it on its own.
+    told = AuditEntry.objects.filter(intent=intent, event=AuditEntry.Event.ORDER, outcome=AuditEntry.Outcome.OK)
+    accepted = trade if trade is not None and not told.exists() else None
+    return _settle(client, intent, Found("done", trade, note="confirmed by the order response"), accepted=accepted)
 
 
 # --- the entry point -----------------------------------------------------------------------------------------------
@@ -291,7 +327,7 @@ def order_intent_execute(*, intent_id: int) -> list[int]:
     )
     if not counted:
         return []
-    intent = OrderIntent.objects.select_related("account", "automation", "parent").filter(pk=intent_id).first()
+    intent = OrderIntent.objects.select_related("account", "automation").filter(pk=intent_id).first()
     if intent is None or intent.is_terminal:
         return []
     try:
@@ -442,8 +478,8 @@ def _after_ack(client: RestClient, intent: OrderIntent, trade: Trade) -> list[in
         # Only a delivery that found this attempt's effect at the exchange can have moved it: it is settled.
         logger.warning("intent %s: acknowledged, but already moved to %s by another delivery", intent.pk, intent.state)
         return []
-    _audit(intent, AuditEntry.Outcome.OK, say("intent_accepted", action=intent.action, trade=trade.id))
-    return _settle(client, intent, Found("done", trade, note="confirmed by the order response"))
+    # The acceptance is told in the settling transaction, with the outcome (one statement for both entries).
+    return _settle(client, intent, Found("done", trade, note="confirmed by the order response"), accepted=trade)
 
 
 def _after_ambiguous(client: RestClient, intent: OrderIntent, exc: AmbiguousOutcomeError) -> list[int]:

@@ -51,9 +51,13 @@ def _closed_reason(trade: Trade) -> str:
 _FINAL = (TrackedTrade.State.CLOSED, TrackedTrade.State.CANCELED)
 
 
-def tracked_trade_upsert(account: ExchangeAccount, trade: Trade, *, managed: bool | None = None) -> TrackedTrade:
-    """Create or refresh the tracked copy of ``trade``. ``managed=None`` keeps the stored flag (or, for a trade
-    seen for the first time, manages it only if one of the account's intents carries its ``clientId``)."""
+def _ours(by_axisor: bool, closed_reason: str) -> bool:
+    """Whether a trade's close was Axisor's: asked by us, and not the exchange's own trigger (SL, TP, liquidation)."""
+    return by_axisor and closed_reason in ("", "closed")
+
+
+def _tracked_fields(trade: Trade) -> dict[str, object]:
+    """The tracked copy's columns from the exchange's ``trade``."""
     now = timezone.now()
     fields = {
         "client_id": trade.client_id or "",
@@ -75,7 +79,19 @@ def tracked_trade_upsert(account: ExchangeAccount, trade: Trade, *, managed: boo
     if trade.closed or trade.canceled:
         fields["closed_at"] = trade.closed_at or now
         fields["closed_reason"] = _closed_reason(trade) if trade.closed else "canceled"
-    with transaction.atomic():
+    return fields
+
+
+def tracked_trade_upsert(
+    account: ExchangeAccount, trade: Trade, *, managed: bool | None = None, by_axisor: bool | None = None
+) -> TrackedTrade:
+    """Create or refresh the tracked copy of ``trade``. ``managed=None`` keeps the stored flag (or, for a trade
+    seen for the first time, manages it only if one of the account's intents carries its ``clientId``).
+    ``by_axisor`` (a close): whether Axisor asked for it, stored as ``closed_by_axisor`` in the same write; None
+    keeps the stored flag."""
+    fields = _tracked_fields(trade)
+    # No savepoint inside the settling transaction: an error here ends that transaction anyway.
+    with transaction.atomic(savepoint=False):
         row = TrackedTrade.objects.select_for_update().filter(account=account, trade_id=trade.id).first()
         if row is None:
             ours = (
@@ -83,6 +99,8 @@ def tracked_trade_upsert(account: ExchangeAccount, trade: Trade, *, managed: boo
                 and OrderIntent.objects.filter(account=account, client_id=trade.client_id).exists()
             )
             origin = TrackedTrade.Origin.AXISOR if (ours or managed) else TrackedTrade.Origin.EXTERNAL
+            if by_axisor is not None:
+                fields["closed_by_axisor"] = _ours(by_axisor, str(fields.get("closed_reason", "")))
             row = TrackedTrade.objects.create(
                 account=account, trade_id=trade.id, origin=origin, managed=bool(managed or ours), **fields
             )
@@ -101,6 +119,9 @@ def tracked_trade_upsert(account: ExchangeAccount, trade: Trade, *, managed: boo
         if row.state in _FINAL and fields["state"] not in _FINAL:
             # A closed or canceled trade never runs again: this is an older view of it (a list taken before the
             # close was recorded). Keep the newer truth.
+            if by_axisor is not None and row.closed_by_axisor != _ours(by_axisor, row.closed_reason):
+                row.closed_by_axisor = _ours(by_axisor, row.closed_reason)
+                TrackedTrade.objects.filter(pk=row.pk).update(closed_by_axisor=row.closed_by_axisor)
             return row
         if row.state != fields["state"]:
             publish_account_changed_on_commit(account.pk, account.owner_id)
@@ -108,6 +129,8 @@ def tracked_trade_upsert(account: ExchangeAccount, trade: Trade, *, managed: boo
             setattr(row, name, value)
         if managed is not None:
             row.managed = managed
+        if by_axisor is not None:
+            row.closed_by_axisor = _ours(by_axisor, row.closed_reason)
         row.save()
         return row
 
@@ -126,18 +149,25 @@ def tracked_trade_mark_closed(
     """Record that ``trade_id`` is no longer running, from the exchange's closed trade when it is in hand (no I/O).
     ``by_axisor`` says whether it was Axisor's close (a stop-loss, take-profit or liquidation stays the exchange's);
     the later, better-informed call wins (a close of ours refused as "already closed" unmarks it)."""
-    row: TrackedTrade | None
     if closed is not None and (closed.closed or closed.canceled):
-        row = tracked_trade_upsert(account, closed)
-    else:
-        row = TrackedTrade.objects.filter(account=account, trade_id=trade_id).first()
-        if row is not None and row.state in (TrackedTrade.State.RUNNING, TrackedTrade.State.OPEN):
-            _mark_closed_unseen(row)
+        # A closed trade is final (no older view to keep): its tracked copy, with whose close it was, is written in
+        # one statement; a trade not tracked yet is created by the upsert.
+        fields = _tracked_fields(closed)
+        fields["closed_by_axisor"] = _ours(by_axisor, str(fields["closed_reason"]))
+        if TrackedTrade.objects.filter(account=account, trade_id=closed.id).update(**fields):
             publish_account_changed_on_commit(account.pk, account.owner_id)
-    if row is not None:
-        ours = by_axisor and row.closed_reason in ("", "closed")
-        if row.closed_by_axisor != ours:
-            TrackedTrade.objects.filter(pk=row.pk).update(closed_by_axisor=ours)
+        else:
+            tracked_trade_upsert(account, closed, by_axisor=by_axisor)
+        return
+    row = TrackedTrade.objects.filter(account=account, trade_id=trade_id).first()
+    if row is None:
+        return
+    if row.state in (TrackedTrade.State.RUNNING, TrackedTrade.State.OPEN):
+        _mark_closed_unseen(row)
+        publish_account_changed_on_commit(account.pk, account.owner_id)
+    ours = _ours(by_axisor, row.closed_reason)
+    if row.closed_by_axisor != ours:
+        TrackedTrade.objects.filter(pk=row.pk).update(closed_by_axisor=ours)
 
 
 def tracked_trade_fill_exit(client: RestClient, account: ExchangeAccount, trade_id: str) -> None:

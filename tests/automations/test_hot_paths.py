@@ -9,14 +9,18 @@ from decimal import Decimal
 
 import pytest
 from django.db import DatabaseError, connection
+from django.db.models import F
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from accounts.models import ExchangeAccount
 from automations.exchange import public_client
-from automations.models import AuditEntry, Automation, OrderIntent
+from automations.models import AuditEntry, Automation, OrderIntent, TrackedTrade
 from automations.services import evaluation
 from automations.services.evaluation import automations_evaluate_network, market_from_ticker
+from automations.services.intent_machine import MUTABLE_FIELDS, claim, transition
 from automations.services.trades import account_reconcile
+from lnmarkets.schemas import to_wire_json
 from tests.automations.conftest import auto_entry, margin_guard
 from tests.automations.test_exactly_once import _execute, _managed_long
 
@@ -111,3 +115,119 @@ def test_executing_a_close_reads_the_account_once_and_looks_nothing_up_to_publis
     assert len(account_reads) == 1
     assert "api_secret_encrypted" in account_reads[0]
     assert not [sql for sql in selects if sql.split(" FROM ", 1)[1].startswith('"automations_auditentry"')]
+
+
+def _guarded_close(paper, exchange, client_id: str = "ax-hot-open") -> OrderIntent:
+    """A Margin Guard's close as the tick writes it: the intent and its pending decision entry."""
+    trade = _managed_long(paper, exchange, client_id)
+    guard = margin_guard(paper, threshold="5")
+    intent = OrderIntent.objects.create(
+        account=paper, automation=guard, action="close", trade_id=trade.id, protective=True
+    )
+    AuditEntry.objects.create(
+        account=paper, automation=guard, intent=intent, kind="margin_guard", event="decision", outcome="pending"
+    )
+    return intent
+
+
+def _statements(captured: list[dict[str, str]]) -> list[str]:
+    """``VERB table`` of each statement, transaction control (BEGIN, SAVEPOINT, …) left out."""
+    out = []
+    for query in captured:
+        sql = query["sql"].lstrip()
+        verb = sql.split(" ", 1)[0].upper()
+        if verb not in ("SELECT", "INSERT", "UPDATE", "DELETE"):
+            continue
+        marker = {"SELECT": " FROM ", "INSERT": " INTO ", "UPDATE": "UPDATE ", "DELETE": " FROM "}[verb]
+        out.append(f"{verb} {sql.split(marker, 1)[1].split()[0].strip(chr(34))}")
+    return out
+
+
+def test_a_protective_close_takes_eleven_statements(paper, sim, exchange):
+    # issue #14: the worker's CPU per close is mostly the ORM; each statement here is one the close needs
+    intent = _guarded_close(paper, exchange)
+    with CaptureQueriesContext(connection) as ctx:
+        assert _execute(intent.pk) is None
+    assert _statements(ctx.captured_queries) == [
+        "UPDATE automations_orderintent",  # counted and leased
+        "SELECT automations_orderintent",  # read once, with its account and automation
+        "UPDATE automations_orderintent",  # the claim, the row read back by the same statement (RETURNING)
+        "SELECT accounts_exchangeaccount",  # the credentials, at signing time
+        "UPDATE automations_orderintent",  # ACKED, the answer stored
+        "UPDATE automations_orderintent",  # RECONCILED
+        "UPDATE automations_auditentry",  # the decision's final outcome
+        "UPDATE automations_automation",  # a refused order's note cleared, if any
+        "UPDATE automations_trackedtrade",  # closed, with closed_by_axisor, in one write
+        "INSERT automations_auditentry",  # accepted, and done: one statement
+        "SELECT notifications_channel",  # the owner has no channel that wants it: nothing worded
+    ]
+    entries = AuditEntry.objects.filter(intent=intent).exclude(event=AuditEntry.Event.DECISION).order_by("pk")
+    assert [(e.event, e.outcome) for e in entries] == [("order", "ok"), ("reconcile", "ok")]
+    stored = OrderIntent.objects.get(pk=intent.pk)
+    assert stored.state == OrderIntent.State.RECONCILED
+    assert (stored.attempts, stored.sends, stored.deliveries) == (1, 1, 1)
+    row = TrackedTrade.objects.get(trade_id=stored.trade_id)
+    assert (row.state, row.closed_by_axisor) == (TrackedTrade.State.CLOSED, True)
+    assert AuditEntry.objects.get(intent=intent, event=AuditEntry.Event.DECISION).outcome == AuditEntry.Outcome.OK
+
+
+def test_a_close_after_failures_still_resets_the_failure_count(paper, sim, exchange):
+    intent = _guarded_close(paper, exchange)
+    ExchangeAccount.objects.filter(pk=paper.pk).update(consecutive_failures=2)
+    assert _execute(intent.pk) is None
+    assert ExchangeAccount.objects.get(pk=paper.pk).consecutive_failures == 0
+
+
+def test_a_transition_leaves_the_intent_exactly_as_stored(paper):
+    intent = OrderIntent.objects.create(account=paper, action="close", trade_id="t-1", protective=True)
+    OrderIntent.objects.filter(pk=intent.pk).update(deliveries=F("deliveries") + 5)  # another delivery counted it
+    now = timezone.now()
+    assert claim(intent, now=now, send_deadline=now, fence_at=now)
+    stored = OrderIntent.objects.get(pk=intent.pk)
+    assert {name: getattr(intent, name) for name in MUTABLE_FIELDS} == {
+        name: getattr(stored, name) for name in MUTABLE_FIELDS
+    }
+    assert (intent.state, intent.attempts, intent.sends, intent.deliveries) == ("submitting", 1, 1, 5)
+    # a compare-and-set on the old attempt matches nothing and leaves the instance as stored
+    stale = OrderIntent.objects.get(pk=intent.pk)
+    stale.attempts = 0
+    assert not transition(stale, OrderIntent.State.RECONCILED)
+    assert (stale.state, stale.attempts) == ("submitting", 1)
+    assert transition(intent, OrderIntent.State.ACKED, result={"id": "t-1", "n": 1})
+    assert transition(intent, OrderIntent.State.RECONCILED)
+    stored = OrderIntent.objects.get(pk=intent.pk)
+    assert intent.result == stored.result == {"id": "t-1", "n": 1}
+    assert intent.finished_at == stored.finished_at is not None
+    assert intent.next_check_at is None
+
+
+def _acked_close(paper, exchange) -> OrderIntent:
+    """A close the exchange accepted whose settling transaction was lost (the worker died after ACKED)."""
+    intent = _guarded_close(paper, exchange)
+    closed = exchange.isolated_trade_close(intent.trade_id)
+    answer = {"note": "order response", "wire": to_wire_json(closed)}
+    OrderIntent.objects.filter(pk=intent.pk).update(state=OrderIntent.State.ACKED, attempts=1, sends=1, result=answer)
+    return intent
+
+
+def _told(intent: OrderIntent) -> list[tuple[str, str]]:
+    entries = AuditEntry.objects.filter(intent=intent).exclude(event=AuditEntry.Event.DECISION).order_by("pk")
+    return [(e.event, e.outcome) for e in entries]
+
+
+def test_an_acked_close_settled_later_tells_its_acceptance_once(paper, sim, exchange):
+    # the acceptance is written with the outcome: a delivery that died before settling wrote neither
+    intent = _acked_close(paper, exchange)
+    assert _execute(intent.pk) is None
+    assert OrderIntent.objects.get(pk=intent.pk).state == OrderIntent.State.RECONCILED
+    assert _told(intent) == [("order", "ok"), ("reconcile", "ok")]
+    assert _execute(intent.pk) is None  # a redelivery of a settled intent writes nothing
+    assert _told(intent) == [("order", "ok"), ("reconcile", "ok")]
+
+
+def test_an_acked_close_whose_acceptance_was_told_before_is_not_told_again(paper, sim, exchange):
+    # an intent acknowledged by a version that told the acceptance on its own, settled after an upgrade
+    intent = _acked_close(paper, exchange)
+    AuditEntry.objects.create(account=paper, intent=intent, event="order", outcome="ok", message="accepted")
+    assert _execute(intent.pk) is None
+    assert _told(intent) == [("order", "ok"), ("reconcile", "ok")]
