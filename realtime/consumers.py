@@ -52,6 +52,7 @@ from realtime import snapshot as snap
 from realtime.admission import CLOSE_OVERLOADED, Shed, gate
 from realtime.hub import market_hub
 from realtime.market import MarketData
+from realtime.pool_threads import in_pool
 from realtime.snapshot_cache import cached_snapshot
 from realtime.socket_state import SocketState
 
@@ -60,6 +61,9 @@ MAX_MESSAGES_PER_SECOND = 10
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_PAUSED = 4503  # an operator paused live sockets (realtime.ops): poll the HTTP fallback instead
 CLOSE_TOO_LARGE = 4009  # the application range (4000-4999): Daphne refuses 1009 from an application
+
+
+_snapshot_in_pool = in_pool(cached_snapshot)
 
 
 def _account_parts(
@@ -177,8 +181,9 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # ch
 
     async def _send_snapshot(self, account_id: int | None) -> None:
         # The snapshot is current to the per-user event counter it returns (read before the state): an event
-        # issued meanwhile is then applied again (harmless: handlers re-read), never lost.
-        data, rows, event_seq = await database_sync_to_async(cached_snapshot)(user=self.user, account_id=account_id)
+        # issued meanwhile is then applied again (harmless: handlers re-read), never lost. It is read on a pool
+        # thread, not the process's one database thread: a storm's snapshots then overlap their round trips.
+        data, rows, event_seq = await _snapshot_in_pool(user=self.user, account_id=account_id)
         account = data["account"]
         await self._watch_market(account["network"] if account else None)
         await self._send_frames(self.state.on_snapshot(data, rows, event_seq))

@@ -28,7 +28,7 @@ def client_alice(alice: User) -> Client:
 
 
 def test_pool_exhaustion_is_503_json_with_retry_after(client_alice: Client, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(views, "cached_snapshot", _exhausted)
+    monkeypatch.setattr(views, "fallback_snapshot", _exhausted)
     response = client_alice.get("/realtime/api/snapshot/")
     assert response.status_code == 503
     assert response["Retry-After"] == "5"
@@ -43,5 +43,5 @@ def test_pool_exhaustion_on_a_page_is_a_plain_503(client_alice: Client, monkeypa
 
 
 def test_other_database_errors_are_not_disguised(client_alice: Client, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(views, "cached_snapshot", _broken)
+    monkeypatch.setattr(views, "fallback_snapshot", _broken)
     assert client_alice.get("/realtime/api/snapshot/").status_code == 500

@@ -297,3 +297,40 @@ async def test_a_dropped_layer_event_turns_into_a_snapshot(
     assert reply["seq"] == 4
     assert await comm.receive_nothing(timeout=0.2)
     await comm.disconnect()
+
+
+async def test_a_handshake_and_its_snapshot_do_not_wait_for_the_process_database_thread(
+    alice: User, make_account: Callable[..., ExchangeAccount]
+) -> None:
+    """Issue #14: the session lookup and the first snapshot run on pool threads (``realtime.socket_auth``), so a
+    storm's connects are not served one by one behind every other socket's work on the one thread-sensitive
+    thread. Here that thread is held until the socket has its snapshot."""
+    import asyncio
+    import threading
+
+    from asgiref.sync import sync_to_async
+
+    await database_sync_to_async(make_account)(alice, label="main")
+    cookie = await database_sync_to_async(session_cookie)(alice)
+    release = threading.Event()
+    holding = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def hold() -> None:
+        loop.call_soon_threadsafe(holding.set)
+        release.wait(10)
+
+    held = asyncio.ensure_future(sync_to_async(hold, thread_sensitive=True)())
+    try:
+        await asyncio.wait_for(holding.wait(), 5)
+        comm = communicator(cookie)
+        connected, _ = await comm.connect(timeout=5)
+        assert connected
+        first = await comm.receive_json_from(timeout=5)
+        assert first["type"] == "snapshot"
+        assert first["data"]["account"]["label"] == "main"
+        assert not release.is_set()  # all of it while the database thread was still held
+        await comm.disconnect()
+    finally:
+        release.set()
+        await held
