@@ -61,29 +61,31 @@ def refresh_intent(intent: OrderIntent) -> None:
     intent.refresh_from_db(fields=MUTABLE_FIELDS)
 
 
-# The columns ``_compare_and_set`` reads back: the primary key and ``MUTABLE_FIELDS``.
-_RETURNED_COLUMNS: Final[tuple[str, ...]] = tuple(
-    f.column for f in OrderIntent._meta.concrete_fields if not f.is_relation
-)
+_FIELDS: Final = {f.attname: f for f in OrderIntent._meta.concrete_fields}
 
 
 def _compare_and_set(intent: OrderIntent, values: dict[str, object]) -> bool:
     """``UPDATE … WHERE id = ? AND state = ? AND attempts = ? RETURNING …``: the compare-and-set and the re-read of
     the row it wrote in one statement (PostgreSQL, SQLite ≥ 3.35). On a match the instance takes the stored row as
-    written (``F()`` expressions evaluated, concurrent counters included); without one it is re-read, as before."""
+    written: the values it set, and every other column read back (``F()`` expressions evaluated, counters another
+    delivery moved included); without a match it is re-read, as before."""
     query = UpdateQuery(OrderIntent)
     query.add_q(Q(pk=intent.pk, state=intent.state, attempts=intent.attempts))
     query.add_update_values(values)
     db = router.db_for_write(OrderIntent)
     sql, params = query.get_compiler(db).as_sql()
+    written = {name: value for name, value in values.items() if not hasattr(value, "resolve_expression")}
+    read_back = [name for name in MUTABLE_FIELDS if name not in written]
     quote = connections[db].ops.quote_name
-    returning = ", ".join(quote(column) for column in _RETURNED_COLUMNS)
+    returning = ", ".join(quote(_FIELDS[name].column) for name in ("id", *read_back))
     stored = list(OrderIntent.objects.db_manager(db).raw(f"{sql} RETURNING {returning}", params))
     if not stored:
         refresh_intent(intent)
         return False
-    for name in MUTABLE_FIELDS:
+    for name in read_back:
         setattr(intent, name, getattr(stored[0], name))
+    for name, value in written.items():
+        setattr(intent, name, _FIELDS[name].to_python(value))
     return True
 
 
