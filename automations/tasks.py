@@ -97,31 +97,33 @@ BATCH_BUDGET_S = 10.0
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, max_retries=0)
 def order_intents_execute_task(intent_ids: list[int]) -> None:
-    """Advance several protective intents of one account, one after the other, each through
-    ``order_intent_execute`` (its own compare-and-set state machine: a redelivered batch finds the settled ones
-    terminal and leaves them). One that must be looked at again later goes on in a task of its own (with its
-    countdown); one that fails unexpectedly is left to the intent sweep (its lease), as a failed task would be."""
+    """Advance several protective intents of one account, one after the other, each as ``order_intent_execute``
+    would: delivered together (counted, leased and read in two statements), then each through its own
+    compare-and-set state machine (a redelivered batch finds the settled ones terminal and leaves them). One that
+    must be looked at again later goes on in a task of its own (with its countdown); one that fails unexpectedly is
+    left to the intent sweep (its lease), as a failed task would be."""
     from celery.exceptions import SoftTimeLimitExceeded
 
-    from automations.services.execution import RetryLaterError, order_intent_execute
+    from automations.services.execution import RetryLaterError, order_intent_advance, order_intents_deliver
 
     started = time.monotonic()
-    for position, intent_id in enumerate(intent_ids):
+    intents = order_intents_deliver(intent_ids)  # counted, leased and read together: two statements
+    for position, intent in enumerate(intents):
         if position and time.monotonic() - started > BATCH_BUDGET_S:
-            for rest in intent_ids[position:]:
-                order_intent_enqueue(rest, protective=True)
+            for rest in intents[position:]:
+                order_intent_enqueue(rest.pk, protective=True)
             return
         try:
-            followups = order_intent_execute(intent_id=intent_id)
+            followups = order_intent_advance(intent)
         except RetryLaterError as exc:
-            order_intent_enqueue(intent_id, protective=True, countdown=safe_countdown(exc.countdown))
+            order_intent_enqueue(intent.pk, protective=True, countdown=safe_countdown(exc.countdown))
             continue
         except SoftTimeLimitExceeded:
-            for rest in intent_ids[position + 1 :]:
-                order_intent_enqueue(rest, protective=True)
+            for rest in intents[position + 1 :]:
+                order_intent_enqueue(rest.pk, protective=True)
             raise
         except Exception:
-            logger.exception("intent %s failed in its batch; the intent sweep takes it up after its lease", intent_id)
+            logger.exception("intent %s failed in its batch; the intent sweep takes it up after its lease", intent.pk)
             continue
         for followup in followups:
             order_intent_enqueue(followup)

@@ -318,18 +318,35 @@ def order_intent_execute(*, intent_id: int) -> list[int]:
     Idempotent under any redelivery or overlap (see the module docstring). Raises ``RetryLaterError`` when the
     intent must be looked at again later; its lease is moved past that retry first.
     """
+    intents = order_intents_deliver([intent_id])
+    return order_intent_advance(intents[0]) if intents else []
+
+
+def order_intents_deliver(intent_ids: list[int]) -> list[OrderIntent]:
+    """The start of a delivery of each of ``intent_ids``: counted and leased first, then read once with what the
+    delivery needs, in two statements whatever their number; the unfinished ones, in the order asked (a terminal
+    intent is left as it is). Each is then advanced by ``order_intent_advance``, from this view: every move is a
+    compare-and-set, so a view that went stale meanwhile only costs a re-read."""
     now = timezone.now()
-    # Counted and leased first, then read once with what the delivery needs (a terminal intent is left as it is).
     counted = (
-        OrderIntent.objects.filter(pk=intent_id)
+        OrderIntent.objects.filter(pk__in=intent_ids)
         .exclude(state__in=OrderIntent.TERMINAL)
         .update(deliveries=F("deliveries") + 1, next_check_at=now + DELIVERY_LEASE)
     )
     if not counted:
         return []
-    intent = OrderIntent.objects.select_related("account", "automation").filter(pk=intent_id).first()
-    if intent is None or intent.is_terminal:
-        return []
+    read = OrderIntent.objects.select_related("account", "automation")
+    if len(intent_ids) == 1:
+        found = {intent.pk: intent for intent in read.filter(pk=intent_ids[0])}
+    else:
+        found = {intent.pk: intent for intent in read.filter(pk__in=intent_ids)}
+    return [found[pk] for pk in intent_ids if pk in found and not found[pk].is_terminal]
+
+
+def order_intent_advance(intent: OrderIntent) -> list[int]:
+    """Advance one delivered intent (``order_intents_deliver``) as far as it can go now; returns follow-up intent
+    ids to enqueue. Raises ``RetryLaterError`` when it must be looked at again later; its lease is moved past that
+    retry first."""
     try:
         return _advance(intent)
     except RetryLaterError as exc:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 from django.db import DatabaseError, connection
@@ -282,15 +283,27 @@ def test_a_batch_hands_an_intent_that_must_wait_to_a_task_of_its_own(paper, monk
     )
     done: list[int] = []
 
-    def execute(*, intent_id: int) -> list[int]:
-        if intent_id == 2:
+    def advance(intent: SimpleNamespace) -> list[int]:
+        if intent.pk == 2:
             raise RetryLaterError(3.0, "look again")
-        if intent_id == 3:
+        if intent.pk == 3:
             raise RuntimeError("a bug")
-        done.append(intent_id)
-        return [99] if intent_id == 4 else []
+        done.append(intent.pk)
+        return [99] if intent.pk == 4 else []
 
-    monkeypatch.setattr(execution, "order_intent_execute", execute)
+    monkeypatch.setattr(execution, "order_intents_deliver", lambda ids: [SimpleNamespace(pk=pk) for pk in ids])
+    monkeypatch.setattr(execution, "order_intent_advance", advance)
     tasks.order_intents_execute_task([1, 2, 3, 4])
     assert done == [1, 4]  # a failing intent does not stop the others
     assert queued == [(2, 3.0), (99, 0)]  # the waiting one on its own, with its countdown; 4's follow-up
+
+
+def test_a_batch_is_delivered_in_two_statements_and_skips_what_is_settled(paper, sim, exchange):
+    intents = [_guarded_close(paper, exchange, client_id=f"ax-deliver-{n}") for n in range(3)]
+    OrderIntent.objects.filter(pk=intents[1].pk).update(state=OrderIntent.State.RECONCILED)
+    with CaptureQueriesContext(connection) as ctx:
+        delivered = execution.order_intents_deliver([intents[2].pk, intents[1].pk, intents[0].pk])
+    assert _statements(ctx.captured_queries) == ["UPDATE automations_orderintent", "SELECT automations_orderintent"]
+    assert [i.pk for i in delivered] == [intents[2].pk, intents[0].pk]  # in the order asked, the settled one left
+    assert [i.deliveries for i in delivered] == [1, 1]
+    assert OrderIntent.objects.get(pk=intents[1].pk).deliveries == 0  # a terminal intent is not counted
