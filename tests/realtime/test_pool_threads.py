@@ -18,7 +18,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _available() -> int:
-    return int(connections["default"].pool.get_stats()["pool_available"])
+    pool = connections["default"].pool  # type: ignore[attr-defined]  # PostgreSQL's wrapper only
+    return int(pool.get_stats()["pool_available"])
 
 
 async def test_sockets_hand_their_pooled_connections_back(
