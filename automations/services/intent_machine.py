@@ -27,6 +27,7 @@ from datetime import datetime
 from typing import Final
 
 from django.db import connections, router
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import F, Q
 from django.db.models.sql import UpdateQuery
 from django.utils import timezone
@@ -64,6 +65,14 @@ def refresh_intent(intent: OrderIntent) -> None:
 _FIELDS: Final = {f.attname: f for f in OrderIntent._meta.concrete_fields}
 
 
+def _from_db(connection: BaseDatabaseWrapper, name: str, value: object) -> object:
+    """A column's value as the ORM would load it (the backend's and the field's converters)."""
+    col = _FIELDS[name].get_col(OrderIntent._meta.db_table)
+    for converter in (*connection.ops.get_db_converters(col), *col.get_db_converters(connection)):
+        value = converter(value, col, connection)
+    return value
+
+
 def _compare_and_set(intent: OrderIntent, values: dict[str, object]) -> bool:
     """``UPDATE … WHERE id = ? AND state = ? AND attempts = ? RETURNING …``: the compare-and-set and the re-read of
     the row it wrote in one statement (PostgreSQL, SQLite ≥ 3.35). On a match the instance takes the stored row as
@@ -78,12 +87,15 @@ def _compare_and_set(intent: OrderIntent, values: dict[str, object]) -> bool:
     read_back = [name for name in MUTABLE_FIELDS if name not in written]
     quote = connections[db].ops.quote_name
     returning = ", ".join(quote(_FIELDS[name].column) for name in ("id", *read_back))
-    stored = list(OrderIntent.objects.db_manager(db).raw(f"{sql} RETURNING {returning}", params))
-    if not stored:
+    connection = connections[db]
+    with connection.cursor() as cursor:
+        cursor.execute(f"{sql} RETURNING {returning}", params)
+        row = cursor.fetchone()
+    if row is None:
         refresh_intent(intent)
         return False
-    for name in read_back:
-        setattr(intent, name, getattr(stored[0], name))
+    for name, value in zip(read_back, row[1:], strict=True):
+        setattr(intent, name, _from_db(connection, name, value))
     for name, value in written.items():
         setattr(intent, name, _FIELDS[name].to_python(value))
     return True
