@@ -9,10 +9,6 @@ Uvicorn with ``uvicorn[standard]`` (httptools, uvloop, websockets). The flags th
 * ``--ws-max-size 65536``: a frame over 64 KiB is refused by the server (close 1009); up to it the application
   answers ``too_large`` and closes with 4009 (docs/security.md).
 * ``--ws-ping-interval 20 --ws-ping-timeout 30``: a dead socket goes within 50 s (T19).
-* ``--ws-per-message-deflate false``: frames are not compressed. Every frame is a small JSON message (a tick is about
-  300 bytes), and a compressed socket keeps a zlib context per direction (over 100 KiB of memory each) and deflates
-  each tick once per socket: about 0.7 ms more of a connect's server CPU, and CPU on every tick of every socket
-  (issue #14). Daphne does not compress either.
 * ``--timeout-graceful-shutdown 10``: a restart waits at most 10 s for open connections.
 
 Daphne (``DAPHNE_ARGS``) stays the server of the embedded default (``manage.py run_embedded``) and a documented
@@ -30,7 +26,6 @@ UVICORN_ARGS: Final[tuple[str, ...]] = (
     "--ws-max-size", "65536",
     "--ws-ping-interval", "20",
     "--ws-ping-timeout", "30",
-    "--ws-per-message-deflate", "false",
     "--timeout-graceful-shutdown", "10",
 )  # fmt: skip
 DAPHNE_ARGS: Final[tuple[str, ...]] = (

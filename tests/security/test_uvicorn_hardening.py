@@ -103,14 +103,6 @@ def test_frames_of_16_to_64_kib_close_with_the_applications_4009(server: Server,
         assert close_code(ws) == CLOSE_TOO_LARGE
 
 
-def test_sockets_decline_compression(server: Server, session) -> None:  # noqa: ANN001
-    """``--ws-per-message-deflate false``: the client offers permessage-deflate (as browsers do); the server declines
-    (small JSON frames; a zlib context per socket and a deflate per tick per socket cost more than they save)."""
-    with _socket(server, session) as ws:
-        assert ws.response is not None
-        assert ws.response.headers.get("Sec-WebSocket-Extensions") is None
-
-
 def test_a_frame_over_64_kib_is_refused_by_the_server_with_1009(server: Server, session) -> None:
     with _socket(server, session) as ws:
         ws.send("x" * (64 * 1024 + 1))
