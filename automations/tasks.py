@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Mapping
 
 from celery import shared_task
 from celery.app.task import Task
@@ -54,27 +53,14 @@ def order_intent_enqueue(
     )
 
 
-def order_intents_enqueue(intents: list[tuple[int, bool]], *, account_of: Mapping[int, int] | None = None) -> None:
-    """Queue several (id, protective) intents through one broker producer, protective ones first. With
-    ``account_of`` (intent id → account id), the protective intents of one account travel in one task
-    (``order_intents_execute_task``: a crash tick's closes of one account cost one dispatch, not three)."""
+def order_intents_enqueue(intents: list[tuple[int, bool]]) -> None:
+    """Queue several (id, protective) intents through one broker producer, protective ones first."""
     if not intents:
         return
     ordered = sorted(intents, key=lambda item: not item[1])
-    groups: dict[object, list[int]] = {}
-    for intent_id, protective in ordered:
-        account = account_of.get(intent_id) if account_of is not None and protective else None
-        key = ("account", account) if account is not None else ("intent", intent_id)
-        groups.setdefault(key, []).append(intent_id)
-    protective_ids = {intent_id for intent_id, protective in ordered if protective}
     with order_intent_execute_task.app.producer_or_acquire() as producer:
-        for ids in groups.values():
-            if len(ids) == 1:
-                order_intent_enqueue(ids[0], protective=ids[0] in protective_ids, producer=producer)
-            else:
-                order_intents_execute_task.apply_async(
-                    args=(ids,), queue=PROTECTIVE_QUEUE, expires=PROTECTIVE_EXPIRES_S, producer=producer
-                )
+        for intent_id, protective in ordered:
+            order_intent_enqueue(intent_id, protective=protective, producer=producer)
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
@@ -88,45 +74,6 @@ def order_intent_execute_task(self: Task[[int], None], intent_id: int) -> None:
         raise self.retry(countdown=safe_countdown(exc.countdown), exc=exc) from exc
     for followup in followups:
         order_intent_enqueue(followup)
-
-
-# How long one batch may go on before handing its remaining intents to tasks of their own (liveness only: each
-# intent is advanced by ``order_intent_execute`` exactly as in its own task).
-BATCH_BUDGET_S = 10.0
-
-
-@shared_task(acks_late=True, reject_on_worker_lost=True, max_retries=0)
-def order_intents_execute_task(intent_ids: list[int]) -> None:
-    """Advance several protective intents of one account, one after the other, each as ``order_intent_execute``
-    would: delivered together (counted, leased and read in two statements), then each through its own
-    compare-and-set state machine (a redelivered batch finds the settled ones terminal and leaves them). One that
-    must be looked at again later goes on in a task of its own (with its countdown); one that fails unexpectedly is
-    left to the intent sweep (its lease), as a failed task would be."""
-    from celery.exceptions import SoftTimeLimitExceeded
-
-    from automations.services.execution import RetryLaterError, order_intent_advance, order_intents_deliver
-
-    started = time.monotonic()
-    intents = order_intents_deliver(intent_ids)  # counted, leased and read together: two statements
-    for position, intent in enumerate(intents):
-        if position and time.monotonic() - started > BATCH_BUDGET_S:
-            for rest in intents[position:]:
-                order_intent_enqueue(rest.pk, protective=True)
-            return
-        try:
-            followups = order_intent_advance(intent)
-        except RetryLaterError as exc:
-            order_intent_enqueue(intent.pk, protective=True, countdown=safe_countdown(exc.countdown))
-            continue
-        except SoftTimeLimitExceeded:
-            for rest in intents[position + 1 :]:
-                order_intent_enqueue(rest.pk, protective=True)
-            raise
-        except Exception:
-            logger.exception("intent %s failed in its batch; the intent sweep takes it up after its lease", intent.pk)
-            continue
-        for followup in followups:
-            order_intent_enqueue(followup)
 
 
 def _first_in_slot(name: str, interval: float) -> bool:

@@ -9,7 +9,7 @@ enqueues the intents' execution only after the commit.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -267,12 +267,11 @@ def _audit_decision(automation: Automation, decision: Decision, intent: OrderInt
     )
 
 
-def enqueue_intents(intents: Iterable[tuple[int, bool]], account_of: Mapping[int, int] | None = None) -> None:
-    """Queue the execution of (id, protective) intents, protective ones on the priority queue, those of one
-    account (``account_of``: intent id → account id) in one task. Call after commit."""
+def enqueue_intents(intents: Iterable[tuple[int, bool]]) -> None:
+    """Queue the execution of (id, protective) intents, protective ones on the priority queue. Call after commit."""
     from automations.tasks import order_intents_enqueue
 
-    order_intents_enqueue(list(intents), account_of=account_of)
+    order_intents_enqueue(list(intents))
 
 
 # How many evaluations one transaction records: a crash tick that fires thousands of guards writes them in a few
@@ -347,9 +346,8 @@ def _record_batch(batch: Sequence[tuple[Automation, Evaluation]], now: datetime)
             [_audit_decision(automation, decision, intent) for automation, decision, intent in planned]
         )
         queued = [(i.pk, i.protective) for i in intents]
-        account_of = {i.pk: i.account_id for i in intents}
         if queued:
-            transaction.on_commit(lambda: enqueue_intents(queued, account_of))
+            transaction.on_commit(lambda: enqueue_intents(queued))
         for (automation, _, _), entry in zip(planned, entries, strict=True):
             publish_automation_log_on_commit(entry.pk, automation.account_id, automation.account.owner_id)
         for automation, evaluation in won:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 from decimal import Decimal
-from types import SimpleNamespace
 
 import pytest
 from django.db import DatabaseError, connection
@@ -15,17 +14,15 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts.models import ExchangeAccount
-from automations import tasks
 from automations.exchange import public_client
 from automations.models import AuditEntry, Automation, OrderIntent, TrackedTrade
 from automations.services import evaluation, execution
 from automations.services.evaluation import automations_evaluate_network, market_from_ticker
-from automations.services.execution import RetryLaterError
 from automations.services.intent_machine import MUTABLE_FIELDS, claim, transition
 from automations.services.trades import account_reconcile
 from lnmarkets.schemas import to_wire_json
 from tests.automations.conftest import auto_entry, margin_guard
-from tests.automations.test_exactly_once import CLOSE_PATH, _execute, _managed_long
+from tests.automations.test_exactly_once import _execute, _managed_long
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -41,7 +38,7 @@ def _market(sim, price: int):
 def queued(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, bool]]:
     """What the evaluation hands to the broker after its commits, in order (nothing is really queued)."""
     out: list[tuple[int, bool]] = []
-    monkeypatch.setattr(evaluation, "enqueue_intents", lambda intents, account_of=None: out.extend(intents))
+    monkeypatch.setattr(evaluation, "enqueue_intents", lambda intents: out.extend(intents))
     return out
 
 
@@ -236,69 +233,10 @@ def test_an_acked_close_whose_acceptance_was_told_before_is_not_told_again(paper
     assert _told(intent) == [("order", "ok"), ("reconcile", "ok")]
 
 
-# --- the protective intents of one account in one task ----------------------------------------------------------
+# --- delivering intents ------------------------------------------------------------------------------------------
 
 
-def test_the_protective_intents_of_one_account_are_queued_in_one_task(monkeypatch):
-    sent: list[tuple[str, object, str]] = []
-
-    def recorder(name: str):  # noqa: ANN202
-        def apply_async(args, queue, **kwargs):  # noqa: ANN001, ANN202
-            sent.append((name, args[0], queue))
-
-        return apply_async
-
-    monkeypatch.setattr(tasks.order_intent_execute_task, "apply_async", recorder("one"))
-    monkeypatch.setattr(tasks.order_intents_execute_task, "apply_async", recorder("batch"))
-    intents = [(1, False), (2, True), (3, True), (4, True), (5, True), (6, False)]
-    tasks.order_intents_enqueue(intents, account_of={1: 10, 2: 10, 3: 11, 4: 10, 5: 12, 6: 10})
-    assert sent == [
-        ("batch", [2, 4], "protective"),  # account 10's closes together, protective first
-        ("one", 3, "protective"),
-        ("one", 5, "protective"),
-        ("one", 1, "celery"),  # entries stay one per task
-        ("one", 6, "celery"),
-    ]
-    sent.clear()
-    tasks.order_intents_enqueue([(7, True), (8, True)])  # without accounts: one task each, as before
-    assert sent == [("one", 7, "protective"), ("one", 8, "protective")]
-
-
-def test_a_batch_closes_each_trade_once_and_a_redelivered_batch_sends_nothing(paper, sim, exchange):
-    intents = [_guarded_close(paper, exchange, client_id=f"ax-batch-{n}") for n in range(3)]
-    tasks.order_intents_execute_task([i.pk for i in intents])
-    tasks.order_intents_execute_task([i.pk for i in intents])  # redelivered (a worker lost after the work)
-    for intent in intents:
-        stored = OrderIntent.objects.get(pk=intent.pk)
-        assert stored.state == OrderIntent.State.RECONCILED
-        assert stored.attempts == 1
-        assert sim.control.requests_for_trade(stored.trade_id) == {CLOSE_PATH: 1}
-        assert _told(intent) == [("order", "ok"), ("reconcile", "ok")]
-
-
-def test_a_batch_hands_an_intent_that_must_wait_to_a_task_of_its_own(paper, monkeypatch):
-    queued: list[tuple[int, float]] = []
-    monkeypatch.setattr(
-        tasks, "order_intent_enqueue", lambda pk, protective=None, countdown=0: queued.append((pk, countdown))
-    )
-    done: list[int] = []
-
-    def advance(intent: SimpleNamespace) -> list[int]:
-        if intent.pk == 2:
-            raise RetryLaterError(3.0, "look again")
-        if intent.pk == 3:
-            raise RuntimeError("a bug")
-        done.append(intent.pk)
-        return [99] if intent.pk == 4 else []
-
-    monkeypatch.setattr(execution, "order_intents_deliver", lambda ids: [SimpleNamespace(pk=pk) for pk in ids])
-    monkeypatch.setattr(execution, "order_intent_advance", advance)
-    tasks.order_intents_execute_task([1, 2, 3, 4])
-    assert done == [1, 4]  # a failing intent does not stop the others
-    assert queued == [(2, 3.0), (99, 0)]  # the waiting one on its own, with its countdown; 4's follow-up
-
-
-def test_a_batch_is_delivered_in_two_statements_and_skips_what_is_settled(paper, sim, exchange):
+def test_intents_are_delivered_in_two_statements_and_what_is_settled_is_skipped(paper, sim, exchange):
     intents = [_guarded_close(paper, exchange, client_id=f"ax-deliver-{n}") for n in range(3)]
     OrderIntent.objects.filter(pk=intents[1].pk).update(state=OrderIntent.State.RECONCILED)
     with CaptureQueriesContext(connection) as ctx:
