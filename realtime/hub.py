@@ -41,6 +41,7 @@ class MarketHub:
         self.members: dict[str, dict[int, MarketListener]] = {}
         self.delivered = 0
         self.failures = 0
+        self.gone = 0  # sends to a client that had gone away
         self._tasks: list[asyncio.Task[None]] = []
 
     async def add(self, group: str, listener: MarketListener) -> None:
@@ -115,7 +116,7 @@ class MarketHub:
 
     async def deliver(self, event: dict[str, Any]) -> None:
         """Hand ``event`` to every socket of its market group (a failing socket is logged, the others still get
-        it)."""
+        it; a socket whose client has gone is counted, not logged as an error)."""
         market = event.get("market")
         network = market.get("network") if isinstance(market, dict) else None
         members = self.members.get(market_group(network)) if isinstance(network, str) else None
@@ -124,6 +125,12 @@ class MarketHub:
         for i, listener in enumerate(list(members.values()), start=1):
             try:
                 await listener.market_event(event)
+            except OSError as exc:
+                # The client went away between the tick and this send (Uvicorn raises ``ClientDisconnected``): an
+                # everyday event, not a fault; its disconnect takes it off the hub. In a reconnect storm there are
+                # hundreds per tick, and a traceback each cost the others their tick's CPU.
+                self.gone += 1
+                logger.debug("market hub: a socket went away before its market event (%s)", type(exc).__name__)
             except Exception:
                 logger.exception("market hub: a socket failed to take a market event")
             if i % BATCH == 0:

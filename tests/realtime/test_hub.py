@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from channels.db import database_sync_to_async
 from channels.layers import InMemoryChannelLayer, get_channel_layer
+from uvicorn.protocols.utils import ClientDisconnected
 
 from accounts.models import ExchangeAccount, User
 from axisor_bus import publish as events
@@ -18,13 +20,16 @@ from tests.realtime.conftest import connect_as, market
 
 
 class Listener:
-    def __init__(self, fail: bool = False) -> None:
+    def __init__(self, fail: bool = False, gone: bool = False) -> None:
         self.events: list[dict[str, Any]] = []
         self.fail = fail
+        self.gone = gone
 
     async def market_event(self, event: dict[str, Any]) -> None:
+        if self.gone:
+            raise ClientDisconnected
         if self.fail:
-            raise RuntimeError("socket gone")
+            raise RuntimeError("socket broken")
         self.events.append(event)
 
 
@@ -96,6 +101,22 @@ async def test_a_failing_socket_does_not_stop_delivery_to_the_others() -> None:
     assert len(fine.events) == 1
     await market_hub.discard("market.simulator", broken)
     await market_hub.discard("market.simulator", fine)
+
+
+async def test_a_client_gone_mid_send_is_counted_not_logged_as_an_error(caplog: pytest.LogCaptureFixture) -> None:
+    market_hub = MarketHub(InMemoryChannelLayer())
+    gone, broken, fine = Listener(gone=True), Listener(fail=True), Listener()
+    for listener in (gone, broken, fine):
+        await market_hub.add("market.simulator", listener)
+    with caplog.at_level(logging.DEBUG, logger="realtime.hub"):
+        await market_hub.deliver(_tick())
+    assert len(fine.events) == 1
+    assert market_hub.gone == 1
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and errors[0].exc_info is not None  # the broken one, not the gone one
+    assert errors[0].exc_info[0] is RuntimeError
+    for listener in (gone, broken, fine):
+        await market_hub.discard("market.simulator", listener)
 
 
 async def test_after_a_failed_receive_the_hub_rejoins_and_keeps_delivering(monkeypatch: pytest.MonkeyPatch) -> None:
