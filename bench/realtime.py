@@ -165,9 +165,9 @@ def _take(msg: dict[str, Any], stats: SocketStats, started: float, measuring: as
     stats.last_seq = msg["seq"]
     if msg["type"] == "snapshot" and stats.connect_ms is None:
         stats.connect_ms = (time.perf_counter() - started) * 1000
-    elif msg["type"] == "ticker" and measuring.is_set():
+    elif msg["type"] == "tick" and measuring.is_set():
         stats.tickers += 1
-        age = _age_ms(now, msg["data"].get("received_at"))
+        age = _age_ms(now, msg["data"]["ticker"].get("received_at"))
         if age is not None:
             stats.latencies.append(age)
             sent = _age_ms(now, msg["ts"])

@@ -7,8 +7,8 @@ socket shows and how each event changes it lives here, so it is tested without a
 * ``event_seq``: the last per-user event applied; an event whose number jumps past it means the channel layer
   dropped one, and the consumer sends a fresh snapshot instead (``needs_resync``);
 * the shown account, its network, the raw position rows and balance, re-marked on every tick of that network
-  (``on_tick``: ``ticker``, then ``positions`` and ``balance`` when there are positions, then ``status`` when the
-  market's state changed).
+  (``on_tick``: one ``tick`` frame ``{"ticker", "positions"?, "balance"?}``, the last two when there are
+  positions, then ``status`` when the market's state changed).
 """
 
 from __future__ import annotations
@@ -88,17 +88,22 @@ class SocketState:
         return [self.frame("balance", self.balance), self.frame("positions", positions)]
 
     def on_tick(self, market: MarketData, encoded: str) -> list[str]:
-        """A tick (``encoded`` is ``market`` as JSON): the ticker, positions and balance re-marked, the status."""
+        """A tick (``encoded`` is ``market`` as JSON): one ``tick`` frame with the ticker and, when there are
+        positions, the positions and balance re-marked at its price; then the status if it changed.
+
+        One frame, not three: each frame is one write to the socket (a system call) and one pass through the ASGI
+        send stack, so at 2,000 sockets three frames a tick were most of a process's fan-out cost
+        (docs/capacity.md)."""
         if market.get("network") != self.network or self.account_id is None:
             return []
-        frames = [self.encoded_frame("ticker", encoded)]
+        parts = [f'"ticker":{encoded}']
         if self.rows:
             positions = snap.mark_positions(self.account_id, self.rows, market["last"])
-            frames.append(self.frame("positions", positions))
+            parts.append(f'"positions":{json.dumps(positions)}')
             if self.balance is not None:
                 self.balance = snap.remark_balance(self.balance, positions)
-                frames.append(self.frame("balance", self.balance))
-        return frames + self.on_status(market)
+                parts.append(f'"balance":{json.dumps(self.balance)}')
+        return [self.encoded_frame("tick", "{" + ",".join(parts) + "}"), *self.on_status(market)]
 
     def on_status(self, market: MarketData) -> list[str]:
         """A ``status`` frame when the shown network's market state changed (live / fallback / stale)."""

@@ -275,7 +275,11 @@
     }
     switch (msg.type) {
       case "snapshot": resyncPending = false; applySnapshot(msg.data); break;
-      case "ticker": applyMarket(msg.data); break;
+      case "tick":  // one frame per tick: the ticker, and the positions and balance re-marked at its price
+        applyMarket(msg.data.ticker);
+        if (msg.data.positions) { applyPositions(msg.data.positions); chartCall("refresh"); }
+        if (msg.data.balance) applyBalance(msg.data.balance);
+        break;
       case "balance": applyBalance(msg.data); break;
       case "positions": applyPositions(msg.data); chartCall("refresh"); break;
       case "automations": applyAutomations(msg.data); break;

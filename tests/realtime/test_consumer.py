@@ -192,14 +192,13 @@ async def test_market_tick_is_forwarded_and_marks_positions(
     await database_sync_to_async(bus.group_send)(
         "market.simulator", {"type": "market.tick", "market": market(last="90000.0")}
     )
-    ticker = await comm.receive_json_from(timeout=3)
-    positions = await comm.receive_json_from(timeout=3)
-    balance = await comm.receive_json_from(timeout=3)
+    tick = await comm.receive_json_from(timeout=3)
     status = await comm.receive_json_from(timeout=3)
-    assert ticker["type"] == "ticker"
-    assert ticker["data"]["last"] == "90000.0"
-    assert positions["data"]["items"][0]["pl"] == maths.pnl("buy", 100, Decimal("95000.0"), Decimal("90000.0"))
-    assert balance["type"] == "balance"
+    assert tick["type"] == "tick"
+    assert tick["data"]["ticker"]["last"] == "90000.0"
+    pl = maths.pnl("buy", 100, Decimal("95000.0"), Decimal("90000.0"))
+    assert tick["data"]["positions"]["items"][0]["pl"] == pl
+    assert tick["data"]["balance"]["unrealized_pl"] == pl
     assert status["type"] == "status"
     assert status["data"]["state"] == "live"
     # A signet tick does not reach a simulator page.

@@ -144,8 +144,8 @@ async def test_sockets_of_two_users_share_the_process_hub(
     b, _ = await connect_as(bob)
     assert await _members(layer, "market.simulator") == before + 1
     await database_sync_to_async(events.group_send)("market.simulator", _tick())
-    assert (await a.receive_json_from(timeout=3))["type"] == "ticker"
-    assert (await b.receive_json_from(timeout=3))["type"] == "ticker"
+    assert (await a.receive_json_from(timeout=3))["type"] == "tick"
+    assert (await b.receive_json_from(timeout=3))["type"] == "tick"
     await a.disconnect()
     await b.disconnect()
     assert await _members(layer, "market.simulator") == before

@@ -92,13 +92,16 @@ def test_a_tick_re_marks_positions_and_balance_at_its_price() -> None:
     state = _shown()
     tick = market(last="100000")
     frames = [json.loads(f) for f in state.on_tick(tick, json.dumps(tick))]
-    assert [f["type"] for f in frames] == ["ticker", "positions", "balance"]
+    assert [f["type"] for f in frames] == ["tick"]  # one frame (one socket write) per tick
+    data = frames[0]["data"]
+    assert data["ticker"] == tick
     expected_pl = maths.pnl("buy", 100, Decimal("95000"), Decimal("100000"))
     assert expected_pl > 0
-    assert frames[1]["data"]["items"][0]["pl"] == expected_pl
-    assert frames[2]["data"]["unrealized_pl"] == expected_pl
-    assert frames[2]["data"]["total"] == 250_000 + 10_000 + expected_pl
-    assert [f["seq"] for f in frames] == [2, 3, 4]
+    assert data["positions"]["items"][0]["pl"] == expected_pl
+    assert data["balance"]["unrealized_pl"] == expected_pl
+    assert data["balance"]["total"] == 250_000 + 10_000 + expected_pl
+    assert frames[0]["seq"] == 2
+    assert state.balance == data["balance"]  # the next tick re-marks from this one
 
 
 def test_a_tick_of_another_network_or_without_an_account_sends_nothing() -> None:
@@ -114,7 +117,9 @@ def test_a_tick_of_another_network_or_without_an_account_sends_nothing() -> None
 def test_without_positions_a_tick_is_the_ticker_only() -> None:
     state = _shown(rows=[])
     tick = market()
-    assert [json.loads(f)["type"] for f in state.on_tick(tick, json.dumps(tick))] == ["ticker"]
+    [frame] = [json.loads(f) for f in state.on_tick(tick, json.dumps(tick))]
+    assert frame["type"] == "tick"
+    assert frame["data"] == {"ticker": tick}
 
 
 def test_status_is_sent_once_per_change_of_state() -> None:
