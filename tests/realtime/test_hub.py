@@ -113,7 +113,8 @@ async def test_a_client_gone_mid_send_is_counted_not_logged_as_an_error(caplog: 
     assert len(fine.events) == 1
     assert market_hub.gone == 1
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
-    assert len(errors) == 1 and errors[0].exc_info is not None  # the broken one, not the gone one
+    assert len(errors) == 1  # the broken one, not the gone one
+    assert errors[0].exc_info is not None
     assert errors[0].exc_info[0] is RuntimeError
     for listener in (gone, broken, fine):
         await market_hub.discard("market.simulator", listener)
