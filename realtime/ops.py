@@ -51,13 +51,9 @@ async def sockets_paused_async() -> bool:
     return await sync_to_async(sockets_paused, thread_sensitive=False)()
 
 
-def sockets_mode() -> SocketsMode:
-    """``"paused"`` or ``"open"``: the ``sockets`` field of the HTTP fallback snapshot."""
-    return mode_of(cache.get(PAUSED_KEY))
-
-
 def mode_of(value: object) -> SocketsMode:
-    """``sockets_mode`` from the cached value of ``PAUSED_KEY`` (read with other keys at once by the fallback)."""
+    """``"paused"`` or ``"open"`` (the ``sockets`` field of the HTTP fallback snapshot) from the cached value of
+    ``PAUSED_KEY``, which the fallback reads with its other keys at once."""
     return "paused" if value is not None else "open"
 
 

@@ -318,33 +318,28 @@ def order_intent_execute(*, intent_id: int) -> list[int]:
     Idempotent under any redelivery or overlap (see the module docstring). Raises ``RetryLaterError`` when the
     intent must be looked at again later; its lease is moved past that retry first.
     """
-    intents = order_intents_deliver([intent_id])
-    return order_intent_advance(intents[0]) if intents else []
+    intent = order_intent_deliver(intent_id)
+    return order_intent_advance(intent) if intent is not None else []
 
 
-def order_intents_deliver(intent_ids: list[int]) -> list[OrderIntent]:
-    """The start of a delivery of each of ``intent_ids``: counted and leased first, then read once with what the
-    delivery needs, in two statements whatever their number; the unfinished ones, in the order asked (a terminal
-    intent is left as it is). Each is then advanced by ``order_intent_advance``, from this view: every move is a
-    compare-and-set, so a view that went stale meanwhile only costs a re-read."""
-    now = timezone.now()
+def order_intent_deliver(intent_id: int) -> OrderIntent | None:
+    """The start of a delivery: the intent counted and leased first, then read with what the delivery needs (its
+    account and automation), in two statements; ``None`` when it is terminal (left as it is) or gone. It is then
+    advanced by ``order_intent_advance``, from this view: every move is a compare-and-set, so a view that went
+    stale meanwhile only costs a re-read."""
     counted = (
-        OrderIntent.objects.filter(pk__in=intent_ids)
+        OrderIntent.objects.filter(pk=intent_id)
         .exclude(state__in=OrderIntent.TERMINAL)
-        .update(deliveries=F("deliveries") + 1, next_check_at=now + DELIVERY_LEASE)
+        .update(deliveries=F("deliveries") + 1, next_check_at=timezone.now() + DELIVERY_LEASE)
     )
     if not counted:
-        return []
-    read = OrderIntent.objects.select_related("account", "automation")
-    if len(intent_ids) == 1:
-        found = {intent.pk: intent for intent in read.filter(pk=intent_ids[0])}
-    else:
-        found = {intent.pk: intent for intent in read.filter(pk__in=intent_ids)}
-    return [found[pk] for pk in intent_ids if pk in found and not found[pk].is_terminal]
+        return None
+    intent = OrderIntent.objects.select_related("account", "automation").filter(pk=intent_id).first()
+    return intent if intent is not None and not intent.is_terminal else None
 
 
 def order_intent_advance(intent: OrderIntent) -> list[int]:
-    """Advance one delivered intent (``order_intents_deliver``) as far as it can go now; returns follow-up intent
+    """Advance one delivered intent (``order_intent_deliver``) as far as it can go now; returns follow-up intent
     ids to enqueue. Raises ``RetryLaterError`` when it must be looked at again later; its lease is moved past that
     retry first."""
     try:

@@ -236,12 +236,19 @@ def test_an_acked_close_whose_acceptance_was_told_before_is_not_told_again(paper
 # --- delivering intents ------------------------------------------------------------------------------------------
 
 
-def test_intents_are_delivered_in_two_statements_and_what_is_settled_is_skipped(paper, sim, exchange):
-    intents = [_guarded_close(paper, exchange, client_id=f"ax-deliver-{n}") for n in range(3)]
-    OrderIntent.objects.filter(pk=intents[1].pk).update(state=OrderIntent.State.RECONCILED)
+def test_an_intent_is_delivered_in_two_statements_and_a_settled_one_is_skipped(paper, sim, exchange):
+    open_one, settled = (_guarded_close(paper, exchange, client_id=f"ax-deliver-{n}") for n in range(2))
+    OrderIntent.objects.filter(pk=settled.pk).update(state=OrderIntent.State.RECONCILED)
     with CaptureQueriesContext(connection) as ctx:
-        delivered = execution.order_intents_deliver([intents[2].pk, intents[1].pk, intents[0].pk])
+        delivered = execution.order_intent_deliver(open_one.pk)
     assert _statements(ctx.captured_queries) == ["UPDATE automations_orderintent", "SELECT automations_orderintent"]
-    assert [i.pk for i in delivered] == [intents[2].pk, intents[0].pk]  # in the order asked, the settled one left
-    assert [i.deliveries for i in delivered] == [1, 1]
-    assert OrderIntent.objects.get(pk=intents[1].pk).deliveries == 0  # a terminal intent is not counted
+    assert delivered is not None
+    assert delivered.pk == open_one.pk
+    assert delivered.deliveries == 1
+    with CaptureQueriesContext(connection) as ctx:
+        assert delivered.account.network == paper.network  # read with it: advancing it reads no account again
+    assert ctx.captured_queries == []
+    with CaptureQueriesContext(connection) as ctx:
+        assert execution.order_intent_deliver(settled.pk) is None
+    assert _statements(ctx.captured_queries) == ["UPDATE automations_orderintent"]
+    assert OrderIntent.objects.get(pk=settled.pk).deliveries == 0  # a terminal intent is not counted
