@@ -6,14 +6,21 @@ disconnects raised it inside consumers and the handshakes failed at random (issu
 ``BlockingConnectionPool`` instead: at most ``max_connections`` connections to Redis per process, and a command
 that finds them all busy waits for one (up to ``pool_timeout`` seconds) instead of failing. The connect path is
 also bounded upstream (``realtime.admission``), so the wait stays short.
+
+A receive cancelled in the middle of its blocking Redis read (a socket's consumer ends when its client leaves) can
+surface from ``redis.asyncio`` as a ``TimeoutError`` instead of the cancellation: Channels then logs "Exception
+inside application" with a traceback for an everyday disconnect. ``receive`` turns a Redis error raised while its
+task is being cancelled back into the ``CancelledError`` it is.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from channels_redis.core import RedisChannelLayer
 from redis.asyncio import BlockingConnectionPool
+from redis.exceptions import RedisError
 
 
 class BoundedRedisChannelLayer(RedisChannelLayer):  # type: ignore[misc]  # channels_redis is untyped
@@ -34,3 +41,13 @@ class BoundedRedisChannelLayer(RedisChannelLayer):  # type: ignore[misc]  # chan
         return BlockingConnectionPool.from_url(
             address, max_connections=self.max_connections, timeout=self.pool_timeout, **host
         )
+
+    async def receive(self, channel: str) -> dict[str, Any]:
+        try:
+            message: dict[str, Any] = await super().receive(channel)
+        except RedisError as exc:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise asyncio.CancelledError from exc  # the cancellation it really is (module docstring)
+            raise
+        return message
