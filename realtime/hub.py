@@ -19,6 +19,8 @@ import logging
 import weakref
 from typing import Any, Protocol
 
+from autobahn.exception import Disconnected
+
 from axisor_bus.publish import market_group
 
 logger = logging.getLogger(__name__)
@@ -26,6 +28,9 @@ logger = logging.getLogger(__name__)
 BATCH = 100
 REJOIN_S = 3600.0
 RETRY_S = 1.0
+# What a send to a client that has gone away raises: Uvicorn's ``ClientDisconnected`` (an ``OSError``), Daphne's
+# (Autobahn's) ``Disconnected``.
+CLIENT_GONE: tuple[type[Exception], ...] = (OSError, Disconnected)
 
 
 class MarketListener(Protocol):
@@ -125,10 +130,10 @@ class MarketHub:
         for i, listener in enumerate(list(members.values()), start=1):
             try:
                 await listener.market_event(event)
-            except OSError as exc:
-                # The client went away between the tick and this send (Uvicorn raises ``ClientDisconnected``): an
-                # everyday event, not a fault; its disconnect takes it off the hub. In a reconnect storm there are
-                # hundreds per tick, and a traceback each cost the others their tick's CPU.
+            except CLIENT_GONE as exc:
+                # The client went away between the tick and this send: an everyday event, not a fault; its
+                # disconnect takes it off the hub. In a reconnect storm there are hundreds per tick, and a
+                # traceback each cost the others their tick's CPU.
                 self.gone += 1
                 logger.debug("market hub: a socket went away before its market event (%s)", type(exc).__name__)
             except Exception:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from autobahn.exception import Disconnected
 from channels.db import database_sync_to_async
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from uvicorn.protocols.utils import ClientDisconnected
@@ -20,14 +21,14 @@ from tests.realtime.conftest import connect_as, market
 
 
 class Listener:
-    def __init__(self, fail: bool = False, gone: bool = False) -> None:
+    def __init__(self, fail: bool = False, gone: Exception | None = None) -> None:
         self.events: list[dict[str, Any]] = []
         self.fail = fail
         self.gone = gone
 
     async def market_event(self, event: dict[str, Any]) -> None:
-        if self.gone:
-            raise ClientDisconnected
+        if self.gone is not None:
+            raise self.gone
         if self.fail:
             raise RuntimeError("socket broken")
         self.events.append(event)
@@ -105,18 +106,19 @@ async def test_a_failing_socket_does_not_stop_delivery_to_the_others() -> None:
 
 async def test_a_client_gone_mid_send_is_counted_not_logged_as_an_error(caplog: pytest.LogCaptureFixture) -> None:
     market_hub = MarketHub(InMemoryChannelLayer())
-    gone, broken, fine = Listener(gone=True), Listener(fail=True), Listener()
-    for listener in (gone, broken, fine):
+    uvicorn_gone, daphne_gone = Listener(gone=ClientDisconnected()), Listener(gone=Disconnected("closed protocol"))
+    broken, fine = Listener(fail=True), Listener()
+    for listener in (uvicorn_gone, daphne_gone, broken, fine):
         await market_hub.add("market.simulator", listener)
     with caplog.at_level(logging.DEBUG, logger="realtime.hub"):
         await market_hub.deliver(_tick())
     assert len(fine.events) == 1
-    assert market_hub.gone == 1
+    assert market_hub.gone == 2
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1  # the broken one, not the gone one
     assert errors[0].exc_info is not None
     assert errors[0].exc_info[0] is RuntimeError
-    for listener in (gone, broken, fine):
+    for listener in (uvicorn_gone, daphne_gone, broken, fine):
         await market_hub.discard("market.simulator", listener)
 
 
