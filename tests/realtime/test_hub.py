@@ -115,7 +115,7 @@ async def test_a_client_gone_mid_send_is_counted_not_logged_as_an_error(caplog: 
     assert len(fine.events) == 1
     assert market_hub.gone == 2
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
-    assert len(errors) == 1  # the broken one, not the gone one
+    assert len(errors) == 1  # the broken one, not the gone ones
     assert errors[0].exc_info is not None
     assert errors[0].exc_info[0] is RuntimeError
     for listener in (uvicorn_gone, daphne_gone, broken, fine):
