@@ -99,12 +99,10 @@ class MarketHub:
             try:
                 event = await self.layer.receive(channel)
             except asyncio.CancelledError:
+                # The hub stopped. (A cancelled Redis read surfaces as this too, not as a Redis error:
+                # ``config.channel_layer.BoundedRedisChannelLayer.receive``.)
                 raise
             except Exception:
-                if self._stopped(channel):
-                    # A cancelled receive can surface as another error (channels_redis turns the cancellation of
-                    # its inner read into a TimeoutError): a stopped hub must end here, not retry for ever.
-                    return
                 self.failures += 1
                 logger.exception("market hub: channel layer receive failed; retrying in %.0f s", RETRY_S)
                 await asyncio.sleep(RETRY_S)
@@ -114,10 +112,6 @@ class MarketHub:
                     logger.warning("market hub: re-joining after a failed receive failed", exc_info=True)
                 continue
             await self.deliver(event)
-
-    def _stopped(self, channel: str) -> bool:
-        task = asyncio.current_task()
-        return self.channel != channel or (task is not None and task.cancelling() > 0)
 
     async def deliver(self, event: dict[str, Any]) -> None:
         """Hand ``event`` to every socket of its market group (a failing socket is logged, the others still get
