@@ -11,6 +11,13 @@ A receive cancelled in the middle of its blocking Redis read (a socket's consume
 surface from ``redis.asyncio`` as a ``TimeoutError`` instead of the cancellation: Channels then logs "Exception
 inside application" with a traceback for an everyday disconnect. ``receive`` turns a Redis error raised while its
 task is being cancelled back into the ``CancelledError`` it is.
+
+``channels_redis``'s per-channel cleanup lock (``ChannelLock``) counts a waiter before it waits and forgets to
+uncount it when the wait is cancelled (a socket closing while the process's receive waits for the previous
+message's backup cleaner). The count then never returns to zero, so the ``asyncio.Lock`` is never dropped and
+stays bound to the event loop it first waited on. A server process runs one loop, so there it only keeps one
+small object alive; but a second loop in the same process (each async test runs its own) that waits on it fails
+with "is bound to a different event loop". ``CountedChannelLock`` uncounts a cancelled wait.
 """
 
 from __future__ import annotations
@@ -18,9 +25,25 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from channels_redis.core import RedisChannelLayer
+from channels_redis.core import ChannelLock, RedisChannelLayer
 from redis.asyncio import BlockingConnectionPool
 from redis.exceptions import RedisError
+
+
+class CountedChannelLock(ChannelLock):  # type: ignore[misc]  # channels_redis is untyped
+    """``ChannelLock`` whose cancelled (or failed) waits are uncounted; see the module docstring."""
+
+    async def acquire(self, channel: str) -> bool:
+        self.wait_counts[channel] += 1
+        try:
+            acquired: bool = await self.locks[channel].acquire()
+        except BaseException:
+            self.wait_counts[channel] -= 1
+            if self.wait_counts[channel] < 1:
+                del self.locks[channel]
+                del self.wait_counts[channel]
+            raise
+        return acquired
 
 
 class BoundedRedisChannelLayer(RedisChannelLayer):  # type: ignore[misc]  # channels_redis is untyped
@@ -32,6 +55,7 @@ class BoundedRedisChannelLayer(RedisChannelLayer):  # type: ignore[misc]  # chan
         self.max_connections = max_connections
         self.pool_timeout = pool_timeout
         super().__init__(*args, **kwargs)
+        self.receive_clean_locks = CountedChannelLock()
 
     def create_pool(self, index: int) -> BlockingConnectionPool:
         host = dict(self.hosts[index])
