@@ -44,6 +44,7 @@ from automations.models import AuditEntry, GlobalSwitch, OrderIntent
 from automations.publish import publish_account_changed_on_commit, publish_automation_log_on_commit
 from automations.services.credentials_health import record_auth_failure
 from automations.services.intent_machine import IN_FLIGHT, claim, refresh_intent, transition
+from automations.services.intent_read import intent_lease, intent_with_account_and_automation
 from automations.services.trades import (
     closed_by_axisor,
     tracked_trade_fill_exit,
@@ -324,17 +325,13 @@ def order_intent_execute(*, intent_id: int) -> list[int]:
 
 def order_intent_deliver(intent_id: int) -> OrderIntent | None:
     """The start of a delivery: the intent counted and leased first, then read with what the delivery needs (its
-    account and automation), in two statements; ``None`` when it is terminal (left as it is) or gone. It is then
+    account and automation), in two statements compiled once (``intent_read``); ``None`` when it is terminal (left
+    as it is) or gone. It is then
     advanced by ``order_intent_advance``, from this view: every move is a compare-and-set, so a view that went
     stale meanwhile only costs a re-read."""
-    counted = (
-        OrderIntent.objects.filter(pk=intent_id)
-        .exclude(state__in=OrderIntent.TERMINAL)
-        .update(deliveries=F("deliveries") + 1, next_check_at=timezone.now() + DELIVERY_LEASE)
-    )
-    if not counted:
+    if not intent_lease(intent_id, timezone.now() + DELIVERY_LEASE):
         return None
-    intent = OrderIntent.objects.select_related("account", "automation").filter(pk=intent_id).first()
+    intent = intent_with_account_and_automation(intent_id)
     return intent if intent is not None and not intent.is_terminal else None
 
 
