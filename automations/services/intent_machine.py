@@ -24,12 +24,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 from django.db import connections, router
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import F, Q
-from django.db.models.sql import UpdateQuery
+from django.db.models import F, Value
+from django.db.models.expressions import CombinedExpression
 from django.utils import timezone
 
 from automations.models import OrderIntent
@@ -73,23 +73,52 @@ def _from_db(connection: BaseDatabaseWrapper, name: str, value: object) -> objec
     return value
 
 
+def _assignment(connection: BaseDatabaseWrapper, name: str, value: object) -> tuple[str, list[Any]]:
+    """``column = …`` of the UPDATE and its parameters, as Django's update compiler writes them: a value prepared by
+    its field (``NULL`` for ``None``), or a counter ``F(name) ± integer``. Anything else is a programming error."""
+    field = _FIELDS[name]
+    quote = connection.ops.quote_name
+    column = quote(field.column)
+    if isinstance(value, CombinedExpression):
+        lhs, rhs = value.lhs, value.rhs
+        if not (
+            isinstance(lhs, F) and isinstance(rhs, Value) and type(rhs.value) is int and value.connector in ("+", "-")
+        ):
+            raise TypeError(f"{name}: only F(column) ± integer can be set by a transition, not {value!r}")
+        return f"{column} = ({quote(_FIELDS[lhs.name].column)} {value.connector} %s)", [rhs.value]
+    if hasattr(value, "resolve_expression"):
+        raise TypeError(f"{name}: only F(column) ± integer can be set by a transition, not {value!r}")
+    prepared = field.get_db_prep_save(value, connection=connection)
+    if prepared is None:
+        return f"{column} = NULL", []
+    return f"{column} = %s", [prepared]
+
+
 def _compare_and_set(intent: OrderIntent, values: dict[str, object]) -> bool:
     """``UPDATE … WHERE id = ? AND state = ? AND attempts = ? RETURNING …``: the compare-and-set and the re-read of
     the row it wrote in one statement (PostgreSQL, SQLite ≥ 3.35). On a match the instance takes the stored row as
     written: the values it set, and every other column read back (``F()`` expressions evaluated, counters another
-    delivery moved included); without a match it is re-read, as before."""
-    query = UpdateQuery(OrderIntent)
-    query.add_q(Q(pk=intent.pk, state=intent.state, attempts=intent.attempts))
-    query.add_update_values(values)
+    delivery moved included); without a match it is re-read, as before.
+
+    The statement is written here rather than by ``QuerySet.update``: Django's query building and compilation were
+    half of a transition's CPU, three transitions per order (issue #14, the crash tick); the values are prepared by
+    their fields exactly as the ORM prepares them (``tests/automations/test_hot_paths.py``)."""
     db = router.db_for_write(OrderIntent)
-    sql, params = query.get_compiler(db).as_sql()
+    connection = connections[db]
+    quote = connection.ops.quote_name
+    assignments: list[str] = []
+    params: list[Any] = []
+    for name, value in values.items():
+        sql, more = _assignment(connection, name, value)
+        assignments.append(sql)
+        params.extend(more)
     written = {name: value for name, value in values.items() if not hasattr(value, "resolve_expression")}
     read_back = [name for name in MUTABLE_FIELDS if name not in written]
-    quote = connections[db].ops.quote_name
     returning = ", ".join(quote(_FIELDS[name].column) for name in ("id", *read_back))
-    connection = connections[db]
+    where = " AND ".join(f"{quote(_FIELDS[name].column)} = %s" for name in ("id", "state", "attempts"))
+    sql = f"UPDATE {quote(OrderIntent._meta.db_table)} SET {', '.join(assignments)} WHERE {where} RETURNING {returning}"  # noqa: S608 - quoted identifiers, values as parameters
     with connection.cursor() as cursor:
-        cursor.execute(f"{sql} RETURNING {returning}", params)
+        cursor.execute(sql, [*params, intent.pk, intent.state, intent.attempts])
         row = cursor.fetchone()
     if row is None:
         refresh_intent(intent)

@@ -5,11 +5,13 @@ what it already holds."""
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.db import DatabaseError, connection
-from django.db.models import F
+from django.db.models import F, Value
+from django.db.models.functions import Upper
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -199,6 +201,32 @@ def test_a_transition_leaves_the_intent_exactly_as_stored(paper):
     assert intent.result == stored.result == {"id": "t-1", "n": 1}
     assert intent.finished_at == stored.finished_at is not None
     assert intent.next_check_at is None
+
+
+def test_a_transition_writes_counters_nulls_and_json_as_the_orm_does(paper):
+    intent = OrderIntent.objects.create(account=paper, action="close", trade_id="t-2", protective=True)
+    now = timezone.now()
+    assert claim(intent, now=now, send_deadline=now, fence_at=now + timedelta(seconds=5))
+    # a request that never left: back to CREATED, the send uncounted (F - 1), a JSON value and a NULL written
+    assert transition(
+        intent, OrderIntent.State.CREATED, sends=F("sends") - 1, result={"a": [1, "é"]}, submitted_at=None
+    )
+    stored = OrderIntent.objects.get(pk=intent.pk)
+    assert (stored.state, stored.attempts, stored.sends) == ("created", 1, 0)
+    assert stored.result == intent.result == {"a": [1, "é"]}
+    assert stored.submitted_at is None
+    assert intent.submitted_at is None
+    assert stored.fence_at == intent.fence_at == now + timedelta(seconds=5)
+    assert stored.updated_at == intent.updated_at
+
+
+def test_a_transition_refuses_an_expression_it_cannot_write(paper):
+    intent = OrderIntent.objects.create(account=paper, action="close", trade_id="t-3", protective=True)
+    with pytest.raises(TypeError, match="F\\(column\\) ± integer"):
+        transition(intent, OrderIntent.State.REJECTED, checks=F("checks") * 2)
+    with pytest.raises(TypeError, match="F\\(column\\) ± integer"):
+        transition(intent, OrderIntent.State.REJECTED, error=Upper(Value("x")))
+    assert OrderIntent.objects.get(pk=intent.pk).state == OrderIntent.State.CREATED
 
 
 def _acked_close(paper, exchange) -> OrderIntent:
