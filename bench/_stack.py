@@ -78,11 +78,12 @@ def wait_for_simulator(control: Any) -> None:  # noqa: ANN401 - a ControlClient
     wait(lambda: _ping(control), 20, "the simulator")
 
 
-def start_worker(queues: str, concurrency: int | str) -> subprocess.Popen[bytes]:
-    """A real ``celery worker`` (prefork) on ``queues``, after purging them (a previous run's leftovers)."""
+def start_worker(queues: str, concurrency: int | str, pool: str = "prefork") -> subprocess.Popen[bytes]:
+    """A real ``celery worker`` (``pool``: prefork, as deployed) on ``queues``, after purging them (a previous
+    run's leftovers)."""
     celery = [sys.executable, "-m", "celery", "-A", "config"]
     subprocess.run([*celery, "purge", "-f", "-Q", queues], cwd=ROOT, capture_output=True, check=False)
-    argv = [*celery, "worker", "-P", "prefork", "-c", str(concurrency), "-Q", queues, "-l", "warning"]
+    argv = [*celery, "worker", "-P", pool, "-c", str(concurrency), "-Q", queues, "-l", "warning"]
     argv += ["--without-heartbeat", "--without-mingle", "--without-gossip"]
     return subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -103,6 +104,18 @@ def with_children(pid: int) -> list[int]:
     except OSError:
         children = []
     return [pid, *(int(c) for c in children)]
+
+
+def pss_mb(pid: int) -> float:
+    """Proportional set size of one process in MB (shared pages split between the processes sharing them, so a
+    prefork pool's children add up to what they really cost); 0 once it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return 0.0
+    return 0.0
 
 
 def pids_named(name: str) -> list[int]:

@@ -15,7 +15,9 @@ account (about -8.6 %, confirmed by the next tick as an outlier must be), so all
 together; ``crash_all_acted_s`` = first tick → the last of those closes reconciled. The engine and client-overhead
 figures come from ``bench/engine_evals.py`` and ``bench/gateway.py``.
 
-Run: ``.venv/bin/python bench/automations.py`` (``BENCH_ACCOUNTS``, default ``100,1000``); the last line is
+Run: ``.venv/bin/python bench/automations.py`` (``BENCH_ACCOUNTS``, default ``100,1000``; ``BENCH_WORKER_CHILDREN``,
+default 2; ``BENCH_WORKER_POOL``, default prefork; ``BENCH_EXCHANGE_LATENCY_MS``, default 0: each crash-tick POST
+waits that long at the simulator, as at a distant exchange); the last line is
 
     RESULT accounts=… tick_to_order_p50_ms=… tick_to_order_p99_ms=… crash_all_acted_s=… engine_evals_per_s=…
     overhead_us_per_call=…
@@ -53,6 +55,10 @@ REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/3")
 SIZES = tuple(int(n) for n in os.environ.get("BENCH_ACCOUNTS", "100,1000").split(","))
 TRIGGERS = int(os.environ.get("BENCH_TRIGGERS", "30"))
 WORKER_CHILDREN = int(os.environ.get("BENCH_WORKER_CHILDREN", "2"))
+WORKER_POOL = os.environ.get("BENCH_WORKER_POOL", "prefork")  # Celery's -P (threads: BENCH_WORKER_CHILDREN threads)
+# The crash tick's POSTs wait this long at the simulator before being processed (0: the loopback simulator's own
+# speed; the real exchange answers in tens to hundreds of ms, during which a worker child waits).
+EXCHANGE_LATENCY_MS = int(os.environ.get("BENCH_EXCHANGE_LATENCY_MS", "0"))
 LIQUIDATION = Decimal("90909")
 
 
@@ -88,7 +94,7 @@ def main() -> None:  # noqa: C901, PLR0915 - a linear script
 
     control = ControlClient(f"http://{HOST}:{sim_port}", TOKEN)
     wait_for_simulator(control)
-    worker = start_worker("protective,celery", WORKER_CHILDREN)
+    worker = start_worker("protective,celery", WORKER_CHILDREN, WORKER_POOL)
     results: dict[int, tuple[float, float, int]] = {}
     crash: dict[int, float] = {}
     feed = MarketFeed(f"http://{HOST}:{sim_port}/v3", f"ws://{HOST}:{sim_port}/v1", name="bench-feed")
@@ -242,12 +248,15 @@ def _crash_tick(control, accounts, order_intent, procs) -> float:  # noqa: ANN00
     other accounts (about -8.6 % from 100,000: every 10x long sits just above its liquidation), on one tick and its
     confirming next tick (an outlier waits for one, T13). Returns the seconds from the first tick until every one
     of their 3 closes is reconciled (all protective: Margin Guard closes)."""
+    from bench._stack import pss_mb, with_children
     from lnmarkets.maths import round_to_tick
 
     crossing = LIQUIDATION / (1 - Decimal("0.005"))
     price = round_to_tick(crossing, ROUND_FLOOR) - 1
     ids = [a.pk for a in accounts]
     expected = 3 * len(ids)
+    if EXCHANGE_LATENCY_MS:
+        control.inject_fault("delay", method="POST", count=None, seconds=EXCHANGE_LATENCY_MS / 1000)
     cpu_before = _cpu_groups(procs)
     started = time.monotonic()
     control.set_price(price)
@@ -264,6 +273,9 @@ def _crash_tick(control, accounts, order_intent, procs) -> float:  # noqa: ANN00
     cpu = {name: spent - cpu_before[name] for name, spent in _cpu_groups(procs).items()}
     busy = ", ".join(f"{name} {spent:.1f}" for name, spent in sorted(cpu.items(), key=lambda item: -item[1]))
     print(f"crash tick CPU seconds over {elapsed:.1f} s on {os.cpu_count()} cores: {busy}", flush=True)
+    worker_pids = with_children(procs["worker"].pid)
+    memory = sum(pss_mb(pid) for pid in worker_pids)
+    print(f"worker memory after the crash tick: {memory:.0f} MB (PSS) over {len(worker_pids)} processes", flush=True)
     intents = order_intent.objects.filter(account_id__in=ids)
     created = max(intents.values_list("created_at", flat=True), default=None)
     first = min(intents.values_list("created_at", flat=True), default=None)
@@ -271,7 +283,8 @@ def _crash_tick(control, accounts, order_intent, procs) -> float:  # noqa: ANN00
     print(
         f"crash tick: {len(ids)} accounts, {done}/{expected} guarded trades closed and reconciled after "
         f"{elapsed:.1f} s (first tick → last reconciliation; the intents were written over {decided}; "
-        f"{WORKER_CHILDREN} worker children)",
+        f"{WORKER_CHILDREN} worker {'children' if WORKER_POOL == 'prefork' else WORKER_POOL}; "
+        f"exchange latency {EXCHANGE_LATENCY_MS} ms per POST)",
         flush=True,
     )
     return elapsed if done >= expected else float("nan")
