@@ -326,9 +326,8 @@ def order_intent_execute(*, intent_id: int) -> list[int]:
 def order_intent_deliver(intent_id: int) -> OrderIntent | None:
     """The start of a delivery: the intent counted and leased first, then read with what the delivery needs (its
     account and automation), in two statements compiled once (``intent_read``); ``None`` when it is terminal (left
-    as it is) or gone. It is then
-    advanced by ``order_intent_advance``, from this view: every move is a compare-and-set, so a view that went
-    stale meanwhile only costs a re-read."""
+    as it is) or gone. It is then advanced by ``order_intent_advance``, from this view: every move is a
+    compare-and-set, so a view that went stale meanwhile only costs a re-read."""
     if not intent_lease(intent_id, timezone.now() + DELIVERY_LEASE):
         return None
     intent = intent_with_account_and_automation(intent_id)
