@@ -33,6 +33,7 @@ from django.db.models.expressions import CombinedExpression
 from django.utils import timezone
 
 from automations.models import OrderIntent
+from automations.services.intent_read import intent_column_from_db
 
 State = OrderIntent.State
 
@@ -63,14 +64,6 @@ def refresh_intent(intent: OrderIntent) -> None:
 
 
 _FIELDS: Final = {f.attname: f for f in OrderIntent._meta.concrete_fields}
-
-
-def _from_db(connection: BaseDatabaseWrapper, name: str, value: object) -> object:
-    """A column's value as the ORM would load it (the backend's and the field's converters)."""
-    col = _FIELDS[name].get_col(OrderIntent._meta.db_table)
-    for converter in (*connection.ops.get_db_converters(col), *col.get_db_converters(connection)):
-        value = converter(value, col, connection)
-    return value
 
 
 def _assignment(connection: BaseDatabaseWrapper, name: str, value: object) -> tuple[str, list[Any]]:
@@ -124,7 +117,7 @@ def _compare_and_set(intent: OrderIntent, values: dict[str, object]) -> bool:
         refresh_intent(intent)
         return False
     for name, value in zip(read_back, row[1:], strict=True):
-        setattr(intent, name, _from_db(connection, name, value))
+        setattr(intent, name, intent_column_from_db(name, value))
     for name, value in written.items():
         setattr(intent, name, _FIELDS[name].to_python(value))
     return True

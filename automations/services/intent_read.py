@@ -24,6 +24,7 @@ from accounts.models import ExchangeAccount
 from automations.models import Automation, OrderIntent
 
 Converter = Callable[[Any, Any, BaseDatabaseWrapper], Any]
+TERMINAL = tuple(sorted(OrderIntent.TERMINAL))
 
 
 @dataclass(frozen=True)
@@ -32,13 +33,16 @@ class _Table:
     alias: str
     attnames: tuple[str, ...]
     columns: tuple[tuple[Any, tuple[Converter, ...]], ...]  # (Col, its converters), in ``attnames`` order
+    index: dict[str, int]  # attname → position in ``columns``
+
+    def convert(self, position: int, value: Any, connection: BaseDatabaseWrapper) -> Any:  # noqa: ANN401 - a column
+        col, converters = self.columns[position]
+        for converter in converters:
+            value = converter(value, col, connection)
+        return value
 
     def build(self, db: str, connection: BaseDatabaseWrapper, values: Sequence[Any]) -> Model:
-        converted = []
-        for value, (col, converters) in zip(values, self.columns, strict=True):
-            for converter in converters:
-                value = converter(value, col, connection)
-            converted.append(value)
+        converted = [self.convert(i, value, connection) for i, value in enumerate(values)]
         return self.model.from_db(db, self.attnames, converted)
 
 
@@ -56,7 +60,8 @@ def _table(model: type[Model], alias: str, connection: BaseDatabaseWrapper) -> _
     for field in fields:
         col = field.get_col(alias)
         columns.append((col, (*connection.ops.get_db_converters(col), *col.get_db_converters(connection))))
-    return _Table(model, alias, tuple(f.attname for f in fields), tuple(columns))
+    attnames = tuple(f.attname for f in fields)
+    return _Table(model, alias, attnames, tuple(columns), {name: i for i, name in enumerate(attnames)})
 
 
 def _column(model: type[Model], name: str) -> str:
@@ -94,7 +99,6 @@ def _plan_for(db: str) -> _Plan:
     return _Plan(lease_sql, read_sql, (intent, account, automation), meta.get_field("next_check_at"))
 
 
-TERMINAL = tuple(sorted(OrderIntent.TERMINAL))
 _plans: dict[str, _Plan] = {}
 
 
@@ -137,3 +141,11 @@ def intent_with_account_and_automation(intent_id: int) -> OrderIntent | None:
     OrderIntent._meta.get_field("account").set_cached_value(intent, account)
     OrderIntent._meta.get_field("automation").set_cached_value(intent, automation)
     return intent
+
+
+def intent_column_from_db(name: str, value: object) -> object:
+    """One ``OrderIntent`` column (by attname) as the ORM would load it, through the converters found once with
+    the plan (the compare-and-set's ``RETURNING`` row, ``intent_machine``)."""
+    _, connection, plan = _plan()
+    table = plan.tables[0]
+    return table.convert(table.index[name], value, connection)
