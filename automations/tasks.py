@@ -54,13 +54,25 @@ def order_intent_enqueue(
 
 
 def order_intents_enqueue(intents: list[tuple[int, bool]]) -> None:
-    """Queue several (id, protective) intents through one broker producer, protective ones first."""
+    """Queue several (id, protective) intents through one broker producer, protective ones first, in batches of
+    ``settings.ORDER_DELIVERY_THREADS`` (one message delivers them side by side: ``services.delivery_batch``)."""
     if not intents:
         return
-    ordered = sorted(intents, key=lambda item: not item[1])
+    size = max(1, settings.ORDER_DELIVERY_THREADS)
     with order_intent_execute_task.app.producer_or_acquire() as producer:
-        for intent_id, protective in ordered:
-            order_intent_enqueue(intent_id, protective=protective, producer=producer)
+        for protective in (True, False):
+            ids = [intent_id for intent_id, kind in intents if kind is protective]
+            for start in range(0, len(ids), size):
+                chunk = ids[start : start + size]
+                if len(chunk) == 1:
+                    order_intent_enqueue(chunk[0], protective=protective, producer=producer)
+                    continue
+                order_intents_execute_task.apply_async(
+                    args=(chunk, protective),
+                    queue=PROTECTIVE_QUEUE if protective else DEFAULT_QUEUE,
+                    expires=PROTECTIVE_EXPIRES_S if protective else ENTRY_EXPIRES_S,
+                    producer=producer,
+                )
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
@@ -74,6 +86,21 @@ def order_intent_execute_task(self: Task[[int], None], intent_id: int) -> None:
         raise self.retry(countdown=safe_countdown(exc.countdown), exc=exc) from exc
     for followup in followups:
         order_intent_enqueue(followup)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, max_retries=0)
+def order_intents_execute_task(intent_ids: list[int], protective: bool) -> None:
+    """Advance several intents of one kind side by side (``automations.services.delivery_batch``); each one that
+    must be looked at again is queued on its own after its countdown, as ``order_intent_execute_task`` retries."""
+    from automations.services.delivery_batch import BatchDeliveryError, order_intents_execute
+
+    outcome = order_intents_execute(intent_ids, threads=settings.ORDER_DELIVERY_THREADS)
+    for intent_id, countdown in outcome.retries:
+        order_intent_enqueue(intent_id, protective=protective, countdown=safe_countdown(countdown))
+    for followup in outcome.followups:
+        order_intent_enqueue(followup)
+    if outcome.failed:
+        raise BatchDeliveryError(f"the deliveries of intents {outcome.failed} raised; their leases bring them back")
 
 
 def _first_in_slot(name: str, interval: float) -> bool:

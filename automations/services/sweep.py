@@ -61,7 +61,7 @@ def accounts_reconcile_fanout() -> int:
 def intents_sweep(*, now: datetime) -> int:
     """Expire entries that waited too long to be sent; re-queue every unfinished intent whose lease ran out (a
     lost retry, a lost message, a worker that died). Returns how many were re-queued."""
-    from automations.tasks import order_intent_enqueue
+    from automations.tasks import order_intents_enqueue
 
     stale = OrderIntent.objects.select_related("automation").filter(
         state=OrderIntent.State.CREATED, protective=False, created_at__lt=now - ENTRY_TTL
@@ -70,6 +70,5 @@ def intents_sweep(*, now: datetime) -> int:
     if expired:
         logger.info("%d entry intents expired unsent", expired)
     due = intents_due(now=now)
-    for intent_id, protective in due:
-        order_intent_enqueue(intent_id, protective=protective)
+    order_intents_enqueue(due)  # in batches, protective ones first (many after an outage)
     return len(due)

@@ -195,6 +195,14 @@ class Stack:
             countdown=countdown,
         )
 
+    def enqueue_batch(self, intent_ids: list[int], *, protective: bool) -> None:
+        """Several intents in one message, as the tick runner queues them (``order_intents_enqueue``)."""
+        self.celery.send_task(
+            "automations.tasks.order_intents_execute_task",
+            args=(intent_ids, protective),
+            queue="protective" if protective else "celery",
+        )
+
     def purge(self) -> None:
         with self.celery.connection_for_write() as conn:
             for queue in ("protective", "celery"):

@@ -65,8 +65,26 @@ def _add_margin(account, trade_id: str, amount: int) -> OrderIntent:
     )
 
 
-def _enqueue(rig, intents, times: int = 1) -> None:
+# How the scenarios that kill workers deliver: one message per intent, or batches delivered side by side in threads
+# of one worker child (``order_intents_execute_task``, as the tick runner queues them).
+DELIVERIES = pytest.mark.parametrize("delivery", ["one", "batch"])
+BATCH = 4
+
+
+def _threads(delivery: str) -> dict[str, object]:
+    """The worker's settings for ``delivery``: a batch's intents each in a thread of their own, as in production (a
+    batch is as large as the worker's thread count), with the connections they need."""
+    return {"ORDER_DELIVERY_THREADS": BATCH, "DB_POOL_MAX_SIZE": BATCH + 2} if delivery == "batch" else {}
+
+
+def _enqueue(rig, intents, times: int = 1, delivery: str = "one") -> None:
     for _ in range(times):
+        if delivery == "batch":
+            for protective in (True, False):
+                ids = [i.pk for i in intents if i.protective is protective]
+                for start in range(0, len(ids), BATCH):
+                    rig.enqueue_batch(ids[start : start + BATCH], protective=protective)
+            continue
         for intent in intents:
             rig.enqueue(intent.pk, protective=intent.protective)
 
@@ -173,19 +191,20 @@ def _halted(account) -> bool:
 # --- T05, T06: workers killed ---
 
 
-def test_t05_worker_killed_after_the_post_before_the_database_update(rig, control, accounts, record):
+@DELIVERIES
+def test_t05_worker_killed_after_the_post_before_the_database_update(rig, control, accounts, record, delivery):
     rounds, per_round = (10, 10) if FULL else (2, 3)
-    rig.start_worker(concurrency=per_round)
+    rig.start_worker(concurrency=per_round, **_threads(delivery))
     everything = []
     for _ in range(rounds):
         intents = [_entry(account) for account, _ in accounts(per_round)]
         everything += intents
         control.inject_fault("accept_then_delay", method="POST", path=TRADE, seconds=5, count=per_round)
-        _enqueue(rig, intents)
+        _enqueue(rig, intents, delivery=delivery)
         wait_for(functools.partial(_posted_once, control, [i.client_id for i in intents]), 30, what="POSTs arrived")
         assert rig.kill_children("worker", signal.SIGKILL) >= 1
         _settle(intents)
-    _check(record, "T05 SIGKILL after POST", everything, control)
+    _check(record, f"T05 SIGKILL after POST ({delivery})", everything, control)
     assert all(control.requests_for_client_id(i.client_id) == 1 for i in everything)
 
 
@@ -193,7 +212,8 @@ def _posted_once(control, client_ids: list[str]) -> bool:
     return all(control.requests_for_client_id(c) == 1 for c in client_ids)
 
 
-def test_t06_worker_killed_between_claim_and_send(rig, control, accounts, record):
+@DELIVERIES
+def test_t06_worker_killed_between_claim_and_send(rig, control, accounts, record, delivery):
     n = trials(4, 20)
     pairs = accounts(n)
     trades = [_managed_trade(rig, account, sim) for account, sim in pairs]
@@ -203,8 +223,8 @@ def test_t06_worker_killed_between_claim_and_send(rig, control, accounts, record
     ]
     rig.start_beat()  # the intent sweep hands lost deliveries back to the queue
     # paused between claim and send (within the send window, so the send itself still happens when not killed)
-    rig.start_worker(concurrency=n, FAULT_PAUSE_BEFORE_SEND_SECONDS=TIMING.send_window_s / 2)
-    _enqueue(rig, intents)
+    rig.start_worker(concurrency=n, FAULT_PAUSE_BEFORE_SEND_SECONDS=TIMING.send_window_s / 2, **_threads(delivery))
+    _enqueue(rig, intents, delivery=delivery)
     wait_for(
         lambda: OrderIntent.objects.filter(pk__in=[i.pk for i in intents], state="submitting").count() == n,
         30,
@@ -212,7 +232,7 @@ def test_t06_worker_killed_between_claim_and_send(rig, control, accounts, record
     )
     assert rig.kill_children("worker", signal.SIGKILL) >= 1
     _settle(intents)
-    _check(record, "T06 SIGKILL between claim and send", intents, control)
+    _check(record, f"T06 SIGKILL between claim and send ({delivery})", intents, control)
 
 
 def test_t06_cold_shutdown_loses_nothing(rig, control, accounts, record):
@@ -372,18 +392,19 @@ def test_t16_kill_switch_stops_queued_entries_but_not_closes(rig, control, accou
 # --- issue #11: overlapping deliveries, failed follow-up reads, attribution ---
 
 
-def test_overlapping_deliveries_of_held_orders_send_one_each(rig, control, accounts, record):
+@DELIVERIES
+def test_overlapping_deliveries_of_held_orders_send_one_each(rig, control, accounts, record, delivery):
     pairs = accounts(trials(3, 20))
     intents = [_entry(account, protective=True) for account, _ in pairs]
     hold = 25 if FULL else 8  # longer than the old 20 s account lock; in CI also past the 5 s signature window
     control.inject_fault("hold", method="POST", path=TRADE, seconds=hold, count=len(intents))
-    rig.start_worker(concurrency=len(intents))
-    rig.start_worker("worker-b", concurrency=len(intents))
-    _enqueue(rig, intents)
+    rig.start_worker(concurrency=len(intents), **_threads(delivery))
+    rig.start_worker("worker-b", concurrency=len(intents), **_threads(delivery))
+    _enqueue(rig, intents, delivery=delivery)
     time.sleep(TIMING.http_timeout_s + 1)
-    _enqueue(rig, intents, times=3)  # the same intents again, as a sweep or a redelivery would
+    _enqueue(rig, intents, times=3, delivery=delivery)  # the same intents again, as a sweep or a redelivery would
     _settle(intents)
-    _check(record, "overlapping deliveries", intents, control)
+    _check(record, f"overlapping deliveries ({delivery})", intents, control)
     trades = Counter(t.get("clientId") for t in exchange_trades(control.state()))
     assert all(trades[i.client_id] == 1 for i in intents)
 

@@ -1,0 +1,178 @@
+"""Batches of order intents (issue #14): one task delivers several intents side by side, each exactly as its own task
+would: sent once, retried on its own, a raising one left to its lease without stopping the others. The same with
+real worker processes killed mid-batch: tests/faults (T05, T06, overlapping deliveries)."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+
+from automations import tasks
+from automations.models import OrderIntent, TrackedTrade
+from automations.services import delivery_batch
+from automations.services.delivery_batch import BatchDeliveryError, order_intents_execute
+from automations.services.trades import account_reconcile
+from tests.automations.test_execution import TRADE_PATH, _entry
+
+pytestmark = pytest.mark.django_db(transaction=True)
+CLOSE_PATH = TRADE_PATH + "/close"
+# Threads need a connection pool and no shared in-memory SQLite database: the PostgreSQL pass runs them.
+THREADED = pytest.mark.skipif(connection.vendor != "postgresql", reason="threads need PostgreSQL's connection pool")
+
+
+def _threads() -> int:
+    return 4 if connection.vendor == "postgresql" else 1
+
+
+def _managed_longs(paper, exchange, n: int) -> list[str]:
+    ids = []
+    for i in range(n):
+        trade = exchange.isolated_trade_create(
+            type="market", side="buy", quantity=100, leverage=Decimal(10), client_id=f"ax-batch-open-{i}"
+        )
+        OrderIntent.objects.create(account=paper, action="open", client_id=f"ax-batch-open-{i}", state="reconciled")
+        ids.append(trade.id)
+    account_reconcile(account_id=paper.pk)
+    return ids
+
+
+def _closes(paper, trade_ids: list[str]) -> list[OrderIntent]:
+    return [
+        OrderIntent.objects.create(account=paper, action="close", trade_id=trade_id, protective=True)
+        for trade_id in trade_ids
+    ]
+
+
+def test_a_batch_closes_each_trade_once_and_settles_every_intent(paper, sim, exchange):
+    trade_ids = _managed_longs(paper, exchange, 3)
+    intents = _closes(paper, trade_ids)
+    ids = [i.pk for i in intents]
+    # the same intent twice in one batch is delivered once
+    outcome = order_intents_execute([*ids, ids[0]], threads=_threads())
+    assert (outcome.followups, outcome.retries, outcome.failed) == ([], [], [])
+    assert set(OrderIntent.objects.filter(pk__in=ids).values_list("state", flat=True)) == {"reconciled"}
+    for trade_id in trade_ids:
+        assert sim.control.requests_for_trade(trade_id) == {CLOSE_PATH: 1}
+        assert TrackedTrade.objects.get(trade_id=trade_id).state == TrackedTrade.State.CLOSED
+    assert list(exchange.isolated_trades_running_list()) == []
+    # delivered again (a redelivered batch): nothing is sent
+    again = order_intents_execute(ids, threads=_threads())
+    assert (again.followups, again.retries, again.failed) == ([], [], [])
+    assert all(sim.control.requests_for_trade(t) == {CLOSE_PATH: 1} for t in trade_ids)
+
+
+def test_an_unprocessed_intent_is_retried_alone_after_its_countdown(paper, sim, exchange):
+    account_reconcile(account_id=paper.pk)
+    first, second = _entry(paper, "buy", 10, 50), _entry(paper, "buy", 10, 60)
+    sim.control.inject_fault("status", method="POST", path=TRADE_PATH, status=503, count=1)
+    outcome = order_intents_execute([first.pk, second.pk], threads=1)
+    assert len(outcome.retries) == 1
+    retried, countdown = outcome.retries[0]
+    assert countdown > 0
+    states = dict(OrderIntent.objects.filter(pk__in=[first.pk, second.pk]).values_list("pk", "state"))
+    other = second.pk if retried == first.pk else first.pk
+    assert (states[retried], states[other]) == ("created", "reconciled")
+    assert outcome.failed == []
+
+
+def test_a_delivery_that_raises_leaves_the_others_delivered_and_is_logged(paper, sim, exchange, monkeypatch, caplog):
+    trade_ids = _managed_longs(paper, exchange, 2)
+    good, bad = _closes(paper, trade_ids)
+    from automations.services.execution import order_intent_execute as real
+
+    def execute(*, intent_id: int) -> list[int]:
+        if intent_id == bad.pk:
+            raise RuntimeError("boom")
+        return real(intent_id=intent_id)
+
+    monkeypatch.setattr(delivery_batch, "order_intent_execute", execute)
+    with caplog.at_level(logging.ERROR, logger="automations.services.delivery_batch"):
+        outcome = order_intents_execute([bad.pk, good.pk], threads=_threads())
+    assert outcome.failed == [bad.pk]
+    assert OrderIntent.objects.get(pk=good.pk).state == "reconciled"
+    assert OrderIntent.objects.get(pk=bad.pk).state == "created"
+    assert f"intent {bad.pk}" in caplog.text
+    assert "boom" in caplog.text
+
+
+@THREADED
+def test_two_batches_of_the_same_entries_at_once_send_each_order_once(paper, sim, exchange):
+    account_reconcile(account_id=paper.pk)
+    intents = [_entry(paper, "buy", 10, 50 + i) for i in range(4)]
+    ids = [i.pk for i in intents]
+    sim.control.inject_fault("delay", method="POST", path=TRADE_PATH, seconds=0.3, count=None)
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = list(pool.map(lambda order: order_intents_execute(order, threads=4), [ids, ids[::-1]]))
+    assert all(o.failed == [] for o in outcomes)
+    assert set(OrderIntent.objects.filter(pk__in=ids).values_list("state", flat=True)) == {"reconciled"}
+    assert [sim.control.requests_for_client_id(i.client_id) for i in intents] == [1, 1, 1, 1]
+    opened = [t.client_id for t in exchange.isolated_trades_running_list()]
+    assert sorted(opened) == sorted(i.client_id for i in intents)
+
+
+@THREADED
+def test_a_batch_overlaps_the_exchanges_waits(paper, sim, exchange):
+    """Four entries held 0.5 s each at the exchange: in four threads the batch takes about one wait, not four (the
+    ratio, not a time: three waits would be 1.5 s)."""
+    import time
+
+    # no reconciliation first: its reads would take the key's budget (5 a second) that the four POSTs need
+    ids = [_entry(paper, "buy", 10, 50 + i).pk for i in range(4)]
+    sim.control.inject_fault("delay", method="POST", path=TRADE_PATH, seconds=0.5, count=None)
+    started = time.monotonic()
+    outcome = order_intents_execute(ids, threads=4)
+    elapsed = time.monotonic() - started
+    assert (outcome.failed, outcome.retries) == ([], [])
+    assert set(OrderIntent.objects.filter(pk__in=ids).values_list("state", flat=True)) == {"reconciled"}
+    assert elapsed < 1.5
+
+
+# --- the task and the queueing ----------------------------------------------------------------------------------
+
+
+def test_the_task_queues_retries_alone_and_fails_when_a_delivery_raised(monkeypatch):
+    queued: list[tuple[int, bool | None, float]] = []
+    monkeypatch.setattr(
+        tasks,
+        "order_intent_enqueue",
+        lambda intent_id, *, protective=None, countdown=0, producer=None: queued.append(
+            (intent_id, protective, countdown)
+        ),
+    )
+    outcome = delivery_batch.BatchOutcome(followups=[9], retries=[(4, 2.5)], failed=[])
+    monkeypatch.setattr(delivery_batch, "order_intents_execute", lambda ids, threads: outcome)
+    tasks.order_intents_execute_task.run([4, 5], True)
+    assert queued == [(4, True, 2.5), (9, None, 0)]
+    outcome.failed.append(5)
+    with pytest.raises(BatchDeliveryError, match=r"\[5\]"):
+        tasks.order_intents_execute_task.run([4, 5], True)
+
+
+def test_intents_are_queued_in_batches_protective_first(monkeypatch, settings):
+    settings.ORDER_DELIVERY_THREADS = 3
+    sent: list[tuple[str, object, str]] = []
+
+    def recorder(name: str):  # noqa: ANN202
+        def apply_async(*, args, queue, **options):  # noqa: ANN001, ANN202, ARG001
+            sent.append((name, args[0], queue))
+
+        return apply_async
+
+    monkeypatch.setattr(tasks.order_intent_execute_task, "apply_async", recorder("one"))
+    monkeypatch.setattr(tasks.order_intents_execute_task, "apply_async", recorder("batch"))
+    intents = [(1, False), (2, True), (3, True), (4, False), (5, True), (6, True), (7, True), (8, True), (9, True)]
+    tasks.order_intents_enqueue(intents)
+    assert sent == [
+        ("batch", [2, 3, 5], "protective"),
+        ("batch", [6, 7, 8], "protective"),
+        ("one", 9, "protective"),
+        ("batch", [1, 4], "celery"),
+    ]
+    sent.clear()
+    settings.ORDER_DELIVERY_THREADS = 1
+    tasks.order_intents_enqueue([(1, True), (2, False)])
+    assert sent == [("one", 1, "protective"), ("one", 2, "celery")]
