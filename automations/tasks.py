@@ -55,10 +55,10 @@ def order_intent_enqueue(
 
 def order_intents_enqueue(intents: list[tuple[int, bool]]) -> None:
     """Queue several (id, protective) intents through one broker producer, protective ones first, in batches of
-    ``settings.ORDER_DELIVERY_THREADS`` (one message delivers them side by side: ``services.delivery_batch``)."""
+    ``settings.DELIVERY_THREADS`` (one message delivers them side by side: ``services.delivery_batch``)."""
     if not intents:
         return
-    size = max(1, settings.ORDER_DELIVERY_THREADS)
+    size = max(1, settings.DELIVERY_THREADS)
     with order_intent_execute_task.app.producer_or_acquire() as producer:
         for protective in (True, False):
             ids = [intent_id for intent_id, kind in intents if kind is protective]
@@ -94,7 +94,7 @@ def order_intents_execute_task(intent_ids: list[int], protective: bool) -> None:
     must be looked at again is queued on its own after its countdown, as ``order_intent_execute_task`` retries."""
     from automations.services.delivery_batch import BatchDeliveryError, order_intents_execute
 
-    outcome = order_intents_execute(intent_ids, threads=settings.ORDER_DELIVERY_THREADS)
+    outcome = order_intents_execute(intent_ids, threads=settings.DELIVERY_THREADS)
     for intent_id, countdown in outcome.retries:
         order_intent_enqueue(intent_id, protective=protective, countdown=safe_countdown(countdown))
     for followup in outcome.followups:

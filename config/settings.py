@@ -162,13 +162,11 @@ else:
         }
     }
 
-# Order intents one delivery task takes side by side, each in a thread (automations.services.delivery_batch): up to
-# 8 with a connection pool (two of its connections stay for the task's own thread and the rest); 1 without one
-# (SQLite: one writer at a time anyway).
+# Items one delivery task takes side by side, each in a thread (order intents, notifications: axisor_bus.side_by_side):
+# up to 8 with a connection pool (two of its connections stay for the task's own thread and the rest); 1 without
+# one (SQLite: one writer at a time anyway). Also the size of the batches they are queued in.
 _DB_POOL = DATABASES["default"].get("OPTIONS", {}).get("pool")
-ORDER_DELIVERY_THREADS: int = max(
-    1, env.int("ORDER_DELIVERY_THREADS", default=min(8, _DB_POOL["max_size"] - 2) if _DB_POOL else 1)
-)
+DELIVERY_THREADS: int = max(1, env.int("DELIVERY_THREADS", default=min(8, _DB_POOL["max_size"] - 2) if _DB_POOL else 1))
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"

@@ -13,6 +13,7 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from automations.tasks import _first_in_slot, safe_countdown
+from axisor_bus.side_by_side import run_side_by_side, send_or_hold
 
 logger = logging.getLogger(__name__)
 
@@ -20,15 +21,30 @@ NOTIFY_QUEUE = "notify"
 
 
 def notifications_enqueue(notification_ids: list[int], *, countdown: float = 0) -> None:
-    for notification_id in notification_ids:
-        notification_deliver_task.apply_async(
-            args=(notification_id,), queue=NOTIFY_QUEUE, countdown=safe_countdown(countdown)
-        )
+    """Queue the delivery of ``notification_ids``: now ones in batches of ``settings.DELIVERY_THREADS`` (held to
+    the end of an enclosing batch of order deliveries, whose closes queue them one by one:
+    ``axisor_bus.side_by_side``), later ones each on its own."""
+    if countdown > 0:
+        for notification_id in notification_ids:
+            notification_deliver_task.apply_async(
+                args=(notification_id,), queue=NOTIFY_QUEUE, countdown=safe_countdown(countdown)
+            )
+        return
+    send_or_hold(_send_batches, notification_ids)
 
 
-@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
-def notification_deliver_task(self: Task[[int], None], notification_id: int) -> None:
-    """Deliver one notification; the row bounds its own attempts (``NOTIFY_MAX_ATTEMPTS``)."""
+def _send_batches(notification_ids: list[int]) -> None:
+    size = max(1, settings.DELIVERY_THREADS)
+    for start in range(0, len(notification_ids), size):
+        chunk = notification_ids[start : start + size]
+        if len(chunk) == 1:
+            notification_deliver_task.apply_async(args=(chunk[0],), queue=NOTIFY_QUEUE)
+        else:
+            notifications_deliver_task.apply_async(args=(chunk,), queue=NOTIFY_QUEUE)
+
+
+def _deliver(notification_id: int) -> float | None:
+    """Deliver one notification; the countdown after which it must be tried again, or None."""
     from notifications.delivery import notification_deliver
 
     outcome = notification_deliver(notification_id=notification_id)
@@ -40,9 +56,43 @@ def notification_deliver_task(self: Task[[int], None], notification_id: int) -> 
         if cache.add(key, 1, timeout=600):
             delay = (outcome.digest_at - timezone.now()).total_seconds()
             notifications_enqueue([notification_id], countdown=safe_countdown(max(delay, 0.5)))
-        return
-    if outcome.retry_in is not None:
-        raise self.retry(countdown=safe_countdown(outcome.retry_in), queue=NOTIFY_QUEUE)
+        return None
+    return outcome.retry_in
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
+def notification_deliver_task(self: Task[[int], None], notification_id: int) -> None:
+    """Deliver one notification; the row bounds its own attempts (``NOTIFY_MAX_ATTEMPTS``)."""
+    retry_in = _deliver(notification_id)
+    if retry_in is not None:
+        raise self.retry(countdown=safe_countdown(retry_in), queue=NOTIFY_QUEUE)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, max_retries=0)
+def notifications_deliver_task(notification_ids: list[int]) -> None:
+    """Deliver several notifications side by side (their sends to Telegram, e-mail or webhooks overlap); each that
+    must be tried again is queued on its own after its countdown. One that raises is logged and left to the sweep,
+    as a single delivery that raised; the task then fails."""
+    failed: list[int] = []
+
+    def deliver(notification_id: int) -> None:
+        try:
+            retry_in = _deliver(notification_id)
+        except Exception:
+            # Not swallowed: logged with its traceback and the task fails; the row's claim lets the sweep retry it.
+            logger.exception("notification %s: its delivery in a batch raised; the sweep retries it", notification_id)
+            failed.append(notification_id)
+            return
+        if retry_in is not None:
+            notifications_enqueue([notification_id], countdown=safe_countdown(max(retry_in, 0.5)))
+
+    run_side_by_side(dict.fromkeys(notification_ids), deliver, threads=settings.DELIVERY_THREADS)
+    if failed:
+        raise NotificationsBatchError(f"the deliveries of notifications {failed} raised; the sweep brings them back")
+
+
+class NotificationsBatchError(Exception):
+    """Some notifications of a batch raised; the others were delivered."""
 
 
 @shared_task(acks_late=True, max_retries=0)

@@ -8,22 +8,17 @@ own task at once, still sends once; the fault battery runs its kill scenarios th
 What a batch saves: one broker message, one hand-over to a worker child and one task set-up for several intents,
 and the waits on the exchange (tens to hundreds of milliseconds per POST at the real one) overlap in threads instead
 of holding a worker child each. Threads are used only outside a transaction (others would not see its writes) and
-with a connection pool behind them (``settings.ORDER_DELIVERY_THREADS``: 1 under SQLite); each thread hands its
-database connection back after every intent.
+with a connection pool behind them (``settings.DELIVERY_THREADS``: 1 under SQLite): ``axisor_bus.side_by_side``.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from django.db import connection
-
 from automations.services.execution import RetryLaterError, order_intent_execute
+from axisor_bus.side_by_side import run_side_by_side, sends_grouped
 
 logger = logging.getLogger(__name__)
 
@@ -42,50 +37,23 @@ class BatchDeliveryError(Exception):
     """Some intents of a batch raised; the others were delivered. Their leases bring them back."""
 
 
-_executors: dict[tuple[int, int], ThreadPoolExecutor] = {}
-_executors_guard = threading.Lock()
-
-
-def _executor(threads: int) -> ThreadPoolExecutor:
-    """This process's delivery threads (a forked worker child makes its own: threads do not survive a fork)."""
-    key = (os.getpid(), threads)
-    with _executors_guard:
-        executor = _executors.get(key)
-        if executor is None:
-            executor = _executors[key] = ThreadPoolExecutor(threads, thread_name_prefix="intent-delivery")
-        return executor
-
-
-def _deliver(intent_id: int, outcome: BatchOutcome) -> None:
-    """One intent of the batch, as its own task would deliver it; the outcome's lists take appends from any thread
-    (``list.append`` is atomic)."""
-    try:
-        outcome.followups.extend(order_intent_execute(intent_id=intent_id))
-    except RetryLaterError as exc:
-        outcome.retries.append((intent_id, exc.countdown))
-    except Exception:
-        # Not swallowed: logged with its traceback, counted in ``failed`` (the task then fails), and the intent's
-        # lease hands it back to the intent sweep, as for a single delivery that raised.
-        logger.exception("intent %s: its delivery in a batch raised; its lease brings it back", intent_id)
-        outcome.failed.append(intent_id)
-
-
-def _deliver_in_thread(intent_id: int, outcome: BatchOutcome) -> None:
-    try:
-        _deliver(intent_id, outcome)
-    finally:
-        connection.close()  # back to the pool: a delivery thread keeps no connection between intents
-
-
 def order_intents_execute(intent_ids: Sequence[int], *, threads: int) -> BatchOutcome:
-    """Deliver every intent of ``intent_ids`` once (up to ``threads`` at a time); returns what to queue next."""
+    """Deliver every intent of ``intent_ids`` once (up to ``threads`` at a time); returns what to queue next. What
+    the deliveries queue when they commit (their notifications) leaves in one batch at the end."""
     outcome = BatchOutcome()
-    ids = list(dict.fromkeys(intent_ids))
-    if threads <= 1 or len(ids) <= 1 or connection.in_atomic_block:
-        for intent_id in ids:
-            _deliver(intent_id, outcome)
-        return outcome
-    executor = _executor(threads)
-    for future in [executor.submit(_deliver_in_thread, intent_id, outcome) for intent_id in ids]:
-        future.result()  # ``_deliver`` raises nothing: this waits for the batch's end
+
+    def deliver(intent_id: int) -> None:
+        # The outcome's lists take appends from any thread (``list.append`` and ``list.extend`` are atomic).
+        try:
+            outcome.followups.extend(order_intent_execute(intent_id=intent_id))
+        except RetryLaterError as exc:
+            outcome.retries.append((intent_id, exc.countdown))
+        except Exception:
+            # Not swallowed: logged with its traceback, counted in ``failed`` (the task then fails), and the intent's
+            # lease hands it back to the intent sweep, as for a single delivery that raised.
+            logger.exception("intent %s: its delivery in a batch raised; its lease brings it back", intent_id)
+            outcome.failed.append(intent_id)
+
+    with sends_grouped():
+        run_side_by_side(dict.fromkeys(intent_ids), deliver, threads=threads)
     return outcome

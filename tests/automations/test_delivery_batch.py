@@ -153,7 +153,7 @@ def test_the_task_queues_retries_alone_and_fails_when_a_delivery_raised(monkeypa
 
 
 def test_intents_are_queued_in_batches_protective_first(monkeypatch, settings):
-    settings.ORDER_DELIVERY_THREADS = 3
+    settings.DELIVERY_THREADS = 3
     sent: list[tuple[str, object, str]] = []
 
     def recorder(name: str):  # noqa: ANN202
@@ -173,6 +173,6 @@ def test_intents_are_queued_in_batches_protective_first(monkeypatch, settings):
         ("batch", [1, 4], "celery"),
     ]
     sent.clear()
-    settings.ORDER_DELIVERY_THREADS = 1
+    settings.DELIVERY_THREADS = 1
     tasks.order_intents_enqueue([(1, True), (2, False)])
     assert sent == [("one", 1, "protective"), ("one", 2, "celery")]

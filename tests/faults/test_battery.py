@@ -74,7 +74,7 @@ BATCH = 4
 def _threads(delivery: str) -> dict[str, object]:
     """The worker's settings for ``delivery``: a batch's intents each in a thread of their own, as in production (a
     batch is as large as the worker's thread count), with the connections they need."""
-    return {"ORDER_DELIVERY_THREADS": BATCH, "DB_POOL_MAX_SIZE": BATCH + 2} if delivery == "batch" else {}
+    return {"DELIVERY_THREADS": BATCH, "DB_POOL_MAX_SIZE": BATCH + 2} if delivery == "batch" else {}
 
 
 def _enqueue(rig, intents, times: int = 1, delivery: str = "one") -> None:

@@ -375,3 +375,69 @@ def test_no_token_in_any_log_line_or_delivery_detail_when_telegram_fails(alice, 
     assert detail == "Telegram sendMessage: ConnectionError"
     assert BOT_TOKEN not in caplog.text
     assert BOT_TOKEN not in Notification.objects.get(pk=pk).error
+
+
+# --- batches (issue #14: a crash's notifications leave as fast as its closes) ---------------------------------------
+
+
+def test_notifications_queued_together_leave_in_batches_and_later_ones_alone(monkeypatch, settings):
+    from axisor_bus.side_by_side import sends_grouped
+    from notifications import tasks
+
+    settings.DELIVERY_THREADS = 3
+    sent: list[tuple[str, object, float]] = []
+
+    def recorder(name: str):  # noqa: ANN202
+        def apply_async(*, args, queue, countdown=0, **options):  # noqa: ANN001, ANN202, ARG001
+            assert queue == tasks.NOTIFY_QUEUE
+            sent.append((name, args[0], countdown))
+
+        return apply_async
+
+    monkeypatch.setattr(tasks.notification_deliver_task, "apply_async", recorder("one"))
+    monkeypatch.setattr(tasks.notifications_deliver_task, "apply_async", recorder("batch"))
+    tasks.notifications_enqueue([1, 2, 3, 4])
+    assert sent == [("batch", [1, 2, 3], 0), ("one", 4, 0)]
+    sent.clear()
+    with sends_grouped():  # a batch of closes queues each close's notification as its transaction commits
+        for pk in (5, 6, 7):
+            tasks.notifications_enqueue([pk])
+        tasks.notifications_enqueue([8], countdown=30)  # a later one is not held
+        assert sent == [("one", 8, 30)]
+    assert sent == [("one", 8, 30), ("batch", [5, 6, 7], 0)]
+
+
+def test_a_batch_of_notifications_retries_each_alone_and_fails_when_one_raised(alice, paper, telegram, monkeypatch):
+    from notifications import tasks
+
+    scheduled: list[tuple[list[int], float]] = []
+    monkeypatch.setattr(tasks, "notifications_enqueue", lambda ids, countdown=0: scheduled.append((ids, countdown)))
+    outcomes = {1: None, 2: 4.0, 3: RuntimeError("boom"), 4: None}
+    delivered: list[int] = []
+
+    def deliver(notification_id: int) -> float | None:
+        outcome = outcomes[notification_id]
+        if isinstance(outcome, Exception):
+            raise outcome
+        delivered.append(notification_id)
+        return outcome
+
+    monkeypatch.setattr(tasks, "_deliver", deliver)
+    with pytest.raises(tasks.NotificationsBatchError, match=r"\[3\]"):
+        tasks.notifications_deliver_task.run([1, 2, 3, 4])
+    assert sorted(delivered) == [1, 2, 4]
+    assert scheduled == [([2], 4.0)]
+
+
+def test_a_batch_delivers_real_notifications_once(alice, paper, telegram, channels):
+    from notifications import tasks
+
+    Channel.objects.exclude(kind="telegram").update(is_enabled=False)
+    for n in range(3):
+        _closed(paper, f"b-{n}", "liquidation")
+    ids = list(Notification.objects.order_by("id").values_list("pk", flat=True))
+    assert len(ids) == 3
+    tasks.notifications_deliver_task.run([*ids, ids[0]])
+    tasks.notifications_deliver_task.run(ids)  # redelivered: nothing is sent twice
+    assert len(telegram.sent()) == 3
+    assert set(Notification.objects.values_list("status", flat=True)) == {"sent"}
