@@ -23,6 +23,8 @@ from django.core.cache import cache
 from django.utils import timezone
 from kombu import Producer
 
+from axisor_bus.side_by_side import batches
+
 logger = logging.getLogger(__name__)
 
 PROTECTIVE_QUEUE = "protective"
@@ -58,12 +60,9 @@ def order_intents_enqueue(intents: list[tuple[int, bool]]) -> None:
     ``settings.DELIVERY_THREADS`` (one message delivers them side by side: ``services.delivery_batch``)."""
     if not intents:
         return
-    size = max(1, settings.DELIVERY_THREADS)
     with order_intent_execute_task.app.producer_or_acquire() as producer:
         for protective in (True, False):
-            ids = [intent_id for intent_id, kind in intents if kind is protective]
-            for start in range(0, len(ids), size):
-                chunk = ids[start : start + size]
+            for chunk in batches([intent_id for intent_id, kind in intents if kind is protective]):
                 if len(chunk) == 1:
                     order_intent_enqueue(chunk[0], protective=protective, producer=producer)
                     continue

@@ -27,9 +27,28 @@ Send = Callable[[list[int]], None]
 
 _executors: dict[tuple[int, int], ThreadPoolExecutor] = {}
 _executors_guard = threading.Lock()
-_held: contextvars.ContextVar[tuple[dict[Send, list[int]], threading.Lock] | None] = contextvars.ContextVar(
-    "axisor_held_sends", default=None
-)
+
+
+class _Held:
+    """What one ``sends_grouped`` holds, per kind of send; ``open`` is False once it has been sent (a thread still
+    running after that, e.g. past a task's time limit, sends at once instead of adding to a list nobody reads)."""
+
+    def __init__(self) -> None:
+        self.sends: dict[Send, list[int]] = {}
+        self.guard = threading.Lock()
+        self.open = True
+
+
+_held: contextvars.ContextVar[_Held | None] = contextvars.ContextVar("axisor_held_sends", default=None)
+
+
+def batches(ids: list[int]) -> Iterator[list[int]]:
+    """``ids`` in the batches one delivery task takes: ``settings.DELIVERY_THREADS`` at a time, in order."""
+    from django.conf import settings
+
+    size = max(1, settings.DELIVERY_THREADS)
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
 
 
 def _executor(threads: int) -> ThreadPoolExecutor:
@@ -71,22 +90,24 @@ def run_side_by_side(items: Iterable[T], work: Callable[[T], None], *, threads: 
 def sends_grouped() -> Iterator[None]:
     """While open, ``send_or_hold`` holds what it is given; on leaving (also on an error: what was queued for later
     is still sent), each kind's ``send`` is called once with everything held for it, in the order it was held."""
-    held: dict[Send, list[int]] = {}
-    token = _held.set((held, threading.Lock()))
+    held = _Held()
+    token = _held.set(held)
     try:
         yield
     finally:
         _held.reset(token)
-        for send, ids in held.items():
+        with held.guard:
+            held.open = False
+        for send, ids in held.sends.items():
             send(ids)
 
 
 def send_or_hold(send: Send, ids: list[int]) -> None:
     """``send(ids)`` now, or at the end of the enclosing ``sends_grouped``."""
-    scope = _held.get()
-    if scope is None:
-        send(ids)
-        return
-    held, guard = scope
-    with guard:
-        held.setdefault(send, []).extend(ids)
+    held = _held.get()
+    if held is not None:
+        with held.guard:
+            if held.open:
+                held.sends.setdefault(send, []).extend(ids)
+                return
+    send(ids)

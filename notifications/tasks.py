@@ -13,11 +13,15 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from automations.tasks import _first_in_slot, safe_countdown
-from axisor_bus.side_by_side import run_side_by_side, send_or_hold
+from axisor_bus.side_by_side import batches, run_side_by_side, send_or_hold
 
 logger = logging.getLogger(__name__)
 
 NOTIFY_QUEUE = "notify"
+
+
+class NotificationsBatchError(Exception):
+    """Some notifications of a batch raised; the others were delivered."""
 
 
 def notifications_enqueue(notification_ids: list[int], *, countdown: float = 0) -> None:
@@ -34,9 +38,7 @@ def notifications_enqueue(notification_ids: list[int], *, countdown: float = 0) 
 
 
 def _send_batches(notification_ids: list[int]) -> None:
-    size = max(1, settings.DELIVERY_THREADS)
-    for start in range(0, len(notification_ids), size):
-        chunk = notification_ids[start : start + size]
+    for chunk in batches(notification_ids):
         if len(chunk) == 1:
             notification_deliver_task.apply_async(args=(chunk[0],), queue=NOTIFY_QUEUE)
         else:
@@ -89,10 +91,6 @@ def notifications_deliver_task(notification_ids: list[int]) -> None:
     run_side_by_side(dict.fromkeys(notification_ids), deliver, threads=settings.DELIVERY_THREADS)
     if failed:
         raise NotificationsBatchError(f"the deliveries of notifications {failed} raised; the sweep brings them back")
-
-
-class NotificationsBatchError(Exception):
-    """Some notifications of a batch raised; the others were delivered."""
 
 
 @shared_task(acks_late=True, max_retries=0)

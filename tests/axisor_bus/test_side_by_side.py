@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import threading
 
 import pytest
@@ -77,3 +78,21 @@ def test_one_thread_runs_the_items_here_in_order():
     seen: list[tuple[int, str]] = []
     run_side_by_side([1, 2, 3], lambda item: seen.append((item, threading.current_thread().name)), threads=1)
     assert seen == [(i, threading.current_thread().name) for i in (1, 2, 3)]
+
+
+def test_a_thread_still_running_after_its_group_ended_sends_at_once():
+    sent: list[list[int]] = []
+    started, release = threading.Event(), threading.Event()
+
+    def late() -> None:
+        started.set()
+        release.wait(10)
+        send_or_hold(sent.append, [7])  # its group was sent meanwhile: not held for nobody
+
+    with sends_grouped():
+        thread = threading.Thread(target=contextvars.copy_context().run, args=(late,))
+        thread.start()
+        started.wait(10)
+    release.set()
+    thread.join(10)
+    assert sent == [[7]]
