@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from typing import Any
 
 from celery import shared_task
 from celery.app.task import Task
@@ -38,20 +39,24 @@ def safe_countdown(seconds: float) -> float:
     return max(0.0, min(float(seconds), settings.CELERY_VISIBILITY_TIMEOUT / 2))
 
 
+def _route(protective: bool) -> dict[str, Any]:
+    """Where an intent's delivery is queued: protective work on its own queue (served first), entries expiring
+    after 60 s."""
+    if protective:
+        return {"queue": PROTECTIVE_QUEUE, "expires": PROTECTIVE_EXPIRES_S}
+    return {"queue": DEFAULT_QUEUE, "expires": ENTRY_EXPIRES_S}
+
+
 def order_intent_enqueue(
     intent_id: int, *, protective: bool | None = None, countdown: float = 0, producer: Producer | None = None
 ) -> None:
-    """Queue one intent: protective work on its own queue (served first), entries expiring after 60 s."""
+    """Queue one intent (``_route``)."""
     if protective is None:
         from automations.models import OrderIntent
 
         protective = OrderIntent.objects.filter(pk=intent_id, protective=True).exists()
     order_intent_execute_task.apply_async(
-        args=(intent_id,),
-        queue=PROTECTIVE_QUEUE if protective else DEFAULT_QUEUE,
-        expires=PROTECTIVE_EXPIRES_S if protective else ENTRY_EXPIRES_S,
-        countdown=safe_countdown(countdown),
-        producer=producer,
+        args=(intent_id,), countdown=safe_countdown(countdown), producer=producer, **_route(protective)
     )
 
 
@@ -67,10 +72,7 @@ def order_intents_enqueue(intents: list[tuple[int, bool]]) -> None:
                     order_intent_enqueue(chunk[0], protective=protective, producer=producer)
                     continue
                 order_intents_execute_task.apply_async(
-                    args=(chunk, protective),
-                    queue=PROTECTIVE_QUEUE if protective else DEFAULT_QUEUE,
-                    expires=PROTECTIVE_EXPIRES_S if protective else ENTRY_EXPIRES_S,
-                    producer=producer,
+                    args=(chunk, protective), producer=producer, **_route(protective)
                 )
 
 
