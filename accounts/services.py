@@ -118,16 +118,19 @@ def exchange_account_delete(*, account: ExchangeAccount) -> None:
     logger.info("exchange account deleted for user %s", owner_id)
 
 
-def credentials_for_signing(*, account_id: int) -> Credentials:
+def credentials_for_signing(*, account_id: int, row: ExchangeAccount | None = None) -> Credentials:
     """Decrypt one account's credentials, for signing an exchange request right now.
 
     The only caller is the exchange gateway's credentials provider; the plaintext must not be stored, logged, put
-    in a task argument or sent to a browser. Raises ``crypto.CredentialDecryptionError`` on a wrong key and
-    ``ExchangeAccount.DoesNotExist`` for an unknown id.
+    in a task argument or sent to a browser. ``row``: the account's row as the caller read it moments ago (an order
+    delivery reads it with its intent, ``automations.exchange.signing_from``), decrypted instead of read again.
+    Raises ``crypto.CredentialDecryptionError`` on a wrong key and ``ExchangeAccount.DoesNotExist`` for an unknown
+    id.
     """
-    row = ExchangeAccount.objects.only("api_key_encrypted", "api_secret_encrypted", "passphrase_encrypted").get(
-        pk=account_id
-    )
+    if row is None or row.pk != account_id:
+        row = ExchangeAccount.objects.only("api_key_encrypted", "api_secret_encrypted", "passphrase_encrypted").get(
+            pk=account_id
+        )
     return Credentials(
         key=crypto.decrypt(row.api_key_encrypted),
         secret=crypto.decrypt(row.api_secret_encrypted),

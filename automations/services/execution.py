@@ -39,7 +39,7 @@ from accounts.crypto import CredentialDecryptionError
 from accounts.models import ExchangeAccount
 from automations.actions import ActionParamsError, Found, OrderAction, action_for
 from automations.audit_text import Said, say
-from automations.exchange import client_for_account
+from automations.exchange import client_for_account, signing_from
 from automations.models import AuditEntry, GlobalSwitch, OrderIntent
 from automations.publish import publish_account_changed_on_commit, publish_automation_log_on_commit
 from automations.services.credentials_health import record_auth_failure
@@ -355,15 +355,16 @@ def _advance(intent: OrderIntent) -> list[int]:
         return []
     client = client_for_account(intent.account_id, intent.account.network)
     try:
-        if intent.state == State.ACKED:
-            return _settle_acked(client, intent)
-        if intent.state in IN_FLIGHT:
-            settled = _resume_in_flight(client, intent)
-            if settled is not None:
-                return settled
-        if intent.state != State.CREATED:
-            return []
-        return _attempt(client, intent)
+        with signing_from(intent.account):  # the row read with the intent: its credentials are not read again
+            if intent.state == State.ACKED:
+                return _settle_acked(client, intent)
+            if intent.state in IN_FLIGHT:
+                settled = _resume_in_flight(client, intent)
+                if settled is not None:
+                    return settled
+            if intent.state != State.CREATED:
+                return []
+            return _attempt(client, intent)
     except CredentialDecryptionError as exc:
         _pause_for_credentials(intent, None, type(exc).__name__)
         return []

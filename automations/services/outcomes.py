@@ -32,13 +32,25 @@ def intent_settled(intent: OrderIntent) -> None:
         return
     automation = Automation.objects.filter(pk=intent.automation_id)
     if done:
-        automation.filter(status_message=ORDER_REFUSED).update(status_message="")
+        if _may_say_refused(intent):
+            automation.filter(status_message=ORDER_REFUSED).update(status_message="")
     elif intent.action == OrderIntent.Action.OPEN:
         automation.filter(status__in=[Automation.Status.ACTIVE, Automation.Status.COMPLETED]).update(
             status=Automation.Status.ERROR, status_message=OPEN_REFUSED
         )
     else:
         automation.filter(status=Automation.Status.ACTIVE).update(status_message=ORDER_REFUSED)
+
+
+def _may_say_refused(intent: OrderIntent) -> bool:
+    """Whether the automation's row may carry the "order refused" note that a done order clears: always, unless
+    the row read with the intent moments ago (a delivery reads it) said otherwise. A refusal written since that read
+    is then left on the row until the automation's next order settles (issue #14: one statement less per close)."""
+    field = OrderIntent._meta.get_field("automation")
+    if not field.is_cached(intent):
+        return True
+    automation = field.get_cached_value(intent)
+    return not isinstance(automation, Automation) or automation.status_message == ORDER_REFUSED
 
 
 def evaluation_note(decisions: Sequence[Decision]) -> Case:

@@ -99,3 +99,21 @@ def test_credentials_repr_is_masked(settings, alice, make_account):
     creds = services.credentials_for_signing(account_id=account.pk)
     assert "VERY-SECRET-VALUE" not in repr(creds)
     assert "VERY-SECRET-VALUE" not in str(creds)
+
+
+def test_a_row_in_hand_is_decrypted_without_a_read_and_only_for_its_own_account(
+    settings, alice, bob, make_account, django_assert_num_queries
+):
+    from automations.exchange import credentials_provider, signing_from
+
+    settings.FIELD_ENCRYPTION_KEYS = [KEY_A]
+    a1 = make_account(alice, label="a1", api_key="alice-key-1", api_secret="alice-secret-1", passphrase="alice-pp-1")
+    b1 = make_account(bob, label="b1", api_key="bob-key-1", api_secret="bob-secret-1", passphrase="bob-pp-1")
+    row = ExchangeAccount.objects.get(pk=a1.pk)
+    with signing_from(row):
+        with django_assert_num_queries(0):
+            assert credentials_provider(a1.pk)().secret == "alice-secret-1"
+        with django_assert_num_queries(1):  # another account's request in the same block reads its own row
+            assert credentials_provider(b1.pk)().secret == "bob-secret-1"
+    with django_assert_num_queries(1):  # outside the block: read at signing time, as always
+        assert credentials_provider(a1.pk)().key == "alice-key-1"

@@ -113,9 +113,8 @@ def test_executing_a_close_reads_the_account_once_and_looks_nothing_up_to_publis
     assert OrderIntent.objects.get(pk=intent.pk).state == OrderIntent.State.RECONCILED
     selects = [q["sql"] for q in ctx.captured_queries if q["sql"].lstrip().upper().startswith("SELECT")]
     account_reads = [sql for sql in selects if sql.split(" FROM ", 1)[1].startswith('"accounts_exchangeaccount"')]
-    # the credentials at signing time; the row itself came with the intent (select_related) and stays cached
-    assert len(account_reads) == 1
-    assert "api_secret_encrypted" in account_reads[0]
+    # the row came with the intent, credentials included (decrypted from it at signing time), and stays cached
+    assert account_reads == []
     assert not [sql for sql in selects if sql.split(" FROM ", 1)[1].startswith('"automations_auditentry"')]
 
 
@@ -145,7 +144,7 @@ def _statements(captured: list[dict[str, str]]) -> list[str]:
     return out
 
 
-def test_a_protective_close_takes_eleven_statements(paper, sim, exchange):
+def test_a_protective_close_takes_nine_statements(paper, sim, exchange):
     # issue #14: the worker's CPU per close is mostly the ORM; each statement here is one the close needs
     intent = _guarded_close(paper, exchange)
     with CaptureQueriesContext(connection) as ctx:
@@ -154,11 +153,11 @@ def test_a_protective_close_takes_eleven_statements(paper, sim, exchange):
         "UPDATE automations_orderintent",  # counted and leased
         "SELECT automations_orderintent",  # read once, with its account and automation
         "UPDATE automations_orderintent",  # the claim, the row read back by the same statement (RETURNING)
-        "SELECT accounts_exchangeaccount",  # the credentials, at signing time
+        # (the credentials: decrypted from the account row read with the intent, not read again)
         "UPDATE automations_orderintent",  # ACKED, the answer stored
         "UPDATE automations_orderintent",  # RECONCILED
         "UPDATE automations_auditentry",  # the decision's final outcome
-        "UPDATE automations_automation",  # a refused order's note cleared, if any
+        # (no refused order's note to clear: the automation's row read with the intent has none)
         "UPDATE automations_trackedtrade",  # closed, with closed_by_axisor, in one write
         "INSERT automations_auditentry",  # accepted, and done: one statement
         "SELECT notifications_channel",  # the owner has no channel that wants it: nothing worded

@@ -72,3 +72,28 @@ def test_an_unaffordable_entry_says_so_until_the_balance_covers_it(paper, sim, e
     _tick(sim, 98000)
     entry.refresh_from_db()
     assert entry.status_message != CANNOT_AFFORD
+
+
+def _done_close(account, automation, trade_id: str) -> OrderIntent:
+    return OrderIntent.objects.create(
+        account=account, automation=automation, action="close", trade_id=trade_id, state="reconciled"
+    )
+
+
+def test_a_done_order_clears_a_refused_note_by_what_its_delivery_read(paper, django_assert_num_queries):
+    guard = Automation.objects.create(account=paper, name="g", kind="margin_guard", config={})
+    Automation.objects.filter(pk=guard.pk).update(status_message=ORDER_REFUSED)
+    # read with the note (as a delivery reads the intent with its automation): cleared
+    done = OrderIntent.objects.select_related("automation").get(pk=_done_close(paper, guard, "u").pk)
+    intent_settled(done)
+    guard.refresh_from_db()
+    assert guard.status_message == ""
+    # read without it: no statement for the automation (the decision's outcome is the only one)
+    other = OrderIntent.objects.select_related("automation").get(pk=_done_close(paper, guard, "v").pk)
+    with django_assert_num_queries(1):
+        intent_settled(other)
+    # not read at all: the conditional update runs, as before
+    Automation.objects.filter(pk=guard.pk).update(status_message=ORDER_REFUSED)
+    intent_settled(OrderIntent.objects.get(pk=_done_close(paper, guard, "w").pk))
+    guard.refresh_from_db()
+    assert guard.status_message == ""
