@@ -261,13 +261,20 @@ def calls_for_notification(entry: AuditEntry) -> bool:
     return _kind(entry) is not None
 
 
-def notifications_from_audit(entry: AuditEntry) -> list[int]:
-    """The notifications ``entry`` calls for. The owner's channels are read first: when none wants the event (most
-    owners of a crash tick), nothing is worded and the owner's language is not read (one query instead of three)."""
+def audit_channels(entry: AuditEntry) -> list[Channel]:
+    """The owner's ready channels that want what ``entry`` calls for (none when it calls for nothing): one query."""
     kind = _kind(entry)
     if kind is None:
         return []
-    channels = channels_wanting(entry.account.owner_id, _KIND_EVENT.get(kind, kind))
+    return channels_wanting(entry.account.owner_id, _KIND_EVENT.get(kind, kind))
+
+
+def notifications_from_audit(entry: AuditEntry, channels: list[Channel] | None = None) -> list[int]:
+    """The notifications ``entry`` calls for, to ``channels`` (``audit_channels``, read here when not given). The
+    owner's channels are read first: when none wants the event (most owners of a crash tick), nothing is worded and
+    the owner's language is not read (one query instead of three)."""
+    if channels is None:
+        channels = audit_channels(entry)
     if not channels:
         return []
     with owner_language(entry.account.owner_id):

@@ -1,8 +1,13 @@
 """The one way notifications learn of outcomes: a receiver on new audit entries (connected in ``ready``).
 
-It runs inside the writer's transaction. A failure here must never undo a trading outcome, so the work runs in a
-savepoint and any error is logged (with its traceback) and swallowed: a lost notification is reported, a lost
-audit entry or order would be far worse.
+It runs inside the writer's transaction. A failure here must never undo a trading outcome, so the work that can
+fail on its own (the wording and the writes) runs in a savepoint and any error is logged (with its traceback) and
+swallowed: a lost notification is reported, a lost audit entry or order would be far worse.
+
+Who wants the entry is read first, outside that savepoint: most owners of a crash tick want nothing, and a
+savepoint costs two statements per order (issue #14). That read is one more statement of the writer's transaction:
+if the database fails it, the transaction fails as it would on any of its own statements, and the outcome is
+written again by the next delivery (an order's intent stays in the state it had; nothing is sent again).
 """
 
 from __future__ import annotations
@@ -21,13 +26,16 @@ logger = logging.getLogger(__name__)
 def on_audit_entry_saved(sender: Any, instance: AuditEntry, created: bool, raw: bool = False, **kwargs: Any) -> None:  # noqa: ANN401
     if not created or raw or instance.event in (AuditEntry.Event.DECISION, AuditEntry.Event.SKIP):
         return
-    from notifications.derive import calls_for_notification, notifications_from_audit
+    from notifications.derive import audit_channels, calls_for_notification, notifications_from_audit
 
     if not calls_for_notification(instance):
         return  # most entries call for none: no savepoint, no query (an order's acceptance, a decision's outcome)
     try:
+        channels = audit_channels(instance)
+        if not channels:
+            return  # nobody wants it: no savepoint either
         with transaction.atomic():
-            notifications_from_audit(instance)
+            notifications_from_audit(instance, channels)
     except Exception:  # noqa: BLE001 — never let a notification break the outcome it reports
         logger.exception("notifications for audit entry %s not derived", instance.pk)
 

@@ -162,6 +162,8 @@ def test_a_protective_close_takes_nine_statements(paper, sim, exchange):
         "INSERT automations_auditentry",  # accepted, and done: one statement
         "SELECT notifications_channel",  # the owner has no channel that wants it: nothing worded
     ]
+    # nor a savepoint around the notifications nobody wants
+    assert not [q for q in ctx.captured_queries if q["sql"].lstrip().upper().startswith("SAVEPOINT")]
     entries = AuditEntry.objects.filter(intent=intent).exclude(event=AuditEntry.Event.DECISION).order_by("pk")
     assert [(e.event, e.outcome) for e in entries] == [("order", "ok"), ("reconcile", "ok")]
     stored = OrderIntent.objects.get(pk=intent.pk)
