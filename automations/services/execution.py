@@ -42,6 +42,7 @@ from automations.audit_text import Said, say
 from automations.exchange import client_for_account, signing_from
 from automations.models import AuditEntry, GlobalSwitch, OrderIntent
 from automations.publish import publish_account_changed_on_commit, publish_automation_log_on_commit
+from automations.services.audit_rows import audit_entries_insert
 from automations.services.credentials_health import record_auth_failure
 from automations.services.intent_machine import IN_FLIGHT, claim, refresh_intent, transition
 from automations.services.intent_read import intent_lease, intent_with_account_and_automation
@@ -134,12 +135,9 @@ def _audit_entry(
 def _audit_write(intent: OrderIntent, entries: list[AuditEntry]) -> None:
     """Write ``entries`` in one statement, in order; each is then saved as far as its readers can tell (the
     ``post_save`` that derives its notification, the dashboard event after the commit)."""
-    if len(entries) == 1:
-        entries[0].save(force_insert=True)
-    else:
-        AuditEntry.objects.bulk_create(entries)
-        for entry in entries:
-            post_save.send(sender=AuditEntry, instance=entry, created=True, raw=False, using=entry._state.db)
+    audit_entries_insert(entries)
+    for entry in entries:
+        post_save.send(sender=AuditEntry, instance=entry, created=True, raw=False, using=entry._state.db)
     for entry in entries:
         publish_automation_log_on_commit(entry.pk, intent.account_id, intent.account.owner_id)
 
