@@ -14,6 +14,7 @@ from django.db.models import Case, F, Q, Value, When
 from automations.decisions import Decision, Skip
 from automations.models import AuditEntry, Automation, OrderIntent
 from automations.outcome_phrases import CANNOT_AFFORD, OPEN_REFUSED, ORDER_REFUSED
+from automations.services.compiled_update import compiled_update
 
 _NOTES = (ORDER_REFUSED, CANNOT_AFFORD)
 
@@ -25,9 +26,11 @@ def intent_settled(intent: OrderIntent) -> None:
         return
     done = intent.state == OrderIntent.State.RECONCILED
     final = AuditEntry.Outcome.OK if done else AuditEntry.Outcome.REJECTED
-    AuditEntry.objects.filter(
-        intent_id=intent.pk, event=AuditEntry.Event.DECISION, outcome=AuditEntry.Outcome.PENDING
-    ).update(outcome=final)
+    compiled_update(
+        AuditEntry,
+        where={"intent_id": intent.pk, "event": AuditEntry.Event.DECISION, "outcome": AuditEntry.Outcome.PENDING},
+        values={"outcome": final},
+    )
     if intent.automation_id is None:
         return
     automation = Automation.objects.filter(pk=intent.automation_id)

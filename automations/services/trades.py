@@ -18,6 +18,7 @@ from accounts.models import ExchangeAccount
 from automations.audit_text import say
 from automations.models import AuditEntry, OrderIntent, TrackedTrade
 from automations.publish import publish_account_changed_on_commit, publish_automation_log_on_commit
+from automations.services.compiled_update import compiled_update
 from lnmarkets.client import RestClient
 from lnmarkets.schemas import Trade
 
@@ -154,7 +155,7 @@ def tracked_trade_mark_closed(
         # one statement; a trade not tracked yet is created by the upsert.
         fields = _tracked_fields(closed)
         fields["closed_by_axisor"] = _ours(by_axisor, str(fields["closed_reason"]))
-        if TrackedTrade.objects.filter(account=account, trade_id=closed.id).update(**fields):
+        if compiled_update(TrackedTrade, where={"account_id": account.pk, "trade_id": closed.id}, values=fields):
             publish_account_changed_on_commit(account.pk, account.owner_id)
         else:
             tracked_trade_upsert(account, closed, by_axisor=by_axisor)
