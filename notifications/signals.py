@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models.signals import post_save
 
 from automations.models import AuditEntry, GlobalSwitch
@@ -32,8 +32,16 @@ def on_audit_entry_saved(sender: Any, instance: AuditEntry, created: bool, raw: 
         return  # most entries call for none: no savepoint, no query (an order's acceptance, a decision's outcome)
     try:
         channels = audit_channels(instance)
-        if not channels:
-            return  # nobody wants it: no savepoint either
+    except DatabaseError:
+        # A failed statement of the writer's transaction fails it, loudly: swallowed here, PostgreSQL would turn the
+        # writer's COMMIT into a silent rollback while Django ran its on-commit hooks as if it had committed.
+        raise
+    except Exception:  # noqa: BLE001 — never let a notification break the outcome it reports
+        logger.exception("notifications for audit entry %s not derived", instance.pk)
+        return
+    if not channels:
+        return  # nobody wants it: no savepoint either
+    try:
         with transaction.atomic():
             notifications_from_audit(instance, channels)
     except Exception:  # noqa: BLE001 — never let a notification break the outcome it reports

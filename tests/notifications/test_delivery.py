@@ -441,3 +441,32 @@ def test_a_batch_delivers_real_notifications_once(alice, paper, telegram, channe
     tasks.notifications_deliver_task.run(ids)  # redelivered: nothing is sent twice
     assert len(telegram.sent()) == 3
     assert set(Notification.objects.values_list("status", flat=True)) == {"sent"}
+
+
+def test_a_failed_read_of_the_channels_fails_the_writers_transaction_and_a_wording_error_does_not(
+    paper, channels, monkeypatch, caplog
+):
+    from django.db import DatabaseError, transaction
+
+    from notifications import derive
+
+    def broken_read(*args, **kwargs):
+        raise DatabaseError("the channels' read failed")
+
+    # the read is a statement of the writer's transaction: swallowed, PostgreSQL would roll the COMMIT back silently
+    monkeypatch.setattr(derive, "channels_wanting", broken_read)
+    with pytest.raises(DatabaseError), transaction.atomic():
+        _closed(paper, "db-1", "stoploss")
+    assert not AuditEntry.objects.filter(inputs__trade_id="db-1").exists()
+    monkeypatch.undo()
+
+    # the wording runs in its savepoint: its error is logged and the outcome it reports is kept
+    def broken_wording(entry):
+        raise ValueError("wording failed")
+
+    monkeypatch.setattr(derive, "classify", broken_wording)
+    with transaction.atomic():
+        entry = _closed(paper, "py-1", "stoploss")
+    assert AuditEntry.objects.filter(pk=entry.pk).exists()
+    assert not Notification.objects.filter(idempotency_key__contains=f"audit{entry.pk}").exists()
+    assert f"notifications for audit entry {entry.pk} not derived" in caplog.text
