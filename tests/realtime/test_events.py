@@ -21,6 +21,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def captured(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any]]]:
     out: list[tuple[str, dict[str, Any]]] = []
     monkeypatch.setattr(bus, "group_send", lambda group, message: out.append((group, dict(message))))
+    # the outbox's runs (on Redis): each group's messages in order
+    monkeypatch.setattr(
+        bus, "group_send_many", lambda sent: out.extend((g, dict(m)) for g, ms in sent.items() for m in ms)
+    )
     return out
 
 
