@@ -14,11 +14,24 @@ with a connection pool behind them (``settings.DELIVERY_THREADS``: 1 under SQLit
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
-from automations.services.execution import RetryLaterError, order_intent_execute
+from automations.models import OrderIntent
+from automations.services.execution import (
+    RetryLaterError,
+    may_claim_together,
+    order_intent_advance,
+    order_intent_after_settle,
+    order_intent_send,
+    order_intent_settle_ack,
+    order_intents_claim,
+    order_intents_deliver,
+    order_intents_settle,
+)
 from axisor_bus.side_by_side import run_side_by_side, sends_grouped
+from lnmarkets.schemas import Trade
 
 logger = logging.getLogger(__name__)
 
@@ -39,13 +52,17 @@ class BatchDeliveryError(Exception):
 
 def order_intents_execute(intent_ids: Sequence[int], *, threads: int) -> BatchOutcome:
     """Deliver every intent of ``intent_ids`` once (up to ``threads`` at a time); returns what to queue next. What
-    the deliveries queue when they commit (their notifications) leaves in one batch at the end."""
+    the deliveries queue when they commit (their notifications) leaves in one batch at the end.
+
+    The batch's intents are leased and read in two statements. Those that ``may_claim_together`` (a crash tick's
+    closes) are claimed in one more, sent side by side, and the acknowledged ones settled in one transaction; every
+    other intent, and every other outcome of a send, goes the way of a single delivery."""
     outcome = BatchOutcome()
 
-    def deliver(intent_id: int) -> None:
+    def recorded(intent_id: int, work: Callable[[], list[int] | Trade]) -> Trade | None:
         # The outcome's lists take appends from any thread (``list.append`` and ``list.extend`` are atomic).
         try:
-            outcome.followups.extend(order_intent_execute(intent_id=intent_id))
+            done = work()
         except RetryLaterError as exc:
             outcome.retries.append((intent_id, exc.countdown))
         except Exception:
@@ -53,7 +70,48 @@ def order_intents_execute(intent_ids: Sequence[int], *, threads: int) -> BatchOu
             # lease hands it back to the intent sweep, as for a single delivery that raised.
             logger.exception("intent %s: its delivery in a batch raised; its lease brings it back", intent_id)
             outcome.failed.append(intent_id)
+        else:
+            if isinstance(done, Trade):
+                return done
+            outcome.followups.extend(done)
+        return None
 
     with sends_grouped():
-        run_side_by_side(dict.fromkeys(intent_ids), deliver, threads=threads)
+        intents = order_intents_deliver(intent_ids)
+        together = [intent for intent in intents if may_claim_together(intent)]
+        if len(together) < 2:
+            together = []
+        claimed = {intent.pk for intent in order_intents_claim(together)}
+        # One that may be claimed together but was not had been moved by another delivery: left to that one.
+        alone = [intent for intent in intents if intent not in together]
+        acks: list[tuple[OrderIntent, Trade]] = []
+
+        def deliver(intent: OrderIntent) -> None:
+            if intent.pk not in claimed:
+                recorded(intent.pk, partial(order_intent_advance, intent))
+                return
+            trade = recorded(intent.pk, partial(order_intent_send, intent))
+            if trade is not None:
+                acks.append((intent, trade))
+
+        run_side_by_side([*alone, *(intent for intent in together if intent.pk in claimed)], deliver, threads=threads)
+        if acks:
+            _settle_together(acks, outcome, recorded)
     return outcome
+
+
+def _settle_together(
+    acks: list[tuple[OrderIntent, Trade]], outcome: BatchOutcome, recorded: Callable[..., Trade | None]
+) -> None:
+    """The acknowledged intents settled in one transaction, or each on its own when that transaction failed."""
+    try:
+        settled = order_intents_settle(acks)
+    except Exception:
+        ids = [intent.pk for intent, _ in acks]
+        logger.exception("intents %s: settling them together failed; each is settled on its own", ids)
+        for intent, trade in acks:
+            recorded(intent.pk, partial(order_intent_settle_ack, intent, trade))
+        return
+    outcome.followups.extend(settled.followups)
+    for intent, found in settled.intents:
+        recorded(intent.pk, partial(order_intent_after_settle, intent, found))

@@ -26,8 +26,11 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import transaction
@@ -44,8 +47,22 @@ from automations.models import AuditEntry, GlobalSwitch, OrderIntent
 from automations.publish import publish_account_changed_on_commit, publish_automation_log_on_commit
 from automations.services.audit_rows import audit_entries_insert
 from automations.services.credentials_health import record_auth_failure
-from automations.services.intent_machine import IN_FLIGHT, claim, refresh_intent, transition
-from automations.services.intent_read import intent_lease, intent_with_account_and_automation
+from automations.services.intent_machine import (
+    IN_FLIGHT,
+    MUTABLE_FIELDS,
+    IllegalTransitionError,
+    claim,
+    claim_many,
+    refresh_intent,
+    transition,
+)
+from automations.services.intent_read import (
+    intent_lease,
+    intent_with_account_and_automation,
+    intents_lease,
+    intents_with_account_and_automation,
+)
+from automations.services.outcomes import intents_settled
 from automations.services.trades import (
     closed_by_axisor,
     tracked_trade_fill_exit,
@@ -132,19 +149,20 @@ def _audit_entry(
     )
 
 
-def _audit_write(intent: OrderIntent, entries: list[AuditEntry]) -> None:
-    """Write ``entries`` in one statement, in order; each is then saved as far as its readers can tell (the
-    ``post_save`` that derives its notification, the dashboard event after the commit)."""
+def _audit_write(entries: list[AuditEntry]) -> None:
+    """Write ``entries`` (``_audit_entry``: each holds its intent's account row) in one statement, in order; each is
+    then saved as far as its readers can tell (the ``post_save`` that derives its notification, the dashboard event
+    after the commit)."""
     audit_entries_insert(entries)
     for entry in entries:
         post_save.send(sender=AuditEntry, instance=entry, created=True, raw=False, using=entry._state.db)
     for entry in entries:
-        publish_automation_log_on_commit(entry.pk, intent.account_id, intent.account.owner_id)
+        publish_automation_log_on_commit(entry.pk, entry.account_id, entry.account.owner_id)
 
 
 def _audit(intent: OrderIntent, outcome: str, message: str | Said, event: str = AuditEntry.Event.ORDER) -> None:
     """One audit entry of ``intent``; a ``Said`` (message key and parameters) is shown in the reader's language."""
-    _audit_write(intent, [_audit_entry(intent, outcome, message, event)])
+    _audit_write([_audit_entry(intent, outcome, message, event)])
 
 
 def _record_failure(intent: OrderIntent, error: str) -> None:
@@ -226,11 +244,33 @@ def _look_up(client: RestClient, intent: OrderIntent) -> Found:
 # --- settling ------------------------------------------------------------------------------------------------------
 
 
+ORDER_RESPONSE = "confirmed by the order response"
+
+
 def _settle(client: RestClient, intent: OrderIntent, found: Found, *, accepted: Trade | None = None) -> list[int]:
     """The action took effect (or nothing is left to do): RECONCILED, with the tracked trade, the audit entry and
     the follow-ups written in the same transaction, from what is in hand (no I/O before the terminal state).
     ``accepted``: the exchange's answer to this intent's order, told by an entry of its own before the outcome's (in
     the same statement; only the delivery whose RECONCILED compare-and-set succeeds writes it)."""
+    with transaction.atomic():
+        written = _settle_writes(intent, found, accepted=accepted)
+        if written is None:
+            return []  # another delivery settled it
+        entries, followups = written
+        _audit_write(entries)
+        for followup in followups:
+            followup.save()
+    # The terminal state is written: bookkeeping that needs the exchange (a close's exit) may fail alone.
+    _after_settle(client, intent=intent, found=found)
+    return [f.pk for f in followups]
+
+
+def _settle_writes(
+    intent: OrderIntent, found: Found, *, accepted: Trade | None, tell_outcome: bool = True
+) -> tuple[list[AuditEntry], list[OrderIntent]] | None:
+    """Inside the settling transaction: RECONCILED (its decision's outcome told unless ``tell_outcome`` is False:
+    the caller then tells it), the action's bookkeeping and the failure count; returns the audit entries and the
+    follow-ups the caller writes, or ``None`` when another delivery settled the intent first."""
     fields: dict[str, Any] = {}
     if found.trade is not None:
         fields["trade_id"] = intent.trade_id or found.trade.id
@@ -239,32 +279,23 @@ def _settle(client: RestClient, intent: OrderIntent, found: Found, *, accepted: 
         fields["result"] = {**(intent.result or {}), "note": found.note}
     action = _action(intent)
     params = action.parse(intent.params)
-    with transaction.atomic():
-        if not transition(intent, State.RECONCILED, **fields):
-            return []  # another delivery settled it
-        action.bookkeeping(TRADES, intent, params, found)
-        if intent.account.consecutive_failures:
-            # Read with the intent at the start of this delivery; a failure counted since then is not undone (the
-            # breaker errs on the side of halting entries, never on the side of sending them).
-            ExchangeAccount.objects.filter(pk=intent.account_id, consecutive_failures__gt=0).update(
-                consecutive_failures=0
-            )
-        if found.trade is not None:
-            key = "intent_done_note" if found.note else "intent_done"
-            said = say(key, action=intent.action, trade=found.trade.id, note=found.note)
-        else:
-            said = say("intent_note", action=intent.action, note=found.note or "done")
-        entries = [_audit_entry(intent, AuditEntry.Outcome.OK, said, event=AuditEntry.Event.RECONCILE)]
-        if accepted is not None:
-            told = say("intent_accepted", action=intent.action, trade=accepted.id)
-            entries.insert(0, _audit_entry(intent, AuditEntry.Outcome.OK, told))
-        _audit_write(intent, entries)
-        followups = action.followups(intent, params, found.trade)
-        for followup in followups:
-            followup.save()
-    # The terminal state is written: bookkeeping that needs the exchange (a close's exit) may fail alone.
-    action.after_settle(TRADES, client, intent, found)
-    return [f.pk for f in followups]
+    if not transition(intent, State.RECONCILED, tell_outcome=tell_outcome, **fields):
+        return None
+    action.bookkeeping(TRADES, intent, params, found)
+    if intent.account.consecutive_failures:
+        # Read with the intent at the start of this delivery; a failure counted since then is not undone (the
+        # breaker errs on the side of halting entries, never on the side of sending them).
+        ExchangeAccount.objects.filter(pk=intent.account_id, consecutive_failures__gt=0).update(consecutive_failures=0)
+    if found.trade is not None:
+        key = "intent_done_note" if found.note else "intent_done"
+        said = say(key, action=intent.action, trade=found.trade.id, note=found.note)
+    else:
+        said = say("intent_note", action=intent.action, note=found.note or "done")
+    entries = [_audit_entry(intent, AuditEntry.Outcome.OK, said, event=AuditEntry.Event.RECONCILE)]
+    if accepted is not None:
+        told = say("intent_accepted", action=intent.action, trade=accepted.id)
+        entries.insert(0, _audit_entry(intent, AuditEntry.Outcome.OK, told))
+    return entries, action.followups(intent, params, found.trade)
 
 
 def _settle_acked(client: RestClient, intent: OrderIntent) -> list[int]:
@@ -280,7 +311,7 @@ def _settle_acked(client: RestClient, intent: OrderIntent) -> list[int]:
     # The acceptance is told with the outcome (``_after_ack``), unless an earlier version told it on its own.
     told = AuditEntry.objects.filter(intent=intent, event=AuditEntry.Event.ORDER, outcome=AuditEntry.Outcome.OK)
     accepted = trade if trade is not None and not told.exists() else None
-    return _settle(client, intent, Found("done", trade, note="confirmed by the order response"), accepted=accepted)
+    return _settle(client, intent, Found("done", trade, note=ORDER_RESPONSE), accepted=accepted)
 
 
 # --- the entry point -----------------------------------------------------------------------------------------------
@@ -332,43 +363,160 @@ def order_intent_deliver(intent_id: int) -> OrderIntent | None:
     return intent if intent is not None and not intent.is_terminal else None
 
 
+def order_intents_deliver(intent_ids: Sequence[int]) -> list[OrderIntent]:
+    """``order_intent_deliver`` of a batch's intents in two statements (``intent_read``): each counted and leased
+    on its own condition, then read with its account and automation; the terminal and gone ones left out."""
+    leased = intents_lease(intent_ids, timezone.now() + DELIVERY_LEASE)
+    intents = intents_with_account_and_automation([pk for pk in intent_ids if pk in leased])
+    return [intent for intent in intents if not intent.is_terminal]
+
+
+def may_claim_together(intent: OrderIntent) -> bool:
+    """Whether ``intent`` may be claimed in one statement with the others of its batch (``order_intents_claim``):
+    a protective CREATED intent whose pre-send checks (``_preflight``) would pass with no query and no read at the
+    exchange: nothing blocks a protective order, it has sends left, its parameters parse and its action reads
+    nothing before its send. Any other intent is advanced on its own (``order_intent_advance``)."""
+    if not intent.protective or intent.state != State.CREATED:
+        return False
+    if intent.deliveries > MAX_DELIVERIES or intent.sends >= MAX_ATTEMPTS:
+        return False
+    action = _action(intent)
+    if type(action).before_send is not OrderAction.before_send:
+        return False
+    try:
+        action.parse(intent.params)
+    except ActionParamsError:
+        return False
+    return True
+
+
+def order_intents_claim(intents: Sequence[OrderIntent]) -> list[OrderIntent]:
+    """Claim intents that ``may_claim_together`` in one statement, each by its own compare-and-set exactly as
+    ``_attempt`` claims one (``intent_machine.claim_many``); returns the ones claimed, to be sent once each by
+    ``order_intent_send``. The others were moved by another delivery: nothing more is done with them."""
+    return claim_many(intents, **claim_windows(timezone.now()))
+
+
+def order_intent_send(intent: OrderIntent) -> Trade | list[int]:
+    """The one POST of an intent claimed by ``order_intents_claim`` (credentials and retries as in
+    ``order_intent_advance``): the exchange's answer on a 2xx, which ``order_intents_settle`` writes; otherwise the
+    outcome mapped as for a single delivery, and its follow-up intent ids."""
+    return _step(intent, lambda client: _send_claimed(client, intent))
+
+
+@dataclass
+class Settled:
+    """What ``order_intents_settle`` wrote: the follow-up intents to queue, and the intents it settled with what
+    was found (for ``order_intent_after_settle``)."""
+
+    followups: list[int]
+    intents: list[tuple[OrderIntent, Found]]
+
+
+def order_intents_settle(acks: Sequence[tuple[OrderIntent, Trade]]) -> Settled:
+    """Settle acknowledged intents (``order_intent_send``'s answers) in one transaction: each RECONCILED from its
+    answer by its own compare-and-set (SUBMITTING → RECONCILED; the answer is stored with the outcome instead of in
+    an ACKED step of its own), with its bookkeeping, its decision's outcome and its two audit entries, the batch's
+    decisions told in one statement and its entries written in one. The bookkeeping that may need the exchange is
+    left to the caller (``order_intent_after_settle`` of each intent settled).
+
+    Raises when the transaction fails: nothing of it is written and each intent is left as it was read (SUBMITTING);
+    the caller then settles them one by one (``order_intent_settle_ack``). A process that dies before the commit
+    leaves them SUBMITTING, as one dying between its POST and its ACKED step: the intent sweep looks each one up
+    at the exchange once its lease has run out and settles what it finds."""
+    if not acks:
+        return Settled([], [])
+    as_read = [(intent, {name: getattr(intent, name) for name in MUTABLE_FIELDS}) for intent, _ in acks]
+    settled: list[tuple[OrderIntent, Found]] = []
+    try:
+        with transaction.atomic():
+            entries: list[AuditEntry] = []
+            followups: list[OrderIntent] = []
+            for intent, trade in acks:
+                found = Found("done", trade, note=ORDER_RESPONSE)
+                written = _settle_writes(intent, found, accepted=trade, tell_outcome=False)
+                if written is None:
+                    continue  # another delivery settled it
+                entries += written[0]
+                followups += written[1]
+                settled.append((intent, found))
+            intents_settled([intent for intent, _ in settled])
+            _audit_write(entries)
+            for followup in followups:
+                followup.save()
+    except BaseException:
+        for intent, fields in as_read:
+            for name, value in fields.items():
+                setattr(intent, name, value)
+        raise
+    return Settled([f.pk for f in followups], settled)
+
+
+def order_intent_after_settle(intent: OrderIntent, found: Found) -> list[int]:
+    """The bookkeeping of a settled intent that may need the exchange (a close's exit details); nothing to follow."""
+    _step(intent, partial(_after_settle, intent=intent, found=found))
+    return []
+
+
+def _after_settle(client: RestClient, *, intent: OrderIntent, found: Found) -> None:
+    _action(intent).after_settle(TRADES, client, intent, found)
+
+
+def order_intent_settle_ack(intent: OrderIntent, trade: Trade) -> list[int]:
+    """One acknowledged intent settled as a single delivery settles it: its answer stored (ACKED), then settled."""
+    settled = _step(intent, lambda client: _after_ack(client, intent, trade))
+    assert isinstance(settled, list)
+    return settled
+
+
 def order_intent_advance(intent: OrderIntent) -> list[int]:
     """Advance one delivered intent (``order_intent_deliver``) as far as it can go now; returns follow-up intent
     ids to enqueue. Raises ``RetryLaterError`` when it must be looked at again later; its lease is moved past that
     retry first."""
-    try:
-        return _advance(intent)
-    except RetryLaterError as exc:
-        lease = timezone.now() + timedelta(seconds=exc.countdown) + LEASE_GRACE
-        OrderIntent.objects.filter(pk=intent.pk, state__in=[State.CREATED, *IN_FLIGHT]).update(next_check_at=lease)
-        raise
-
-
-def _advance(intent: OrderIntent) -> list[int]:
     if intent.deliveries > MAX_DELIVERIES:
         error = f"gave up after {MAX_DELIVERIES} deliveries"
         if intent.state in IN_FLIGHT:
             error += " (its outcome is unknown: reconciliation adopts the trade if it exists)"
         _record_failure(intent, error)
         return []
+    advanced = _step(intent, lambda client: _advance(client, intent))
+    assert isinstance(advanced, list)
+    return advanced
+
+
+R = TypeVar("R")
+
+
+def _step(intent: OrderIntent, work: Callable[[RestClient], R]) -> R | list[int]:
+    """``work`` with the intent's client, signing from the account row read with the intent (its credentials are
+    not read again). Credentials that fail pause the account (``[]``: nothing to follow); a ``RetryLaterError``
+    moves the intent's lease past the retry first."""
     client = client_for_account(intent.account_id, intent.account.network)
     try:
-        with signing_from(intent.account):  # the row read with the intent: its credentials are not read again
-            if intent.state == State.ACKED:
-                return _settle_acked(client, intent)
-            if intent.state in IN_FLIGHT:
-                settled = _resume_in_flight(client, intent)
-                if settled is not None:
-                    return settled
-            if intent.state != State.CREATED:
-                return []
-            return _attempt(client, intent)
+        with signing_from(intent.account):
+            return work(client)
     except CredentialDecryptionError as exc:
         _pause_for_credentials(intent, None, type(exc).__name__)
         return []
     except AuthError as exc:
         _pause_for_credentials(intent, exc.code, type(exc).__name__)
         return []
+    except RetryLaterError as exc:
+        lease = timezone.now() + timedelta(seconds=exc.countdown) + LEASE_GRACE
+        OrderIntent.objects.filter(pk=intent.pk, state__in=[State.CREATED, *IN_FLIGHT]).update(next_check_at=lease)
+        raise
+
+
+def _advance(client: RestClient, intent: OrderIntent) -> list[int]:
+    if intent.state == State.ACKED:
+        return _settle_acked(client, intent)
+    if intent.state in IN_FLIGHT:
+        settled = _resume_in_flight(client, intent)
+        if settled is not None:
+            return settled
+    if intent.state != State.CREATED:
+        return []
+    return _attempt(client, intent)
 
 
 def _fence(intent: OrderIntent) -> datetime:
@@ -432,19 +580,33 @@ def _attempt(client: RestClient, intent: OrderIntent) -> list[int]:
     done = _preflight(client, intent)
     if done is not None:
         return done
-    now = timezone.now()
-    deadline, fence = attempt_windows(now)
-    # Lost if not finished by the deadline plus one HTTP timeout: the sweep then looks it up (settled at once when
-    # it was sent; waited out to the fence when it was not).
-    lease = deadline + timedelta(seconds=settings.LNMARKETS_HTTP_TIMEOUT) + LEASE_GRACE
-    if not claim(intent, now=now, send_deadline=deadline, fence_at=fence, lease=lease):
+    if not claim(intent, **claim_windows(timezone.now())):
         return []
+    sent = _send_claimed(client, intent)
+    return _after_ack(client, intent, sent) if isinstance(sent, Trade) else sent
+
+
+def claim_windows(now: datetime) -> dict[str, datetime]:
+    """The claim's times for an attempt claimed at ``now``: its send deadline and fence (``attempt_windows``), and
+    its lease: lost if not finished by the deadline plus one HTTP timeout (the sweep then looks it up: settled at
+    once when it was sent; waited out to the fence when it was not)."""
+    deadline, fence = attempt_windows(now)
+    lease = deadline + timedelta(seconds=settings.LNMARKETS_HTTP_TIMEOUT) + LEASE_GRACE
+    return {"now": now, "send_deadline": deadline, "fence_at": fence, "lease": lease}
+
+
+def _send_claimed(client: RestClient, intent: OrderIntent) -> Trade | list[int]:
+    """The one POST of a claimed attempt, signed before its deadline: the exchange's answer on a 2xx (the caller
+    stores and settles it), otherwise the outcome mapped (follow-ups, or ``RetryLaterError``)."""
+    deadline = intent.send_deadline
+    if intent.state != State.SUBMITTING or deadline is None:
+        raise IllegalTransitionError(f"intent {intent.pk}: only a claimed attempt is sent, not one {intent.state}")
     pause = float(settings.FAULT_PAUSE_BEFORE_SEND_SECONDS)
     if pause > 0:
         time.sleep(pause)  # fault injection for the battery (a worker killed between claim and send); 0 in use
     try:
         with send_deadline(deadline):
-            trade = _send(client, intent)
+            return _send(client, intent)
     except AmbiguousOutcomeError as exc:
         return _after_ambiguous(client, intent, exc)
     except (NotFoundError, InvalidOrderError) as exc:
@@ -459,7 +621,6 @@ def _attempt(client: RestClient, intent: OrderIntent) -> list[int]:
     except PermanentError as exc:
         _record_failure(intent, f"{exc.code}: {exc.message}")
         return []
-    return _after_ack(client, intent, trade)
 
 
 def _after_unprocessed(intent: OrderIntent, exc: TemporaryError) -> list[int]:
@@ -486,7 +647,7 @@ def _after_ack(client: RestClient, intent: OrderIntent, trade: Trade) -> list[in
         logger.warning("intent %s: acknowledged, but already moved to %s by another delivery", intent.pk, intent.state)
         return []
     # The acceptance is told in the settling transaction, with the outcome (one statement for both entries).
-    return _settle(client, intent, Found("done", trade, note="confirmed by the order response"), accepted=trade)
+    return _settle(client, intent, Found("done", trade, note=ORDER_RESPONSE), accepted=trade)
 
 
 def _after_ambiguous(client: RestClient, intent: OrderIntent, exc: AmbiguousOutcomeError) -> list[int]:

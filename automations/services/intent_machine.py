@@ -22,7 +22,7 @@ always means "somebody else decided": the caller re-reads and never sends on a s
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
@@ -87,15 +87,11 @@ def _assignment(connection: BaseDatabaseWrapper, name: str, value: object) -> tu
     return f"{column} = %s", [prepared]
 
 
-def _compare_and_set(intent: OrderIntent, values: dict[str, object]) -> bool:
-    """``UPDATE … WHERE id = ? AND state = ? AND attempts = ? RETURNING …``: the compare-and-set and the re-read of
-    the row it wrote in one statement (PostgreSQL, SQLite ≥ 3.35). On a match the instance takes the stored row as
-    written: the values it set, and every other column read back (``F()`` expressions evaluated, counters another
-    delivery moved included); without a match it is re-read, as before.
-
-    The statement is written here rather than by ``QuerySet.update``: Django's query building and compilation were
-    half of a transition's CPU, three transitions per order (issue #14, the crash tick); the values are prepared by
-    their fields exactly as the ORM prepares them (``tests/automations/test_hot_paths.py``)."""
+def _update_returning(
+    values: dict[str, object], where: str, where_params: list[Any]
+) -> tuple[list[tuple[Any, ...]], list[str], dict[str, object]]:
+    """``UPDATE orderintent SET <values> WHERE <where> RETURNING id, <every other mutable column>``: the rows it
+    wrote, the names of the columns read back (in their order after the id), and the values it wrote itself."""
     db = router.db_for_write(OrderIntent)
     connection = connections[db]
     quote = connection.ops.quote_name
@@ -108,18 +104,44 @@ def _compare_and_set(intent: OrderIntent, values: dict[str, object]) -> bool:
     written = {name: value for name, value in values.items() if not hasattr(value, "resolve_expression")}
     read_back = [name for name in MUTABLE_FIELDS if name not in written]
     returning = ", ".join(quote(_FIELDS[name].column) for name in ("id", *read_back))
-    where = " AND ".join(f"{quote(_FIELDS[name].column)} = %s" for name in ("id", "state", "attempts"))
     sql = f"UPDATE {quote(OrderIntent._meta.db_table)} SET {', '.join(assignments)} WHERE {where} RETURNING {returning}"  # noqa: S608 - quoted identifiers, values as parameters
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, intent.pk, intent.state, intent.attempts])
-        row = cursor.fetchone()
-    if row is None:
-        refresh_intent(intent)
-        return False
+        cursor.execute(sql, [*params, *where_params])
+        rows = cursor.fetchall()
+    return rows, read_back, written
+
+
+def _take_row(intent: OrderIntent, row: tuple[Any, ...], read_back: list[str], written: dict[str, object]) -> None:
+    """``intent`` as the row its compare-and-set wrote: the values it set, every other column as read back."""
     for name, value in zip(read_back, row[1:], strict=True):
         setattr(intent, name, intent_column_from_db(name, value))
     for name, value in written.items():
         setattr(intent, name, _FIELDS[name].to_python(value))
+
+
+def _matching(connection: BaseDatabaseWrapper, intents: Sequence[OrderIntent]) -> tuple[str, list[Any]]:
+    """The compare-and-set's condition for ``intents`` (each on its own id, state and attempt)."""
+    quote = connection.ops.quote_name
+    one = " AND ".join(f"{quote(_FIELDS[name].column)} = %s" for name in ("id", "state", "attempts"))
+    params = [value for intent in intents for value in (intent.pk, intent.state, intent.attempts)]
+    return " OR ".join([f"({one})"] * len(intents)), params
+
+
+def _compare_and_set(intent: OrderIntent, values: dict[str, object]) -> bool:
+    """``UPDATE … WHERE id = ? AND state = ? AND attempts = ? RETURNING …``: the compare-and-set and the re-read of
+    the row it wrote in one statement (PostgreSQL, SQLite ≥ 3.35). On a match the instance takes the stored row as
+    written: the values it set, and every other column read back (``F()`` expressions evaluated, counters another
+    delivery moved included); without a match it is re-read, as before.
+
+    The statement is written here rather than by ``QuerySet.update``: Django's query building and compilation were
+    half of a transition's CPU, three transitions per order (issue #14, the crash tick); the values are prepared by
+    their fields exactly as the ORM prepares them (``tests/automations/test_hot_paths.py``)."""
+    where, params = _matching(connections[router.db_for_write(OrderIntent)], [intent])
+    rows, read_back, written = _update_returning(values, where, params)
+    if not rows:
+        refresh_intent(intent)
+        return False
+    _take_row(intent, rows[0], read_back, written)
     return True
 
 
@@ -127,10 +149,7 @@ class IllegalTransitionError(ValueError):
     """A programming error: the code asked for an edge the state machine does not have."""
 
 
-def transition(intent: OrderIntent, to: str, *, now: datetime | None = None, **fields: object) -> bool:
-    """Move ``intent`` from the state and attempt it was read in to ``to``; False when another delivery moved it
-    first. The instance holds the stored row either way (the one the update wrote, or the one that made it fail), so
-    the caller always continues from the stored truth."""
+def _values(intent: OrderIntent, to: str, now: datetime | None, fields: Mapping[str, object]) -> dict[str, object]:
     if to not in EDGES[intent.state]:
         raise IllegalTransitionError(f"{intent.state} → {to} is not an edge of the intent state machine")
     moment = now or timezone.now()
@@ -138,12 +157,34 @@ def transition(intent: OrderIntent, to: str, *, now: datetime | None = None, **f
     if to in TERMINAL:
         values.setdefault("finished_at", moment)
         values.setdefault("next_check_at", None)
-    updated = _compare_and_set(intent, values)
-    if updated and to in TERMINAL:
-        from automations.services.outcomes import intent_settled
+    return values
 
-        intent_settled(intent)  # the decision's final outcome, and the automation's row, told truthfully
+
+def transition(
+    intent: OrderIntent, to: str, *, now: datetime | None = None, tell_outcome: bool = True, **fields: object
+) -> bool:
+    """Move ``intent`` from the state and attempt it was read in to ``to``; False when another delivery moved it
+    first. The instance holds the stored row either way (the one the update wrote, or the one that made it fail), so
+    the caller always continues from the stored truth. ``tell_outcome=False``: the caller tells a terminal outcome
+    itself, in the same transaction (``outcomes.intents_settled`` for several intents at once)."""
+    updated = _compare_and_set(intent, _values(intent, to, now, fields))
+    if updated and to in TERMINAL and tell_outcome:
+        from automations.services.outcomes import intents_settled
+
+        intents_settled([intent])  # the decision's final outcome, and the automation's row, told truthfully
     return updated
+
+
+def _claim_fields(now: datetime, send_deadline: datetime, fence_at: datetime, lease: datetime | None) -> dict[str, Any]:
+    return {
+        "attempts": F("attempts") + 1,
+        "sends": F("sends") + 1,
+        "submitted_at": now,
+        "send_deadline": send_deadline,
+        "fence_at": fence_at,
+        "next_check_at": lease or fence_at,
+        "checks": 0,
+    }
 
 
 def claim(
@@ -151,15 +192,31 @@ def claim(
 ) -> bool:
     """CREATED → SUBMITTING for attempt ``attempts + 1``: the only edge that advances the fencing token. ``lease``:
     when the sweep may assume the sending delivery was lost (default: the fence)."""
-    return transition(
-        intent,
-        State.SUBMITTING,
-        now=now,
-        attempts=F("attempts") + 1,
-        sends=F("sends") + 1,
-        submitted_at=now,
-        send_deadline=send_deadline,
-        fence_at=fence_at,
-        next_check_at=lease or fence_at,
-        checks=0,
-    )
+    return transition(intent, State.SUBMITTING, now=now, **_claim_fields(now, send_deadline, fence_at, lease))
+
+
+def claim_many(
+    intents: Sequence[OrderIntent],
+    *,
+    now: datetime,
+    send_deadline: datetime,
+    fence_at: datetime,
+    lease: datetime | None = None,
+) -> list[OrderIntent]:
+    """``claim`` of several CREATED intents in one statement: each row is its own compare-and-set (its id, state and
+    attempt), so each intent is claimed exactly as ``claim`` would claim it, or not at all. Returns the intents
+    claimed, each holding its written row; the others were moved by another delivery and are left as read (their
+    caller does nothing more with them, as after a failed ``claim``)."""
+    if not intents:
+        return []
+    for intent in intents:
+        if intent.state != State.CREATED:
+            raise IllegalTransitionError(f"{intent.state} → {State.SUBMITTING}: only a CREATED intent is claimed")
+    values = _values(intents[0], State.SUBMITTING, now, _claim_fields(now, send_deadline, fence_at, lease))
+    where, params = _matching(connections[router.db_for_write(OrderIntent)], intents)
+    rows, read_back, written = _update_returning(values, where, params)
+    by_id = {row[0]: row for row in rows}
+    claimed = [intent for intent in intents if intent.pk in by_id]
+    for intent in claimed:
+        _take_row(intent, by_id[intent.pk], read_back, written)
+    return claimed

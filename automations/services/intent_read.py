@@ -52,6 +52,8 @@ class _Plan:
     read_sql: str
     tables: tuple[_Table, ...]
     next_check_at: Field[Any, Any]
+    lease_many: Callable[[int], str]  # the lease of n intents, returning the ids it leased
+    read_many: Callable[[int], str]  # the read of n intents
 
 
 def _table(model: type[Model], alias: str, connection: BaseDatabaseWrapper) -> _Table:
@@ -83,20 +85,32 @@ def _plan_for(db: str) -> _Plan:
         f"{table.alias}.{qn(col.target.column)}" for table in (intent, account, automation) for col, _ in table.columns
     )
     deliveries, next_check_at, state = (qn(_column(OrderIntent, f)) for f in ("deliveries", "next_check_at", "state"))
+    pk = qn(meta.pk.column)
     # Identifiers of the models, quoted by the backend; every value is a parameter.
-    lease_sql = (
+    lease_head = (
         f"UPDATE {qn(meta.db_table)} SET {deliveries} = {deliveries} + 1, {next_check_at} = %s "  # noqa: S608
-        f"WHERE {qn(meta.pk.column)} = %s AND NOT ({state} IN ({', '.join(['%s'] * len(TERMINAL))}))"
+        f"WHERE NOT ({state} IN ({', '.join(['%s'] * len(TERMINAL))})) AND {pk} "
     )
-    read_sql = (
+    read_head = (
         f"SELECT {select} FROM {qn(meta.db_table)} i "  # noqa: S608
         f"INNER JOIN {qn(ExchangeAccount._meta.db_table)} a "
         f"ON a.{qn(ExchangeAccount._meta.pk.column)} = i.{qn(_column(OrderIntent, 'account'))} "
         f"LEFT OUTER JOIN {qn(Automation._meta.db_table)} m "
         f"ON m.{qn(Automation._meta.pk.column)} = i.{qn(_column(OrderIntent, 'automation'))} "
-        f"WHERE i.{qn(meta.pk.column)} = %s"
+        f"WHERE i.{pk} "
     )
-    return _Plan(lease_sql, read_sql, (intent, account, automation), meta.get_field("next_check_at"))
+
+    def ids(count: int) -> str:
+        return f"IN ({', '.join(['%s'] * count)})"
+
+    return _Plan(
+        f"{lease_head}= %s",
+        f"{read_head}= %s",
+        (intent, account, automation),
+        meta.get_field("next_check_at"),
+        lease_many=lambda count: f"{lease_head}{ids(count)} RETURNING {pk}",
+        read_many=lambda count: f"{read_head}{ids(count)}",
+    )
 
 
 _plans: dict[str, _Plan] = {}
@@ -117,8 +131,20 @@ def intent_lease(intent_id: int, next_check_at: datetime) -> bool:
     _, connection, plan = _plan()
     value = plan.next_check_at.get_db_prep_save(next_check_at, connection)
     with connection.cursor() as cursor:
-        cursor.execute(plan.lease_sql, [value, intent_id, *TERMINAL])
+        cursor.execute(plan.lease_sql, [value, *TERMINAL, intent_id])
         return bool(cursor.rowcount)
+
+
+def intents_lease(intent_ids: Sequence[int], next_check_at: datetime) -> set[int]:
+    """``intent_lease`` of several intents in one statement; returns the ids it leased (the others are terminal or
+    gone). Each row is counted and leased on its own condition, exactly as by ``intent_lease``."""
+    if not intent_ids:
+        return set()
+    _, connection, plan = _plan()
+    value = plan.next_check_at.get_db_prep_save(next_check_at, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(plan.lease_many(len(intent_ids)), [value, *TERMINAL, *intent_ids])
+        return {row[0] for row in cursor.fetchall()}
 
 
 def intent_with_account_and_automation(intent_id: int) -> OrderIntent | None:
@@ -128,8 +154,23 @@ def intent_with_account_and_automation(intent_id: int) -> OrderIntent | None:
     with connection.cursor() as cursor:
         cursor.execute(plan.read_sql, [intent_id])
         row = cursor.fetchone()
-    if row is None:
-        return None
+    return _intent_from_row(db, connection, plan, row) if row is not None else None
+
+
+def intents_with_account_and_automation(intent_ids: Sequence[int]) -> list[OrderIntent]:
+    """``intent_with_account_and_automation`` of several intents in one statement, in the order of ``intent_ids``
+    (the ones gone left out)."""
+    if not intent_ids:
+        return []
+    db, connection, plan = _plan()
+    with connection.cursor() as cursor:
+        cursor.execute(plan.read_many(len(intent_ids)), list(intent_ids))
+        rows = cursor.fetchall()
+    by_id = {intent.pk: intent for intent in (_intent_from_row(db, connection, plan, row) for row in rows)}
+    return [by_id[pk] for pk in dict.fromkeys(intent_ids) if pk in by_id]
+
+
+def _intent_from_row(db: str, connection: BaseDatabaseWrapper, plan: _Plan, row: Sequence[Any]) -> OrderIntent:
     intent_table, account_table, automation_table = plan.tables
     cut = len(intent_table.columns)
     cut2 = cut + len(account_table.columns)

@@ -2,8 +2,9 @@
 outcome (never "pending" for ever), and an automation whose order the exchange refused says so on its row with
 what happens next; an Auto Entry that cannot afford its entry says so too.
 
-``intent_settled`` runs on every terminal transition of an intent (``intent_machine.transition``), in the same
-transaction as the transition when there is one; it is idempotent (conditional updates only)."""
+``intents_settled`` runs on every terminal transition of an intent (``intent_machine.transition``, or the batch
+that settles several closes at once), in the same transaction as the transition when there is one; it is idempotent
+(conditional updates only)."""
 
 from __future__ import annotations
 
@@ -20,19 +21,31 @@ _NOTES = (ORDER_REFUSED, CANNOT_AFFORD)
 
 
 def intent_settled(intent: OrderIntent) -> None:
-    """``intent`` reached RECONCILED or REJECTED: its decision entries take the final outcome; a refused order of
-    an automation is told on the automation's row (a refused open stops the Auto Entry: ERROR, never COMPLETED)."""
-    if intent.state not in OrderIntent.TERMINAL:
-        return
-    done = intent.state == OrderIntent.State.RECONCILED
-    final = AuditEntry.Outcome.OK if done else AuditEntry.Outcome.REJECTED
-    compiled_update(
-        AuditEntry,
-        where={"intent_id": intent.pk, "event": AuditEntry.Event.DECISION, "outcome": AuditEntry.Outcome.PENDING},
-        values={"outcome": final},
-    )
+    """``intents_settled`` of one intent."""
+    intents_settled([intent])
+
+
+def intents_settled(intents: Sequence[OrderIntent]) -> None:
+    """Each of ``intents`` reached RECONCILED or REJECTED: its decision entries take the final outcome; a refused
+    order of an automation is told on the automation's row (a refused open stops the Auto Entry: ERROR, never
+    COMPLETED). The decisions of several intents with one outcome are told in one statement (a batch's closes)."""
+    settled = [intent for intent in intents if intent.state in OrderIntent.TERMINAL]
+    for done in (True, False):
+        ids = [i.pk for i in settled if (i.state == OrderIntent.State.RECONCILED) is done]
+        final = AuditEntry.Outcome.OK if done else AuditEntry.Outcome.REJECTED
+        pending = {"event": AuditEntry.Event.DECISION, "outcome": AuditEntry.Outcome.PENDING}
+        if len(ids) == 1:
+            compiled_update(AuditEntry, where={"intent_id": ids[0], **pending}, values={"outcome": final})
+        elif ids:
+            AuditEntry.objects.filter(intent_id__in=ids, **pending).update(outcome=final)
+    for intent in settled:
+        _automation_told(intent)
+
+
+def _automation_told(intent: OrderIntent) -> None:
     if intent.automation_id is None:
         return
+    done = intent.state == OrderIntent.State.RECONCILED
     automation = Automation.objects.filter(pk=intent.automation_id)
     if done:
         if _may_say_refused(intent):

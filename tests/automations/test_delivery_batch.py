@@ -9,12 +9,15 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import pytest
-from django.db import connection
+from django.db import DatabaseError, connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from automations import tasks
-from automations.models import OrderIntent, TrackedTrade
-from automations.services import delivery_batch
+from automations.models import AuditEntry, OrderIntent, TrackedTrade
+from automations.services import delivery_batch, execution
 from automations.services.delivery_batch import BatchDeliveryError, order_intents_execute
+from automations.services.execution import order_intent_execute
 from automations.services.trades import account_reconcile
 from tests.automations.test_execution import TRADE_PATH, _entry
 
@@ -80,23 +83,117 @@ def test_an_unprocessed_intent_is_retried_alone_after_its_countdown(paper, sim, 
 
 
 def test_a_delivery_that_raises_leaves_the_others_delivered_and_is_logged(paper, sim, exchange, monkeypatch, caplog):
-    trade_ids = _managed_longs(paper, exchange, 2)
-    good, bad = _closes(paper, trade_ids)
-    from automations.services.execution import order_intent_execute as real
+    trade_ids = _managed_longs(paper, exchange, 3)
+    bad, *good = _closes(paper, trade_ids)
+    from automations.services.execution import order_intent_send as real
 
-    def execute(*, intent_id: int) -> list[int]:
-        if intent_id == bad.pk:
+    def send(intent: OrderIntent):  # noqa: ANN202
+        if intent.pk == bad.pk:
             raise RuntimeError("boom")
-        return real(intent_id=intent_id)
+        return real(intent)
 
-    monkeypatch.setattr(delivery_batch, "order_intent_execute", execute)
+    monkeypatch.setattr(delivery_batch, "order_intent_send", send)
     with caplog.at_level(logging.ERROR, logger="automations.services.delivery_batch"):
-        outcome = order_intents_execute([bad.pk, good.pk], threads=_threads())
+        outcome = order_intents_execute([bad.pk, *(g.pk for g in good)], threads=_threads())
     assert outcome.failed == [bad.pk]
-    assert OrderIntent.objects.get(pk=good.pk).state == "reconciled"
-    assert OrderIntent.objects.get(pk=bad.pk).state == "created"
+    assert [OrderIntent.objects.get(pk=g.pk).state for g in good] == ["reconciled", "reconciled"]
+    # claimed with the others, never sent: its lease brings it back, and the look-up finds the trade still running
+    assert OrderIntent.objects.get(pk=bad.pk).state == "submitting"
+    assert sim.control.requests_for_trade(bad.trade_id) == {}
     assert f"intent {bad.pk}" in caplog.text
     assert "boom" in caplog.text
+    OrderIntent.objects.filter(pk=bad.pk).update(next_check_at=timezone.now())
+    assert order_intent_execute(intent_id=bad.pk) == []
+    assert OrderIntent.objects.get(pk=bad.pk).state == "reconciled"
+    assert sim.control.requests_for_trade(bad.trade_id) == {CLOSE_PATH: 1}
+
+
+def test_a_batch_of_closes_costs_the_same_few_statements_whatever_its_size(paper, sim, exchange):
+    """Leased and read in two statements, claimed in one, settled in one transaction with the decisions told in one
+    statement and the audit entries written in one: each close adds only its own compare-and-set, its tracked
+    trade's close and its owner's channels read (``tests/automations/test_hot_paths.py`` pins one close alone)."""
+    trade_ids = _managed_longs(paper, exchange, 6)
+    counted = []
+    for chunk in (trade_ids[:2], trade_ids[2:]):
+        ids = [i.pk for i in _closes(paper, chunk)]
+        with CaptureQueriesContext(connection) as queries:
+            outcome = order_intents_execute(ids, threads=1)
+        assert (outcome.followups, outcome.retries, outcome.failed) == ([], [], [])
+        sql = [q["sql"] for q in queries.captured_queries]
+        assert not [q for q in sql if "SAVEPOINT" in q.upper()]
+        counted.append(len(sql))
+        assert set(OrderIntent.objects.filter(pk__in=ids).values_list("state", flat=True)) == {"reconciled"}
+        # the answer is stored with the outcome: no ACKED step of its own
+        assert all(OrderIntent.objects.get(pk=pk).result["id"] for pk in ids)
+    assert counted[1] - counted[0] == 2 * 3
+
+
+def test_settling_together_fails_then_each_close_is_settled_on_its_own(paper, sim, exchange, monkeypatch, caplog):
+    trade_ids = _managed_longs(paper, exchange, 3)
+    intents = _closes(paper, trade_ids)
+    failing = {"left": 1}
+    from automations.services.outcomes import intents_settled as real
+
+    def settled(settling):  # noqa: ANN001, ANN202 - the decisions' outcome, failing once
+        if failing["left"]:
+            failing["left"] -= 1
+            raise DatabaseError("the database went away")
+        return real(settling)
+
+    monkeypatch.setattr(execution, "intents_settled", settled)
+    with caplog.at_level(logging.ERROR, logger="automations.services.delivery_batch"):
+        outcome = order_intents_execute([i.pk for i in intents], threads=_threads())
+    assert (outcome.followups, outcome.retries, outcome.failed) == ([], [], [])
+    assert "settling them together failed" in caplog.text
+    for intent, trade_id in zip(intents, trade_ids, strict=True):
+        intent.refresh_from_db()
+        assert intent.state == "reconciled"
+        assert sim.control.requests_for_trade(trade_id) == {CLOSE_PATH: 1}
+        events = list(AuditEntry.objects.filter(intent=intent).values_list("event", flat=True).order_by("pk"))
+        assert events == ["order", "reconcile"]  # accepted, then done: written once, by the one-by-one settle
+        assert TrackedTrade.objects.get(trade_id=trade_id).state == TrackedTrade.State.CLOSED
+
+
+def test_a_close_moved_by_another_delivery_before_the_claim_is_left_to_it(paper, sim, exchange, monkeypatch):
+    trade_ids = _managed_longs(paper, exchange, 3)
+    moved, *others = _closes(paper, trade_ids)
+    from automations.services.execution import order_intents_deliver as real
+
+    def deliver(ids):  # noqa: ANN001, ANN202 - the batch reads its intents, then another delivery claims one
+        read = real(ids)
+        OrderIntent.objects.filter(pk=moved.pk).update(state="submitting", attempts=1, sends=1)
+        return read
+
+    monkeypatch.setattr(delivery_batch, "order_intents_deliver", deliver)
+    outcome = order_intents_execute([moved.pk, *(o.pk for o in others)], threads=_threads())
+    assert (outcome.followups, outcome.retries, outcome.failed) == ([], [], [])
+    assert sim.control.requests_for_trade(moved.trade_id) == {}  # not sent by this batch: the other one decides
+    assert OrderIntent.objects.get(pk=moved.pk).attempts == 1
+    assert [OrderIntent.objects.get(pk=o.pk).state for o in others] == ["reconciled", "reconciled"]
+
+
+def test_a_batch_that_dies_between_its_sends_and_its_settling_is_settled_by_look_ups(paper, sim, exchange, monkeypatch):
+    """The process dies after the POSTs, before the settling transaction commits: the intents stay SUBMITTING;
+    once their leases run out each is looked up (the trade is no longer running) and settled, never sent again."""
+    trade_ids = _managed_longs(paper, exchange, 3)
+    intents = _closes(paper, trade_ids)
+
+    def dies(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise SystemExit("killed")
+
+    monkeypatch.setattr(delivery_batch, "_settle_together", dies)
+    with pytest.raises(SystemExit):
+        order_intents_execute([i.pk for i in intents], threads=_threads())
+    assert set(OrderIntent.objects.filter(pk__in=[i.pk for i in intents]).values_list("state", flat=True)) == {
+        "submitting"
+    }
+    monkeypatch.undo()
+    OrderIntent.objects.filter(pk__in=[i.pk for i in intents]).update(next_check_at=timezone.now())
+    for intent in intents:
+        assert order_intent_execute(intent_id=intent.pk) == []
+    for intent, trade_id in zip(intents, trade_ids, strict=True):
+        assert OrderIntent.objects.get(pk=intent.pk).state == "reconciled"
+        assert sim.control.requests_for_trade(trade_id) == {CLOSE_PATH: 1}
 
 
 @THREADED
