@@ -16,7 +16,7 @@ Contract (house rule 11, docs/architecture.md):
   consumer→browser leg.
 * On Redis, per-user events are numbered and sent by one outbox thread per process (``_Outbox``), in the order
   they were published, so that publishing never makes the publisher wait for Redis. Events waiting together are
-  numbered in one round trip and sent together (each user's in order, the users side by side).
+  numbered in one round trip and sent together: each user's in one ``user.events`` message, in order.
 """
 
 from __future__ import annotations
@@ -231,14 +231,27 @@ def _send_user_event(user_id: int, event: dict[str, Any]) -> None:
     group_send(user_group(user_id), {**event, "event_seq": next_user_seq(user_id)})
 
 
+class UserEventsEvent(TypedDict):
+    """Several per-user events sent together (``_send_user_events``): the consumer applies them in order, each as
+    if it had come alone."""
+
+    type: Literal["user.events"]
+    events: list[dict[str, Any]]
+
+
 def _send_user_events(events: list[tuple[int, dict[str, Any]]]) -> None:
-    """Number events waiting together in one round trip and send them: each user's in the order published, the
-    users side by side (``group_send_many``)."""
+    """Number events waiting together in one round trip and send them: each user's in one message, in the order
+    published (``UserEventsEvent`` when there are several), the users side by side (``group_send_many``)."""
     seqs = next_user_seqs([user_id for user_id, _ in events])
-    messages: dict[str, list[dict[str, Any]]] = {}
+    numbered: dict[int, list[dict[str, Any]]] = {}
     for (user_id, event), seq in zip(events, seqs, strict=True):
-        messages.setdefault(user_group(user_id), []).append({**event, "event_seq": seq})
-    group_send_many(messages)
+        numbered.setdefault(user_id, []).append({**event, "event_seq": seq})
+    group_send_many(
+        {
+            user_group(user_id): [sent[0] if len(sent) == 1 else dict(UserEventsEvent(type="user.events", events=sent))]
+            for user_id, sent in numbered.items()
+        }
+    )
 
 
 class _Outbox:

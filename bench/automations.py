@@ -4,10 +4,12 @@ Setup (PostgreSQL + Redis on loopback, as in production): a bench database ``axi
 own process (no rate limits, no automatic ticks), a real ``celery worker`` process (prefork, 2 children), and in
 this process the market feed on the simulator's stream with the tick runner, exactly as ``run_automations`` runs.
 
-Each of N accounts holds 3 running 10x longs (liquidation 90 909) under a Margin Guard that closes at a
-liquidation distance threshold. ``TRIGGERS`` accounts have distinct thresholds between 8.8 % and 5 %; the others
-have 0.5 % and never fire in the price range used. Each measured tick lowers the price just across the next
-trigger account's threshold, so every tick evaluates all N accounts and fires exactly one (3 closes). Latency =
+N traders each own one account holding 3 running 10x longs (liquidation 90 909) under a Margin Guard that closes
+at a liquidation distance threshold (until 2026-12-07 one owner held all N accounts, which made per-user work look
+cheaper than it is: the dashboard events of all the accounts were numbered and sent as one user's). ``TRIGGERS``
+accounts have distinct thresholds between 8.8 % and 5 %; the others have 0.5 % and never fire in the price range
+used. Each measured tick lowers the price just across the next trigger account's threshold, so every tick evaluates
+all N accounts and fires exactly one (3 closes). Latency =
 arrival of that account's first close POST at the simulator − the moment the price was set (same clock).
 
 Then, at the largest size, the **crash tick**: the price falls at once just past the 0.5 % threshold of every other
@@ -102,9 +104,12 @@ def main() -> None:  # noqa: C901, PLR0915 - a linear script
     try:
         feed.start()
         runner.start()
-        owner = User.objects.create_user("bench", password="bench-password-1")  # noqa: S106
         for size in SIZES:
             ExchangeAccount.objects.all().delete()
+            # 1,000 traders: every account has an owner of its own, as in use (per-user work, e.g. numbering the
+            # dashboard events or reading the owner's notification channels, is then done per account)
+            User.objects.bulk_create(User(username=f"trader-{size}-{i}", password="!") for i in range(size))  # noqa: S106
+            owners = list(User.objects.filter(username__startswith=f"trader-{size}-").order_by("pk"))
             control.reset()
             control.freeze(True)
             control.set_price(100000)
@@ -125,7 +130,7 @@ def main() -> None:  # noqa: C901, PLR0915 - a linear script
             with ThreadPoolExecutor(8) as pool:
                 trades_per_account = list(pool.map(open_three, sim_accounts))
             accounts = []
-            for i, sim_account in enumerate(sim_accounts):
+            for i, (sim_account, owner) in enumerate(zip(sim_accounts, owners, strict=True)):
                 accounts.append(
                     account_services.exchange_account_create(
                         owner=owner,

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import IntegrityError, connections, router, transaction
@@ -280,12 +280,20 @@ def calls_for_notification(entry: AuditEntry) -> bool:
     return _kind(entry) is not None
 
 
-def audit_channels(entry: AuditEntry) -> list[Channel]:
-    """The owner's ready channels that want what ``entry`` calls for (none when it calls for nothing): one query."""
+def audit_channels(entry: AuditEntry, shared_reads: dict[object, object] | None = None) -> list[Channel]:
+    """The owner's ready channels that want what ``entry`` calls for (none when it calls for nothing): one query,
+    none when ``shared_reads`` (the entries of one write, in one transaction) already holds that owner's answer."""
     kind = _kind(entry)
     if kind is None:
         return []
-    return channels_wanting(entry.account.owner_id, _KIND_EVENT.get(kind, kind))
+    event = _KIND_EVENT.get(kind, kind)
+    key = ("channels_wanting", entry.account.owner_id, event)
+    if shared_reads is not None and key in shared_reads:
+        return list(cast(list[Channel], shared_reads[key]))
+    channels = channels_wanting(entry.account.owner_id, event)
+    if shared_reads is not None:
+        shared_reads[key] = list(channels)
+    return channels
 
 
 def notifications_from_audit(entry: AuditEntry, channels: list[Channel] | None = None) -> list[int]:

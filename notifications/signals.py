@@ -23,7 +23,16 @@ from automations.models import AuditEntry, GlobalSwitch
 logger = logging.getLogger(__name__)
 
 
-def on_audit_entry_saved(sender: Any, instance: AuditEntry, created: bool, raw: bool = False, **kwargs: Any) -> None:  # noqa: ANN401
+def on_audit_entry_saved(
+    sender: Any,  # noqa: ANN401
+    instance: AuditEntry,
+    created: bool,
+    raw: bool = False,
+    shared_reads: dict[object, object] | None = None,
+    **kwargs: Any,  # noqa: ANN401
+) -> None:
+    """``shared_reads``: given by a writer of several entries at once (an order batch settling its closes), shared
+    by their signals in the writer's transaction: the owner's channels are read once for all of them."""
     if not created or raw or instance.event in (AuditEntry.Event.DECISION, AuditEntry.Event.SKIP):
         return
     from notifications.derive import audit_channels, calls_for_notification, notifications_from_audit
@@ -31,7 +40,7 @@ def on_audit_entry_saved(sender: Any, instance: AuditEntry, created: bool, raw: 
     if not calls_for_notification(instance):
         return  # most entries call for none: no savepoint, no query (an order's acceptance, a decision's outcome)
     try:
-        channels = audit_channels(instance)
+        channels = audit_channels(instance, shared_reads)
     except DatabaseError:
         # A failed statement of the writer's transaction fails it, loudly: swallowed here, PostgreSQL would turn the
         # writer's COMMIT into a silent rollback while Django ran its on-commit hooks as if it had committed.

@@ -242,6 +242,14 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # ch
             return True
         return False
 
+    async def user_events(self, message: dict[str, Any]) -> None:
+        """Several per-user events sent together (``axisor_bus.publish.UserEventsEvent``), each applied in order as
+        if it had come alone; nothing after the one that closes the socket."""
+        for event in message["events"]:
+            await self.dispatch(event)
+            if event.get("type") in ("session.ended", "sockets.paused"):
+                return
+
     async def account_changed(self, event: dict[str, Any]) -> None:
         if await self._resynced(event) or not self.state.shows(event):
             return

@@ -55,6 +55,7 @@ from automations.services.intent_machine import (
     claim_many,
     refresh_intent,
     transition,
+    transition_many,
 )
 from automations.services.intent_read import (
     intent_lease,
@@ -152,10 +153,14 @@ def _audit_entry(
 def _audit_write(entries: list[AuditEntry]) -> None:
     """Write ``entries`` (``_audit_entry``: each holds its intent's account row) in one statement, in order; each is
     then saved as far as its readers can tell (the ``post_save`` that derives its notification, the dashboard event
-    after the commit)."""
+    after the commit). The ``post_save`` of entries written together carries one ``shared_reads`` dict: a receiver
+    may keep there what it read for one entry and use it for the next (one owner's channels, read once)."""
     audit_entries_insert(entries)
+    shared: dict[object, object] = {}  # the receivers may share reads between entries written together
     for entry in entries:
-        post_save.send(sender=AuditEntry, instance=entry, created=True, raw=False, using=entry._state.db)
+        post_save.send(
+            sender=AuditEntry, instance=entry, created=True, raw=False, using=entry._state.db, shared_reads=shared
+        )
     for entry in entries:
         publish_automation_log_on_commit(entry.pk, entry.account_id, entry.account.owner_id)
 
@@ -266,21 +271,33 @@ def _settle(client: RestClient, intent: OrderIntent, found: Found, *, accepted: 
 
 
 def _settle_writes(
-    intent: OrderIntent, found: Found, *, accepted: Trade | None, tell_outcome: bool = True
+    intent: OrderIntent, found: Found, *, accepted: Trade | None
 ) -> tuple[list[AuditEntry], list[OrderIntent]] | None:
-    """Inside the settling transaction: RECONCILED (its decision's outcome told unless ``tell_outcome`` is False:
-    the caller then tells it), the action's bookkeeping and the failure count; returns the audit entries and the
-    follow-ups the caller writes, or ``None`` when another delivery settled the intent first."""
+    """Inside the settling transaction: RECONCILED (its decision's outcome told) and what goes with it
+    (``_reconciled_writes``); ``None`` when another delivery settled the intent first."""
+    if not transition(intent, State.RECONCILED, **_settled_fields(intent, found)):
+        return None
+    return _reconciled_writes(intent, found, accepted=accepted)
+
+
+def _settled_fields(intent: OrderIntent, found: Found) -> dict[str, Any]:
+    """What RECONCILED stores with the intent: the trade and what was found."""
     fields: dict[str, Any] = {}
     if found.trade is not None:
         fields["trade_id"] = intent.trade_id or found.trade.id
         fields["result"] = {**found.trade.model_dump(mode="json", by_alias=True), "note": found.note}
     elif found.note:
         fields["result"] = {**(intent.result or {}), "note": found.note}
+    return fields
+
+
+def _reconciled_writes(
+    intent: OrderIntent, found: Found, *, accepted: Trade | None
+) -> tuple[list[AuditEntry], list[OrderIntent]]:
+    """After RECONCILED, in the same transaction: the action's bookkeeping and the failure count; returns the audit
+    entries and the follow-ups the caller writes."""
     action = _action(intent)
     params = action.parse(intent.params)
-    if not transition(intent, State.RECONCILED, tell_outcome=tell_outcome, **fields):
-        return None
     action.bookkeeping(TRADES, intent, params, found)
     if intent.account.consecutive_failures:
         # Read with the intent at the start of this delivery; a failure counted since then is not undone (the
@@ -416,8 +433,9 @@ class Settled:
 def order_intents_settle(acks: Sequence[tuple[OrderIntent, Trade]]) -> Settled:
     """Settle acknowledged intents (``order_intent_send``'s answers) in one transaction: each RECONCILED from its
     answer by its own compare-and-set (SUBMITTING → RECONCILED; the answer is stored with the outcome instead of in
-    an ACKED step of its own), with its bookkeeping, its decision's outcome and its two audit entries, the batch's
-    decisions told in one statement and its entries written in one. The bookkeeping that may need the exchange is
+    an ACKED step of its own) in one statement for all (``intent_machine.transition_many``), with its bookkeeping, its
+    decision's outcome and its two audit entries, the batch's decisions told in one statement and its entries
+    written in one. The bookkeeping that may need the exchange is
     left to the caller (``order_intent_after_settle`` of each intent settled).
 
     Raises when the transaction fails: nothing of it is written and each intent is left as it was read (SUBMITTING);
@@ -427,29 +445,29 @@ def order_intents_settle(acks: Sequence[tuple[OrderIntent, Trade]]) -> Settled:
     if not acks:
         return Settled([], [])
     as_read = [(intent, {name: getattr(intent, name) for name in MUTABLE_FIELDS}) for intent, _ in acks]
-    settled: list[tuple[OrderIntent, Found]] = []
+    found = {intent.pk: Found("done", trade, note=ORDER_RESPONSE) for intent, trade in acks}
+    intents = [intent for intent, _ in acks]
     try:
         with transaction.atomic():
+            fields = [_settled_fields(intent, found[intent.pk]) for intent in intents]
+            moved = transition_many(intents, State.RECONCILED, fields)  # the others: another delivery settled them
+            intents_settled(moved)
             entries: list[AuditEntry] = []
             followups: list[OrderIntent] = []
             for intent, trade in acks:
-                found = Found("done", trade, note=ORDER_RESPONSE)
-                written = _settle_writes(intent, found, accepted=trade, tell_outcome=False)
-                if written is None:
-                    continue  # another delivery settled it
-                entries += written[0]
-                followups += written[1]
-                settled.append((intent, found))
-            intents_settled([intent for intent, _ in settled])
+                if intent in moved:
+                    written, more = _reconciled_writes(intent, found[intent.pk], accepted=trade)
+                    entries += written
+                    followups += more
             _audit_write(entries)
             for followup in followups:
                 followup.save()
     except BaseException:
-        for intent, fields in as_read:
-            for name, value in fields.items():
+        for intent, as_it_was in as_read:
+            for name, value in as_it_was.items():
                 setattr(intent, name, value)
         raise
-    return Settled([f.pk for f in followups], settled)
+    return Settled([f.pk for f in followups], [(intent, found[intent.pk]) for intent in moved])
 
 
 def order_intent_after_settle(intent: OrderIntent, found: Found) -> list[int]:

@@ -87,11 +87,29 @@ def _assignment(connection: BaseDatabaseWrapper, name: str, value: object) -> tu
     return f"{column} = %s", [prepared]
 
 
+def _per_row(connection: BaseDatabaseWrapper, name: str, values: Mapping[int, object]) -> tuple[str, list[Any]]:
+    """``column = CASE id WHEN … THEN … END``: a value of each row's own (plain values, prepared by the field;
+    PostgreSQL's client-side binding writes each literal with its type, e.g. ``'…'::jsonb``)."""
+    field = _FIELDS[name]
+    quote = connection.ops.quote_name
+    params: list[Any] = []
+    for pk, value in values.items():
+        if hasattr(value, "resolve_expression"):
+            raise TypeError(f"{name}: only plain values differ per row, not {value!r}")
+        params += [pk, field.get_db_prep_save(value, connection=connection)]
+    cases = " ".join(["WHEN %s THEN %s"] * len(values))
+    return f"{quote(field.column)} = CASE {quote(_FIELDS['id'].column)} {cases} END", params
+
+
 def _update_returning(
-    values: dict[str, object], where: str, where_params: list[Any]
+    values: dict[str, object],
+    where: str,
+    where_params: list[Any],
+    per_row: Mapping[str, Mapping[int, object]] | None = None,
 ) -> tuple[list[tuple[Any, ...]], list[str], dict[str, object]]:
     """``UPDATE orderintent SET <values> WHERE <where> RETURNING id, <every other mutable column>``: the rows it
-    wrote, the names of the columns read back (in their order after the id), and the values it wrote itself."""
+    wrote, the names of the columns read back (in their order after the id), and the values it wrote itself.
+    ``per_row``: columns set to a value of each row's own (by id)."""
     db = router.db_for_write(OrderIntent)
     connection = connections[db]
     quote = connection.ops.quote_name
@@ -101,8 +119,13 @@ def _update_returning(
         sql, more = _assignment(connection, name, value)
         assignments.append(sql)
         params.extend(more)
+    per_row = per_row or {}
+    for name, by_pk in per_row.items():
+        sql, more = _per_row(connection, name, by_pk)
+        assignments.append(sql)
+        params.extend(more)
     written = {name: value for name, value in values.items() if not hasattr(value, "resolve_expression")}
-    read_back = [name for name in MUTABLE_FIELDS if name not in written]
+    read_back = [name for name in MUTABLE_FIELDS if name not in written and name not in per_row]
     returning = ", ".join(quote(_FIELDS[name].column) for name in ("id", *read_back))
     sql = f"UPDATE {quote(OrderIntent._meta.db_table)} SET {', '.join(assignments)} WHERE {where} RETURNING {returning}"  # noqa: S608 - quoted identifiers, values as parameters
     with connection.cursor() as cursor:
@@ -160,15 +183,12 @@ def _values(intent: OrderIntent, to: str, now: datetime | None, fields: Mapping[
     return values
 
 
-def transition(
-    intent: OrderIntent, to: str, *, now: datetime | None = None, tell_outcome: bool = True, **fields: object
-) -> bool:
+def transition(intent: OrderIntent, to: str, *, now: datetime | None = None, **fields: object) -> bool:
     """Move ``intent`` from the state and attempt it was read in to ``to``; False when another delivery moved it
     first. The instance holds the stored row either way (the one the update wrote, or the one that made it fail), so
-    the caller always continues from the stored truth. ``tell_outcome=False``: the caller tells a terminal outcome
-    itself, in the same transaction (``outcomes.intents_settled`` for several intents at once)."""
+    the caller always continues from the stored truth."""
     updated = _compare_and_set(intent, _values(intent, to, now, fields))
-    if updated and to in TERMINAL and tell_outcome:
+    if updated and to in TERMINAL:
         from automations.services.outcomes import intents_settled
 
         intents_settled([intent])  # the decision's final outcome, and the automation's row, told truthfully
@@ -185,6 +205,36 @@ def _claim_fields(now: datetime, send_deadline: datetime, fence_at: datetime, le
         "next_check_at": lease or fence_at,
         "checks": 0,
     }
+
+
+def transition_many(
+    intents: Sequence[OrderIntent], to: str, fields: Sequence[Mapping[str, object]], *, now: datetime | None = None
+) -> list[OrderIntent]:
+    """``transition`` of several intents to ``to`` in one statement, each with its own ``fields`` (plain values, the
+    same columns for all): each row is its own compare-and-set (its id, state and attempt), so each intent moves
+    exactly as ``transition`` would move it, or not at all. Returns the intents moved, each holding its written row;
+    the others were moved by another delivery first and are left as read. A terminal outcome is told by the caller
+    (``outcomes.intents_settled``), in the same transaction."""
+    if not intents:
+        return []
+    columns = set(fields[0])
+    if len(fields) != len(intents) or any(set(f) != columns for f in fields):
+        raise ValueError("transition_many needs one set of fields per intent, all of the same columns")
+    moment = now or timezone.now()
+    values = {}
+    for intent in intents:
+        values = _values(intent, to, moment, {})  # every edge checked; the values are the same for all
+    per_row = {name: {intent.pk: f[name] for intent, f in zip(intents, fields, strict=True)} for name in columns}
+    for name in columns:
+        values.pop(name, None)
+    where, params = _matching(connections[router.db_for_write(OrderIntent)], intents)
+    rows, read_back, written = _update_returning(values, where, params, per_row)
+    by_id = {row[0]: row for row in rows}
+    moved = [intent for intent in intents if intent.pk in by_id]
+    for intent in moved:
+        own = {name: per_row[name][intent.pk] for name in columns}
+        _take_row(intent, by_id[intent.pk], read_back, {**written, **own})
+    return moved
 
 
 def claim(

@@ -109,9 +109,10 @@ def test_a_delivery_that_raises_leaves_the_others_delivered_and_is_logged(paper,
 
 
 def test_a_batch_of_closes_costs_the_same_few_statements_whatever_its_size(paper, sim, exchange):
-    """Leased and read in two statements, claimed in one, settled in one transaction with the decisions told in one
-    statement and the audit entries written in one: each close adds only its own compare-and-set, its tracked
-    trade's close and its owner's channels read (``tests/automations/test_hot_paths.py`` pins one close alone)."""
+    """Leased and read in two statements, claimed in one, settled in one transaction: the closes RECONCILED in one
+    statement, their decisions told in one, their audit entries written in one and their owner's channels read once
+    (one owner here): each close adds only its tracked trade's close (``tests/automations/test_hot_paths.py`` pins
+    one close alone)."""
     trade_ids = _managed_longs(paper, exchange, 6)
     counted = []
     for chunk in (trade_ids[:2], trade_ids[2:]):
@@ -125,7 +126,7 @@ def test_a_batch_of_closes_costs_the_same_few_statements_whatever_its_size(paper
         assert set(OrderIntent.objects.filter(pk__in=ids).values_list("state", flat=True)) == {"reconciled"}
         # the answer is stored with the outcome: no ACKED step of its own
         assert all(OrderIntent.objects.get(pk=pk).result["id"] for pk in ids)
-    assert counted[1] - counted[0] == 2 * 3
+    assert counted[1] - counted[0] == 2 * 1
 
 
 def test_settling_together_fails_then_each_close_is_settled_on_its_own(paper, sim, exchange, monkeypatch, caplog):
@@ -276,3 +277,24 @@ def test_intents_are_queued_in_batches_protective_first(monkeypatch, settings):
     settings.DELIVERY_THREADS = 1
     tasks.order_intents_enqueue([(1, True), (2, False)])
     assert sent == [("one", 1, "protective"), ("one", 2, "celery")]
+
+
+def test_closes_settled_together_each_notify_the_owners_channels(paper, sim, exchange):
+    """The owner's channels are read once for the batch's entries (``shared_reads``), and each close still gets its
+    own notification on each channel that wants it."""
+    from notifications.models import Channel, Notification
+
+    Channel.objects.create(
+        owner=paper.owner, kind="email", name="mail", address="me@example.com", events=["automation_acted"]
+    )
+    Channel.objects.create(
+        owner=paper.owner, kind="email", name="none", address="other@example.com", events=["kill_switch"]
+    )
+    trade_ids = _managed_longs(paper, exchange, 3)
+    intents = _closes(paper, trade_ids)
+    outcome = order_intents_execute([i.pk for i in intents], threads=1)
+    assert (outcome.followups, outcome.retries, outcome.failed) == ([], [], [])
+    rows = Notification.objects.filter(channel__name="mail")
+    assert rows.count() == 3  # one per close
+    assert len({n.idempotency_key for n in rows}) == 3  # each from its own close's entry
+    assert not Notification.objects.filter(channel__name="none").exists()  # wants kill switches only

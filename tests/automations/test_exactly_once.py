@@ -20,7 +20,7 @@ from automations.exchange import clients_reset
 from automations.models import AuditEntry, OrderIntent, TrackedTrade
 from automations.services import management
 from automations.services.execution import RetryLaterError, order_intent_execute
-from automations.services.intent_machine import IllegalTransitionError, transition
+from automations.services.intent_machine import IllegalTransitionError, claim_many, transition, transition_many
 from automations.services.sweep import intents_sweep
 from automations.services.trades import account_reconcile, intents_due, tracked_trade_upsert
 from automations.tasks import safe_countdown
@@ -151,6 +151,46 @@ def test_a_stale_delivery_cannot_move_an_intent_another_one_advanced(paper):
     OrderIntent.objects.filter(pk=other.pk).update(state=OrderIntent.State.UNKNOWN, attempts=2)
     assert not transition(reader, OrderIntent.State.CREATED)
     assert reader.attempts == 2
+
+
+def test_compare_and_sets_of_several_intents_in_one_statement_move_each_one_on_its_own_condition(paper):
+    """``claim_many`` and ``transition_many``: each row of the statement is its own compare-and-set, so a stale
+    view of one intent fails alone (left as read) while the others move; the values of each row are its own."""
+    now = timezone.now()
+    fresh = [_entry(paper, "buy", 10, 5 + i) for i in range(3)]
+    stale = fresh[1]
+    OrderIntent.objects.filter(pk=stale.pk).update(state=OrderIntent.State.SUBMITTING, attempts=1)  # claimed elsewhere
+    windows = {"now": now, "send_deadline": now + timedelta(seconds=10), "fence_at": now + timedelta(seconds=70)}
+    claimed = claim_many(fresh, **windows)
+    assert [i.pk for i in claimed] == [fresh[0].pk, fresh[2].pk]
+    assert [(i.state, i.attempts, i.sends) for i in claimed] == [("submitting", 1, 1)] * 2
+    assert (stale.state, stale.attempts) == ("created", 0)  # left as read: the caller does nothing more with it
+    assert OrderIntent.objects.get(pk=stale.pk).attempts == 1  # the other claim stands
+    with pytest.raises(IllegalTransitionError):
+        claim_many([OrderIntent.objects.get(pk=stale.pk)], **windows)
+
+    results = [{"id": f"t-{i.pk}", "note": "it's 'quoted'", "n": [1, 2]} for i in claimed]
+    OrderIntent.objects.filter(pk=claimed[1].pk).update(attempts=2)  # another delivery moved this one on
+    moved = transition_many(
+        claimed,
+        OrderIntent.State.RECONCILED,
+        [{"trade_id": f"t-{i.pk}", "result": r} for i, r in zip(claimed, results, strict=True)],
+    )
+    assert moved == [claimed[0]]
+    stored = OrderIntent.objects.get(pk=claimed[0].pk)
+    assert (stored.state, stored.trade_id, stored.result) == ("reconciled", f"t-{claimed[0].pk}", results[0])
+    assert stored.finished_at is not None
+    assert stored.next_check_at is None
+    assert (claimed[0].state, claimed[0].result, claimed[0].finished_at) == (
+        "reconciled",
+        results[0],
+        stored.finished_at,
+    )
+    assert OrderIntent.objects.get(pk=claimed[1].pk).state == "submitting"
+    with pytest.raises(ValueError, match="same columns"):
+        transition_many([claimed[1]], OrderIntent.State.RECONCILED, [{"trade_id": "x"}, {"result": {}}])
+    with pytest.raises(IllegalTransitionError):
+        transition_many([stored], OrderIntent.State.CREATED, [{}])
 
 
 def test_edges_the_state_machine_does_not_have_are_refused(paper):

@@ -18,10 +18,10 @@ from automations.models import AuditEntry, OrderIntent, TrackedTrade
 from automations.services.exchange_events import trade_event_apply
 from automations.services.trades import account_reconcile, tracked_trade_upsert
 from automations.stream_manager import ExchangeStreamManager
-from axisor_bus import publish as bus
 from lnmarkets.client import RestClient
 from lnmarkets.schemas import StreamTradeEvent
 from lnmarkets.simulator import RunningSimulator
+from tests.realtime.conftest import capture_group_sends
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -48,11 +48,7 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
 def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any]]]:
     """Every dashboard group message, as the bus hands it to the channel layer."""
     out: list[tuple[str, dict[str, Any]]] = []
-    monkeypatch.setattr(bus, "group_send", lambda group, message: out.append((group, dict(message))))
-    # the outbox's runs (on Redis): each group's messages in order
-    monkeypatch.setattr(
-        bus, "group_send_many", lambda sent: out.extend((g, dict(m)) for g, ms in sent.items() for m in ms)
-    )
+    capture_group_sends(monkeypatch, out)
     return out
 
 

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from accounts.models import ExchangeAccount, User
 from automations.models import TrackedTrade
+from axisor_bus import publish as bus
 from config.asgi import application
 from realtime.market import FRESHNESS_LIMIT_S, MarketData, store_market_state
 
@@ -110,3 +111,18 @@ def _clear_cache() -> None:
 
     cache.clear()
     forget_shared_market_state()
+
+
+def capture_group_sends(monkeypatch: pytest.MonkeyPatch, out: list[tuple[str, dict[str, Any]]]) -> None:
+    """Every group message the bus hands to the channel layer, appended to ``out`` as (group, event): sent alone
+    (``group_send``) or by the outbox's runs on Redis (``group_send_many``), a ``user.events`` message unpacked
+    into the events it carries, in order."""
+    monkeypatch.setattr(bus, "group_send", lambda group, message: out.append((group, dict(message))))
+
+    def many(messages: dict[str, list[dict[str, Any]]]) -> None:
+        for group, sent in messages.items():
+            for message in sent:
+                carried = message["events"] if message["type"] == "user.events" else [message]
+                out.extend((group, dict(event)) for event in carried)
+
+    monkeypatch.setattr(bus, "group_send_many", many)

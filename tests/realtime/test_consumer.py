@@ -333,3 +333,30 @@ async def test_a_handshake_and_its_snapshot_do_not_wait_for_the_process_database
     finally:
         release.set()
         await held
+
+
+async def test_events_sent_together_are_applied_in_order_and_nothing_after_a_session_end(
+    alice: User, make_account: Callable[..., ExchangeAccount]
+) -> None:
+    account = await database_sync_to_async(make_account)(alice)
+    entry = await database_sync_to_async(AuditEntry.objects.create)(
+        account=account, event="order", outcome="ok", message="closed together"
+    )
+    comm, _ = await connect_as(alice)
+    together = [
+        (alice.pk, {"type": "account.changed", "account_id": account.pk}),
+        (alice.pk, {"type": "automation.log", "account_id": account.pk, "entry_id": entry.pk}),
+    ]
+    await database_sync_to_async(bus._send_user_events)(together)  # noqa: SLF001 - one user.events message
+    received = [await comm.receive_json_from(timeout=3) for _ in range(3)]
+    assert [m["type"] for m in received] == ["balance", "positions", "automation_log"]
+    assert received[2]["data"]["message"] == "closed together"
+    assert [m["seq"] for m in received] == [2, 3, 4]  # no jump: each event applied as if it had come alone
+    ended = [
+        (alice.pk, {"type": "session.ended", "reason": "logout"}),
+        (alice.pk, {"type": "account.changed", "account_id": account.pk}),
+    ]
+    await database_sync_to_async(bus._send_user_events)(ended)  # noqa: SLF001
+    assert (await comm.receive_json_from(timeout=3))["data"]["code"] == "session_ended"
+    assert (await comm.receive_output(timeout=3))["type"] == "websocket.close"
+    assert await comm.receive_nothing(timeout=0.3)

@@ -13,6 +13,7 @@ from accounts.models import ExchangeAccount, User
 from automations import publish as events
 from automations.models import AuditEntry
 from axisor_bus import publish as bus
+from tests.realtime.conftest import capture_group_sends
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -20,11 +21,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def captured(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any]]]:
     out: list[tuple[str, dict[str, Any]]] = []
-    monkeypatch.setattr(bus, "group_send", lambda group, message: out.append((group, dict(message))))
-    # the outbox's runs (on Redis): each group's messages in order
-    monkeypatch.setattr(
-        bus, "group_send_many", lambda sent: out.extend((g, dict(m)) for g, ms in sent.items() for m in ms)
-    )
+    capture_group_sends(monkeypatch, out)
     return out
 
 
