@@ -62,12 +62,14 @@ def order_intent_enqueue(
 
 def order_intents_enqueue(intents: list[tuple[int, bool]]) -> None:
     """Queue several (id, protective) intents through one broker producer, protective ones first, in batches of
-    ``settings.DELIVERY_THREADS`` (one message delivers them side by side: ``services.delivery_batch``)."""
+    ``settings.DELIVERY_BATCH`` (one message delivers them side by side, ``settings.DELIVERY_THREADS`` at a time:
+    ``services.delivery_batch``)."""
     if not intents:
         return
     with order_intent_execute_task.app.producer_or_acquire() as producer:
         for protective in (True, False):
-            for chunk in batches([intent_id for intent_id, kind in intents if kind is protective]):
+            chosen = [intent_id for intent_id, kind in intents if kind is protective]
+            for chunk in batches(chosen, settings.DELIVERY_BATCH):
                 if len(chunk) == 1:
                     order_intent_enqueue(chunk[0], protective=protective, producer=producer)
                     continue

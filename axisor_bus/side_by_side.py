@@ -42,11 +42,12 @@ class _Held:
 _held: contextvars.ContextVar[_Held | None] = contextvars.ContextVar("axisor_held_sends", default=None)
 
 
-def batches(ids: list[int]) -> Iterator[list[int]]:
-    """``ids`` in the batches one delivery task takes: ``settings.DELIVERY_THREADS`` at a time, in order."""
+def batches(ids: list[int], size: int | None = None) -> Iterator[list[int]]:
+    """``ids`` in the batches one delivery task takes: ``size`` (default ``settings.DELIVERY_THREADS``) at a time,
+    in order."""
     from django.conf import settings
 
-    size = max(1, settings.DELIVERY_THREADS)
+    size = max(1, size or settings.DELIVERY_THREADS)
     for start in range(0, len(ids), size):
         yield ids[start : start + size]
 

@@ -69,6 +69,7 @@ from automations.services.trades import (
     tracked_trade_fill_exit,
     tracked_trade_mark_closed,
     tracked_trade_upsert,
+    tracked_trades_closed_together,
 )
 from lnmarkets.client import RestClient, send_deadline
 from lnmarkets.exceptions import (
@@ -434,8 +435,8 @@ def order_intents_settle(acks: Sequence[tuple[OrderIntent, Trade]]) -> Settled:
     """Settle acknowledged intents (``order_intent_send``'s answers) in one transaction: each RECONCILED from its
     answer by its own compare-and-set (SUBMITTING → RECONCILED; the answer is stored with the outcome instead of in
     an ACKED step of its own) in one statement for all (``intent_machine.transition_many``), with its bookkeeping, its
-    decision's outcome and its two audit entries, the batch's decisions told in one statement and its entries
-    written in one. The bookkeeping that may need the exchange is
+    decision's outcome and its two audit entries, the batch's decisions told in one statement, its tracked trades
+    closed in one and its entries written in one. The bookkeeping that may need the exchange is
     left to the caller (``order_intent_after_settle`` of each intent settled).
 
     Raises when the transaction fails: nothing of it is written and each intent is left as it was read (SUBMITTING);
@@ -454,11 +455,12 @@ def order_intents_settle(acks: Sequence[tuple[OrderIntent, Trade]]) -> Settled:
             intents_settled(moved)
             entries: list[AuditEntry] = []
             followups: list[OrderIntent] = []
-            for intent, trade in acks:
-                if intent in moved:
-                    written, more = _reconciled_writes(intent, found[intent.pk], accepted=trade)
-                    entries += written
-                    followups += more
+            with tracked_trades_closed_together():  # their tracked copies in one statement, before the entries
+                for intent, trade in acks:
+                    if intent in moved:
+                        written, more = _reconciled_writes(intent, found[intent.pk], accepted=trade)
+                        entries += written
+                        followups += more
             _audit_write(entries)
             for followup in followups:
                 followup.save()

@@ -33,11 +33,10 @@ def intents_settled(intents: Sequence[OrderIntent]) -> None:
     for done in (True, False):
         ids = [i.pk for i in settled if (i.state == OrderIntent.State.RECONCILED) is done]
         final = AuditEntry.Outcome.OK if done else AuditEntry.Outcome.REJECTED
-        pending = {"event": AuditEntry.Event.DECISION, "outcome": AuditEntry.Outcome.PENDING}
-        if len(ids) == 1:
-            compiled_update(AuditEntry, where={"intent_id": ids[0], **pending}, values={"outcome": final})
-        elif ids:
-            AuditEntry.objects.filter(intent_id__in=ids, **pending).update(outcome=final)
+        if ids:
+            match = {"intent_id": ids[0] if len(ids) == 1 else ids}
+            pending = {"event": AuditEntry.Event.DECISION, "outcome": AuditEntry.Outcome.PENDING}
+            compiled_update(AuditEntry, where={**match, **pending}, values={"outcome": final})
     for intent in settled:
         _automation_told(intent)
 

@@ -8,6 +8,9 @@ closed with its exit price, PnL and reason (closed, stop-loss, take-profit, liqu
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime, timedelta
 
 from django.db import transaction
@@ -18,7 +21,7 @@ from accounts.models import ExchangeAccount
 from automations.audit_text import say
 from automations.models import AuditEntry, OrderIntent, TrackedTrade
 from automations.publish import publish_account_changed_on_commit, publish_automation_log_on_commit
-from automations.services.compiled_update import compiled_update
+from automations.services.compiled_update import compiled_update, compiled_update_rows
 from lnmarkets.client import RestClient
 from lnmarkets.schemas import Trade
 
@@ -144,6 +147,36 @@ def _mark_closed_unseen(row: TrackedTrade) -> None:
     row.save(update_fields=["state", "closed_at", "closed_reason"])
 
 
+_Closed = tuple[ExchangeAccount, Trade, bool, dict[str, object]]
+_closing_together: ContextVar[list[_Closed] | None] = ContextVar("axisor_closing_together", default=None)
+
+
+@contextmanager
+def tracked_trades_closed_together() -> Iterator[None]:
+    """Inside (a transaction settling several closes): the tracked copies ``tracked_trade_mark_closed`` writes from a
+    closed trade in hand are written together when the block ends without an error, in one statement on PostgreSQL
+    (``compiled_update_rows``); nothing else inside the block may read them before that."""
+    closing: list[_Closed] = []
+    token = _closing_together.set(closing)
+    try:
+        yield
+    finally:
+        _closing_together.reset(token)
+    _write_closed(closing)
+
+
+def _write_closed(closing: list[_Closed]) -> None:
+    rows = [{"account_id": account.pk, "trade_id": closed.id, **fields} for account, closed, _, fields in closing]
+    matched = compiled_update_rows(TrackedTrade, key=("account_id", "trade_id"), rows=rows)
+    told: set[int] = set()
+    for account, closed, by_axisor, _ in closing:
+        if (account.pk, closed.id) not in matched:
+            tracked_trade_upsert(account, closed, by_axisor=by_axisor)  # not tracked yet: created
+        elif account.pk not in told:
+            told.add(account.pk)
+            publish_account_changed_on_commit(account.pk, account.owner_id)
+
+
 def tracked_trade_mark_closed(
     account: ExchangeAccount, trade_id: str, *, closed: Trade | None, by_axisor: bool
 ) -> None:
@@ -152,10 +185,14 @@ def tracked_trade_mark_closed(
     the later, better-informed call wins (a close of ours refused as "already closed" unmarks it)."""
     if closed is not None and (closed.closed or closed.canceled):
         # A closed trade is final (no older view to keep): its tracked copy, with whose close it was, is written in
-        # one statement; a trade not tracked yet is created by the upsert.
+        # one statement (with the others' inside ``tracked_trades_closed_together``); a trade not tracked yet is
+        # created by the upsert.
         fields = _tracked_fields(closed)
         fields["closed_by_axisor"] = _ours(by_axisor, str(fields["closed_reason"]))
-        if compiled_update(TrackedTrade, where={"account_id": account.pk, "trade_id": closed.id}, values=fields):
+        closing = _closing_together.get()
+        if closing is not None:
+            closing.append((account, closed, by_axisor, fields))
+        elif compiled_update(TrackedTrade, where={"account_id": account.pk, "trade_id": closed.id}, values=fields):
             publish_account_changed_on_commit(account.pk, account.owner_id)
         else:
             tracked_trade_upsert(account, closed, by_axisor=by_axisor)
