@@ -26,6 +26,7 @@ from accounts.models import ExchangeAccount, User
 from accounts.preferences import user_language
 from automations.audit_text import audit_text
 from automations.models import AuditEntry, GlobalSwitch, OrderIntent
+from automations.services.intent_read import models_from_rows
 from notifications.models import Channel, Event, Notification
 
 logger = logging.getLogger(__name__)
@@ -214,8 +215,12 @@ def channels_wanting(owner_id: int, event: str, channel_ids: list[int] | None = 
     if channel_ids is not None:
         channels = Channel.objects.filter(owner_id=owner_id, is_enabled=True, pk__in=channel_ids).exclude(address="")
     else:
+        # A cursor, not ``raw()``: setting up a raw queryset was most of the time of a read that mostly finds nothing
         db = router.db_for_read(Channel)
-        channels = Channel.objects.db_manager(db).raw(_enabled_channels_sql(db), [owner_id, True, ""])
+        with connections[db].cursor() as cursor:
+            cursor.execute(_enabled_channels_sql(db), [owner_id, True, ""])
+            rows = cursor.fetchall()
+        channels = cast(list[Channel], models_from_rows(Channel, db, rows)) if rows else []
     return [channel for channel in channels if channel.is_ready and channel.wants(event)]
 
 

@@ -184,6 +184,19 @@ def _intent_from_row(db: str, connection: BaseDatabaseWrapper, plan: _Plan, row:
     return intent
 
 
+_tables: dict[tuple[str, type[Model]], _Table] = {}
+
+
+def models_from_rows(model: type[Model], db: str, rows: Sequence[Sequence[Any]]) -> list[Model]:
+    """Instances of ``model`` from rows of all its concrete columns in their order (a statement written elsewhere
+    once), each built as the ORM builds it: every column through its converters, then ``Model.from_db``."""
+    table = _tables.get((db, model))
+    if table is None:
+        table = _tables[(db, model)] = _table(model, model._meta.db_table, connections[db])
+    connection = connections[db]
+    return [table.build(db, connection, row) for row in rows]
+
+
 def intent_column_from_db(name: str, value: object) -> object:
     """One ``OrderIntent`` column (by attname) as the ORM would load it, through the converters found once with
     the plan (the compare-and-set's ``RETURNING`` row, ``intent_machine``)."""

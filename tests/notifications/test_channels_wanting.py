@@ -29,9 +29,11 @@ def test_the_ready_channels_that_want_an_event_in_the_models_order(alice, bob, d
     with django_assert_num_queries(1):
         found = channels_wanting(alice.pk, event)
     assert [c.name for c in found] == ["a-mail", "b-mail"]
-    assert [(c.pk, c.events, c.verified) for c in found] == [
-        (c.pk, c.events, c.verified) for c in _orm(alice.pk, event)
-    ]
+    columns = [f.attname for f in Channel._meta.concrete_fields]
+    assert [[getattr(c, name) for name in columns] for c in found] == [
+        [getattr(c, name) for name in columns] for c in _orm(alice.pk, event)
+    ]  # every column as the ORM reads it (the JSON list of events, the times)
+    assert all(not c._state.adding and c._state.db == "default" for c in found)
     assert channels_wanting(alice.pk, Event.TEST) == _orm(alice.pk, Event.TEST)  # a test reaches every ready one
     assert [c.name for c in channels_wanting(alice.pk, event, [found[1].pk])] == ["b-mail"]
     assert channels_wanting(bob.pk + alice.pk + 1000, event) == []
