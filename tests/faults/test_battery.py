@@ -197,7 +197,9 @@ def test_t05_worker_killed_after_the_post_before_the_database_update(rig, contro
     rig.start_worker(concurrency=per_round, **_threads(delivery))
     everything = []
     for _ in range(rounds):
-        intents = [_entry(account) for account, _ in accounts(per_round)]
+        # Batched protective intents are claimed together and settled together: the kill lands between their POSTs
+        # and the transaction that settles them (docs/exactly-once.md, "Batches").
+        intents = [_entry(account, protective=delivery == "batch") for account, _ in accounts(per_round)]
         everything += intents
         control.inject_fault("accept_then_delay", method="POST", path=TRADE, seconds=5, count=per_round)
         _enqueue(rig, intents, delivery=delivery)
