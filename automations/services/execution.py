@@ -40,7 +40,7 @@ from django.utils import timezone
 
 from accounts.crypto import CredentialDecryptionError
 from accounts.models import ExchangeAccount
-from automations.actions import ActionParamsError, Found, OrderAction, action_for
+from automations.actions import ActionParamsError, Found, OrderAction, UnknownActionError, action_for
 from automations.audit_text import Said, say
 from automations.exchange import client_for_account, signing_from
 from automations.models import AuditEntry, GlobalSwitch, OrderIntent
@@ -398,7 +398,10 @@ def may_claim_together(intent: OrderIntent) -> bool:
         return False
     if intent.deliveries > MAX_DELIVERIES or intent.sends >= MAX_ATTEMPTS:
         return False
-    action = _action(intent)
+    try:
+        action = _action(intent)
+    except UnknownActionError:
+        return False  # its own delivery fails alone, without holding up the batch
     if type(action).before_send is not OrderAction.before_send:
         return False
     try:

@@ -298,3 +298,13 @@ def test_closes_settled_together_each_notify_the_owners_channels(paper, sim, exc
     assert rows.count() == 3  # one per close
     assert len({n.idempotency_key for n in rows}) == 3  # each from its own close's entry
     assert not Notification.objects.filter(channel__name="none").exists()  # wants kill switches only
+
+
+def test_an_intent_of_an_unknown_action_fails_alone_without_holding_up_its_batch(paper, sim, exchange):
+    trade_ids = _managed_longs(paper, exchange, 3)
+    broken, *closes = _closes(paper, trade_ids)
+    OrderIntent.objects.filter(pk=broken.pk).update(action="bogus")  # a row no code writes
+    outcome = order_intents_execute([broken.pk, *(c.pk for c in closes)], threads=_threads())
+    assert outcome.failed == [broken.pk]
+    assert [OrderIntent.objects.get(pk=c.pk).state for c in closes] == ["reconciled", "reconciled"]
+    assert sim.control.requests_for_trade(broken.trade_id) == {}
