@@ -384,7 +384,8 @@ def test_notifications_queued_together_leave_in_batches_and_later_ones_alone(mon
     from axisor_bus.side_by_side import sends_grouped
     from notifications import tasks
 
-    settings.DELIVERY_THREADS = 3
+    settings.DELIVERY_BATCH = 3  # the order batches' size: a batch of closes, then the batch of their notifications
+    settings.DELIVERY_THREADS = 2
     sent: list[tuple[str, object, float]] = []
 
     def recorder(name: str):  # noqa: ANN202
