@@ -85,7 +85,8 @@ def compiled_update_rows(
     same other columns, plain values): ``compiled_update(model, where=<its key>, values=<the rest>)`` of every row,
     in one statement on PostgreSQL (``UPDATE … SET c = v.c FROM (SELECT … UNION ALL SELECT …) v WHERE <key> …
     RETURNING <key>``, each value cast to its column's type), one statement each elsewhere. Returns the keys
-    matched (as given); the others matched nothing and wrote nothing. A key must match at most one row."""
+    matched, as tuples of plain values; the others matched nothing and wrote nothing. A key must match at most one
+    row."""
     if not rows:
         return set()
     columns = tuple(name for name in rows[0] if name not in key)

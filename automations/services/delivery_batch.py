@@ -1,14 +1,18 @@
 """Several order intents delivered by one task, side by side (issue #14: the crash tick; docs/capacity.md).
 
-Each intent goes through ``execution.order_intent_execute`` exactly as its own task would take it: a batch changes
-how the work reaches a worker, never what is sent. Every move of an intent is a compare-and-set of that intent
-(docs/exactly-once.md), so a batch redelivered after its worker died, or an intent delivered by a batch and by its
-own task at once, still sends once; the fault battery runs its kill scenarios through batches too.
+A batch changes how the work reaches a worker and how many statements it takes, never what is sent. Its intents are
+leased and read together; the ones that may be claimed together (``execution.may_claim_together``: a crash tick's
+closes) are claimed in one statement and their 2xx answers settled in one transaction; every other intent goes
+through ``execution.order_intent_advance`` exactly as its own task would take it. Each row of each statement is that
+intent's own compare-and-set (docs/exactly-once.md, "Batches"), so a batch redelivered after its worker died, or an
+intent delivered by a batch and by its own task at once, still sends once; the fault battery runs its kill
+scenarios through batches too.
 
-What a batch saves: one broker message, one hand-over to a worker child and one task set-up for several intents,
-and the waits on the exchange (tens to hundreds of milliseconds per POST at the real one) overlap in threads instead
-of holding a worker child each. Threads are used only outside a transaction (others would not see its writes) and
-with a connection pool behind them (``settings.DELIVERY_THREADS``: 1 under SQLite): ``axisor_bus.side_by_side``.
+What a batch saves: one broker message, one hand-over to a worker child, one task set-up and most statements for
+several intents, and the waits on the exchange (tens to hundreds of milliseconds per POST at the real one) overlap
+in threads instead of holding a worker child each. Threads are used only outside a transaction (others would not see
+its writes) and with a connection pool behind them (``settings.DELIVERY_THREADS``: 1 under SQLite):
+``axisor_bus.side_by_side``.
 """
 
 from __future__ import annotations
