@@ -20,11 +20,6 @@ from automations.services.compiled_update import compiled_update
 _NOTES = (ORDER_REFUSED, CANNOT_AFFORD)
 
 
-def intent_settled(intent: OrderIntent) -> None:
-    """``intents_settled`` of one intent."""
-    intents_settled([intent])
-
-
 def intents_settled(intents: Sequence[OrderIntent]) -> None:
     """Each of ``intents`` reached RECONCILED or REJECTED: its decision entries take the final outcome; a refused
     order of an automation is told on the automation's row (a refused open stops the Auto Entry: ERROR, never

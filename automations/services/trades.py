@@ -21,7 +21,7 @@ from accounts.models import ExchangeAccount
 from automations.audit_text import say
 from automations.models import AuditEntry, OrderIntent, TrackedTrade
 from automations.publish import publish_account_changed_on_commit, publish_automation_log_on_commit
-from automations.services.compiled_update import compiled_update, compiled_update_rows
+from automations.services.compiled_update import compiled_update_rows
 from lnmarkets.client import RestClient
 from lnmarkets.schemas import Trade
 
@@ -192,10 +192,8 @@ def tracked_trade_mark_closed(
         closing = _closing_together.get()
         if closing is not None:
             closing.append((account, closed, by_axisor, fields))
-        elif compiled_update(TrackedTrade, where={"account_id": account.pk, "trade_id": closed.id}, values=fields):
-            publish_account_changed_on_commit(account.pk, account.owner_id)
         else:
-            tracked_trade_upsert(account, closed, by_axisor=by_axisor)
+            _write_closed([(account, closed, by_axisor, fields)])
         return
     row = TrackedTrade.objects.filter(account=account, trade_id=trade_id).first()
     if row is None:

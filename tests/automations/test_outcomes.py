@@ -10,7 +10,7 @@ import pytest
 
 from automations.models import AuditEntry, Automation, OrderIntent
 from automations.outcome_phrases import CANNOT_AFFORD, OPEN_REFUSED, ORDER_REFUSED
-from automations.services.outcomes import intent_settled
+from automations.services.outcomes import intents_settled
 from automations.services.trades import account_reconcile
 from tests.automations.conftest import auto_entry
 from tests.automations.test_execution import _run, _tick
@@ -51,13 +51,13 @@ def test_a_refused_protective_order_is_told_then_cleared_by_the_next_done_one(pa
     refused = OrderIntent.objects.create(
         account=paper, automation=guard, action="close", trade_id="t", state=OrderIntent.State.REJECTED
     )
-    intent_settled(refused)
+    intents_settled([refused])
     guard.refresh_from_db()
     assert (guard.status, guard.status_message) == (Automation.Status.ACTIVE, ORDER_REFUSED)
     done = OrderIntent.objects.create(
         account=paper, automation=guard, action="close", trade_id="u", state=OrderIntent.State.RECONCILED
     )
-    intent_settled(done)
+    intents_settled([done])
     guard.refresh_from_db()
     assert guard.status_message == ""
 
@@ -85,15 +85,15 @@ def test_a_done_order_clears_a_refused_note_by_what_its_delivery_read(paper, dja
     Automation.objects.filter(pk=guard.pk).update(status_message=ORDER_REFUSED)
     # read with the note (as a delivery reads the intent with its automation): cleared
     done = OrderIntent.objects.select_related("automation").get(pk=_done_close(paper, guard, "u").pk)
-    intent_settled(done)
+    intents_settled([done])
     guard.refresh_from_db()
     assert guard.status_message == ""
     # read without it: no statement for the automation (the decision's outcome is the only one)
     other = OrderIntent.objects.select_related("automation").get(pk=_done_close(paper, guard, "v").pk)
     with django_assert_num_queries(1):
-        intent_settled(other)
+        intents_settled([other])
     # not read at all: the conditional update runs, as before
     Automation.objects.filter(pk=guard.pk).update(status_message=ORDER_REFUSED)
-    intent_settled(OrderIntent.objects.get(pk=_done_close(paper, guard, "w").pk))
+    intents_settled([OrderIntent.objects.get(pk=_done_close(paper, guard, "w").pk)])
     guard.refresh_from_db()
     assert guard.status_message == ""
